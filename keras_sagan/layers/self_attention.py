@@ -1,0 +1,147 @@
+"""The SAGAN self-attention block."""
+
+import keras
+from keras import ops
+
+from keras_sagan.layers.spectral_normalization import SpectralNormalization
+
+VARIANTS = ("sagan", "reference")
+
+
+def _conv1x1(filters, use_bias, spectral_norm):
+    conv = keras.layers.Conv2D(filters, 1, use_bias=use_bias)
+    return SpectralNormalization(conv) if spectral_norm else conv
+
+
+@keras.saving.register_keras_serializable(package="keras_sagan")
+class SelfAttention(keras.layers.Layer):
+    """Self-attention over the spatial positions of a feature map.
+
+    Each query position attends over all key positions:
+    `A = softmax_keys(q k^T)`, `o_i = sum_j A[i, j] v_j`, and the block returns
+    `gamma * o + x` with the scalar `gamma` initialised to 0, so the block
+    starts as the identity and learns how much non-local evidence to use.
+
+    Two variants:
+    - `"sagan"` (default): the official SAGAN/BigGAN block. query (theta)
+      and key (phi) are 1x1 convs to C/8, value (g) to C/2, and an output conv
+      (o) maps back to C. All four are spectrally normalised and have no bias.
+      Keys and values are 2x2 max-pooled when `pooling` is on (the default),
+      so the map is `(B, N, N/4)`.
+    - `"reference"`: exactly the block of the PyTorch reference
+      (heykeetae/Self-Attention-GAN): 1x1 convs with bias, query/key to C/8,
+      value to C, no output conv, no spectral norm, no pooling by default.
+
+    When no attention map is requested and `query_chunk_size` is set, the
+    queries are processed in chunks so the full `N x N` map never exists at
+    once; the result equals the full computation.
+
+    Args:
+        variant: str. `"sagan"` or `"reference"`. Defaults to `"sagan"`.
+        pooling: bool or None. 2x2 max-pool keys and values. `None` means
+            `True` for `"sagan"` and `False` for `"reference"`.
+        query_chunk_size: int or None. Queries per chunk on the
+            memory-efficient path. Defaults to `None` (one chunk).
+
+    Call arguments:
+        inputs: `(B, H, W, C)` feature map, C >= 8.
+        training: bool. Passed to the spectrally normalised convs.
+        return_attention: bool. Also return the `(B, H*W, N_key)` map whose
+            rows sum to 1.
+
+    Example:
+
+    >>> attn = SelfAttention(variant="reference")
+    >>> y, a = attn(np.zeros((2, 16, 16, 64), "float32"), return_attention=True)
+    >>> a.shape
+    (2, 256, 256)
+
+    Reference:
+        Zhang, Goodfellow, Metaxas, Odena, "Self-Attention Generative
+        Adversarial Networks", ICML 2019.
+    """
+
+    def __init__(self, variant="sagan", pooling=None, query_chunk_size=None, **kwargs):
+        super().__init__(**kwargs)
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}; received {variant!r}.")
+        if query_chunk_size is not None and (not isinstance(query_chunk_size, int) or query_chunk_size < 1):
+            raise ValueError(f"query_chunk_size must be None or an int >= 1; received {query_chunk_size!r}.")
+        self.variant = variant
+        self.pooling = pooling
+        self.query_chunk_size = query_chunk_size
+        self._pool = (variant == "sagan") if pooling is None else bool(pooling)
+
+    def build(self, input_shape):
+        height, width, channels = input_shape[1], input_shape[2], input_shape[-1]
+        if channels is None or channels < 8:
+            raise ValueError(f"SelfAttention needs at least 8 input channels; received input shape {input_shape}.")
+        if self._pool and (height % 2 or width % 2):
+            raise ValueError(f"pooling needs even height and width; received input shape {input_shape}.")
+        sagan = self.variant == "sagan"
+        value_channels = channels // 2 if sagan else channels
+        self.query = _conv1x1(channels // 8, use_bias=not sagan, spectral_norm=sagan)
+        self.key = _conv1x1(channels // 8, use_bias=not sagan, spectral_norm=sagan)
+        self.value = _conv1x1(value_channels, use_bias=not sagan, spectral_norm=sagan)
+        self.query.build(input_shape)
+        self.key.build(input_shape)
+        self.value.build(input_shape)
+        if sagan:
+            self.output_projection = _conv1x1(channels, use_bias=False, spectral_norm=True)
+            self.output_projection.build(tuple(input_shape[:-1]) + (value_channels,))
+        else:
+            self.output_projection = None
+        self.gamma = self.add_weight(shape=(), initializer="zeros", name="gamma")
+
+    def _keys_values(self, inputs, training):
+        keys = self.key(inputs, training=training)
+        values = self.value(inputs, training=training)
+        if self._pool:
+            keys = ops.max_pool(keys, 2, 2)
+            values = ops.max_pool(values, 2, 2)
+        batch = ops.shape(inputs)[0]
+        keys = ops.reshape(keys, (batch, -1, keys.shape[-1]))
+        values = ops.reshape(values, (batch, -1, values.shape[-1]))
+        return keys, values
+
+    def _attend(self, queries, keys, values):
+        # Softmax in float32: the logits are sums over C/8 products and the
+        # map has up to N^2 entries, so half precision loses mass there.
+        logits = ops.einsum("bqc,bkc->bqk", ops.cast(queries, "float32"), ops.cast(keys, "float32"))
+        attention = ops.softmax(logits, axis=-1)
+        out = ops.einsum("bqk,bkc->bqc", ops.cast(attention, values.dtype), values)
+        return out, attention
+
+    def call(self, inputs, training=None, return_attention=False):
+        batch = ops.shape(inputs)[0]
+        height, width = inputs.shape[1], inputs.shape[2]
+        queries = self.query(inputs, training=training)
+        queries = ops.reshape(queries, (batch, -1, queries.shape[-1]))
+        keys, values = self._keys_values(inputs, training)
+        num_queries = height * width
+        chunk = self.query_chunk_size
+        if return_attention or chunk is None or chunk >= num_queries:
+            out, attention = self._attend(queries, keys, values)
+        else:
+            pieces = [
+                self._attend(queries[:, start : start + chunk], keys, values)[0]
+                for start in range(0, num_queries, chunk)
+            ]
+            out, attention = ops.concatenate(pieces, axis=1), None
+        out = ops.reshape(out, (batch, height, width, values.shape[-1]))
+        if self.output_projection is not None:
+            out = self.output_projection(out, training=training)
+        outputs = ops.cast(self.gamma, out.dtype) * out + inputs
+        if return_attention:
+            return outputs, attention
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"variant": self.variant, "pooling": self.pooling, "query_chunk_size": self.query_chunk_size}
+        )
+        return config

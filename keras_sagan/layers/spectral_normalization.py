@@ -1,0 +1,162 @@
+"""Spectral normalisation wrapper whose gradient flows through sigma."""
+
+import keras
+from keras import ops
+
+_SUPPORTED = (
+    keras.layers.Dense,
+    keras.layers.Conv2D,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Embedding,
+)
+
+
+def _l2_normalize(x, epsilon):
+    return x / ops.maximum(ops.sqrt(ops.sum(ops.square(x))), epsilon)
+
+
+@keras.saving.register_keras_serializable(package="keras_sagan")
+class SpectralNormalization(keras.layers.Wrapper):
+    """Divides the wrapped layer's kernel by its largest singular value.
+
+    Miyato et al. 2018 spectral normalisation, computed in the forward pass:
+    `W_sn = W / sigma(W)`. Unlike `keras.layers.SpectralNormalization`, the
+    wrapped kernel is never overwritten, so the gradient flows through sigma
+    (with `u` and `v` held constant, as in `torch.nn.utils.spectral_norm`).
+
+    sigma is estimated by power iteration on the kernel reshaped to
+    `(-1, kernel.shape[-1])`. For `Conv2DTranspose` (kernel `(k, k, out, in)`)
+    that is the input-channel axis, which is what the PyTorch reference's
+    reshape of its `(in, out, k, k)` weight along dim 0 computes; for `Dense`
+    and `Conv2D` it is the output axis, as in PyTorch. The singular value is
+    the same either way; only the length of `u` differs.
+
+    `u` is a non-trainable variable updated only when `training=True`. With
+    `training=False` no variable changes and sigma is `||u W^T||`, the estimate
+    from the stored `u`. Under `tf.distribute` the update is averaged across
+    replicas (`aggregation="mean"`); every replica computes the same value
+    from the same mirrored kernel, so replicas never drift apart.
+
+    Args:
+        layer: `Dense`, `Conv2D`, `Conv2DTranspose` or `Embedding` layer.
+        power_iterations: int. Power-iteration steps per training call.
+            Defaults to `1`.
+        epsilon: float. Guards the vector normalisation against division by
+            zero. Defaults to `1e-12`.
+
+    Call arguments:
+        inputs: the wrapped layer's input.
+        training: bool. Whether to run the power iteration and update `u`.
+
+    Example:
+
+    >>> sn = SpectralNormalization(keras.layers.Dense(4))
+    >>> y = sn(np.ones((2, 3), "float32"), training=True)
+
+    Reference:
+        Miyato et al., "Spectral Normalization for Generative Adversarial
+        Networks", ICLR 2018.
+    """
+
+    def __init__(self, layer, power_iterations=1, epsilon=1e-12, **kwargs):
+        if not isinstance(layer, _SUPPORTED):
+            raise ValueError(
+                "SpectralNormalization wraps Dense, Conv2D, Conv2DTranspose or "
+                f"Embedding layers; received {type(layer).__name__}."
+            )
+        if getattr(layer, "groups", 1) != 1:
+            raise ValueError(f"Grouped convolutions are not supported; received groups={layer.groups}.")
+        if not isinstance(power_iterations, int) or power_iterations < 1:
+            raise ValueError(f"power_iterations must be an int >= 1; received {power_iterations!r}.")
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be > 0; received {epsilon!r}.")
+        super().__init__(layer, **kwargs)
+        self.power_iterations = power_iterations
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        kernel = self._kernel
+        self.u = self.add_weight(
+            shape=(1, kernel.shape[-1]),
+            initializer=keras.initializers.RandomNormal(stddev=1.0),
+            trainable=False,
+            aggregation="mean",
+            dtype="float32",
+            name="u",
+        )
+
+    @property
+    def _kernel(self):
+        if isinstance(self.layer, keras.layers.Embedding):
+            return self.layer.embeddings
+        return self.layer.kernel
+
+    def _sigma_and_u(self, training):
+        # The power iteration stays in float32 whatever the dtype policy.
+        kernel = ops.cast(self._kernel.value, "float32")
+        matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))
+        u = ops.convert_to_tensor(self.u.value)
+        if not training:
+            return ops.sqrt(ops.sum(ops.square(ops.matmul(u, ops.transpose(matrix))))), u
+        for _ in range(self.power_iterations):
+            v = _l2_normalize(ops.matmul(u, ops.transpose(matrix)), self.epsilon)
+            u = _l2_normalize(ops.matmul(v, matrix), self.epsilon)
+        u = ops.stop_gradient(u)
+        v = ops.stop_gradient(v)
+        sigma = ops.sum(ops.matmul(v, matrix) * u)
+        return sigma, u
+
+    def spectral_norm(self):
+        """Returns the current sigma estimate without changing any variable."""
+        return self._sigma_and_u(training=False)[0]
+
+    def normalized_kernel(self, training=False):
+        """Returns `W / sigma` (float32). With `training=True`, updates `u`."""
+        sigma, u = self._sigma_and_u(training)
+        if training:
+            self.u.assign(u)
+        return ops.cast(self._kernel.value, "float32") / sigma
+
+    def call(self, inputs, training=None):
+        kernel = ops.cast(self.normalized_kernel(training=bool(training)), self.compute_dtype)
+        layer = self.layer
+        if isinstance(layer, keras.layers.Embedding):
+            return ops.take(kernel, ops.cast(inputs, "int32"), axis=0)
+        if isinstance(layer, keras.layers.Dense):
+            outputs = ops.matmul(inputs, kernel)
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
+            outputs = ops.conv_transpose(
+                inputs,
+                kernel,
+                strides=list(layer.strides),
+                padding=layer.padding,
+                output_padding=layer.output_padding,
+                dilation_rate=layer.dilation_rate,
+                data_format=layer.data_format,
+            )
+        else:
+            outputs = ops.conv(
+                inputs,
+                kernel,
+                strides=list(layer.strides),
+                padding=layer.padding,
+                dilation_rate=layer.dilation_rate,
+                data_format=layer.data_format,
+            )
+        if layer.use_bias:
+            bias = layer.bias
+            if getattr(layer, "data_format", "channels_last") == "channels_first":
+                bias = ops.reshape(bias, (1, -1) + (1,) * (len(outputs.shape) - 2))
+            outputs = outputs + ops.cast(bias, outputs.dtype)
+        if layer.activation is not None:
+            outputs = layer.activation(outputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"power_iterations": self.power_iterations, "epsilon": self.epsilon})
+        return config

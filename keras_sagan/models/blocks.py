@@ -1,0 +1,104 @@
+"""Residual up/down blocks of the paper's ("resnet") architecture."""
+
+import keras
+from keras import ops
+
+from keras_sagan.layers import ConditionalBatchNormalization, SpectralNormalization
+
+
+def sn_conv(filters, kernel_size):
+    return SpectralNormalization(keras.layers.Conv2D(filters, kernel_size, padding="same"))
+
+
+def _batch_norm(num_classes):
+    if num_classes is None:
+        return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True)
+    return ConditionalBatchNormalization(num_classes)
+
+
+@keras.saving.register_keras_serializable(package="keras_sagan")
+class GeneratorBlock(keras.layers.Layer):
+    """BN-ReLU-upsample-conv3x3-BN-ReLU-conv3x3 with an upsample-conv1x1 shortcut.
+
+    Args:
+        filters: int. Output channels.
+        num_classes: int or None. Conditional BN over this many classes.
+    """
+
+    def __init__(self, filters, num_classes=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.num_classes = num_classes
+        self.bn1 = _batch_norm(num_classes)
+        self.conv1 = sn_conv(filters, 3)
+        self.bn2 = _batch_norm(num_classes)
+        self.conv2 = sn_conv(filters, 3)
+        self.shortcut = sn_conv(filters, 1)
+
+    def _norm(self, layer, x, labels, training):
+        if self.num_classes is None:
+            return layer(x, training=training)
+        return layer(x, labels, training=training)
+
+    def call(self, inputs, labels=None, training=None):
+        h = ops.relu(self._norm(self.bn1, inputs, labels, training))
+        h = ops.repeat(ops.repeat(h, 2, axis=1), 2, axis=2)
+        h = self.conv1(h, training=training)
+        h = ops.relu(self._norm(self.bn2, h, labels, training))
+        h = self.conv2(h, training=training)
+        skip = ops.repeat(ops.repeat(inputs, 2, axis=1), 2, axis=2)
+        return h + self.shortcut(skip, training=training)
+
+    def compute_output_shape(self, input_shape, labels_shape=None):
+        return (input_shape[0], input_shape[1] * 2, input_shape[2] * 2, self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"filters": self.filters, "num_classes": self.num_classes})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_sagan")
+class DiscriminatorBlock(keras.layers.Layer):
+    """(ReLU)-conv3x3-ReLU-conv3x3-(avgpool) with a conv1x1 shortcut.
+
+    Args:
+        filters: int. Output channels.
+        downsample: bool. 2x2 average-pool the output.
+        preactivation: bool. ReLU before the first conv; `False` for the
+            block that sees the image.
+    """
+
+    def __init__(self, filters, downsample=True, preactivation=True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.downsample = downsample
+        self.preactivation = preactivation
+        self.conv1 = sn_conv(filters, 3)
+        self.conv2 = sn_conv(filters, 3)
+        self.shortcut = sn_conv(filters, 1)
+
+    def _pool(self, x):
+        return ops.average_pool(x, 2, 2) if self.downsample else x
+
+    def call(self, inputs, training=None):
+        h = ops.relu(inputs) if self.preactivation else inputs
+        h = self.conv1(h, training=training)
+        h = self.conv2(ops.relu(h), training=training)
+        h = self._pool(h)
+        if self.preactivation:
+            skip = self._pool(self.shortcut(inputs, training=training))
+        else:
+            skip = self.shortcut(self._pool(inputs), training=training)
+        return h + skip
+
+    def compute_output_shape(self, input_shape):
+        scale = 2 if self.downsample else 1
+        return (input_shape[0], input_shape[1] // scale, input_shape[2] // scale, self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"filters": self.filters, "downsample": self.downsample, "preactivation": self.preactivation}
+        )
+        return config
