@@ -34,8 +34,8 @@ class SpectralNormalization(keras.layers.Wrapper):
     `u` is a non-trainable variable updated only when `training=True`. With
     `training=False` no variable changes and sigma is `||u W^T||`, the estimate
     from the stored `u`. Under `tf.distribute` the update is averaged across
-    replicas (`aggregation="mean"`); every replica computes the same value
-    from the same mirrored kernel, so replicas never drift apart.
+    replica locally (sync-on-read); every replica computes the same value from
+    the same mirrored kernel, so the copies never drift apart.
 
     Args:
         layer: `Dense`, `Conv2D`, `Conv2DTranspose` or `Embedding` layer.
@@ -77,12 +77,18 @@ class SpectralNormalization(keras.layers.Wrapper):
     def build(self, input_shape):
         super().build(input_shape)
         kernel = self._kernel
-        self.u = self.add_weight(
+        # Sync-on-read: each replica updates its own copy with no cross-replica
+        # communication (so the update can sit inside a per-replica XLA
+        # cluster). Every replica computes the same u from the same mirrored
+        # kernel, so the copies never drift; reads outside replicas (and
+        # checkpoints) take the first replica's.
+        self.u = keras.Variable(
+            keras.initializers.RandomNormal(stddev=1.0),
             shape=(1, kernel.shape[-1]),
-            initializer=keras.initializers.RandomNormal(stddev=1.0),
-            trainable=False,
-            aggregation="mean",
             dtype="float32",
+            trainable=False,
+            synchronization="on_read",
+            aggregation="only_first_replica",
             name="u",
         )
 

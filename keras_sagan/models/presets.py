@@ -15,8 +15,10 @@ PRESETS = {
             "architecture": "dcgan",
             "attention_variant": "reference",
         },
-        "generator": {"z_dim": 128, "attention_resolutions": (16, 32)},
-        "discriminator": {"attention_resolutions": (8, 4)},
+        # attention_resolutions None: the dcgan default, (16, 32) in G and
+        # (8, 4) in D at 64x64, follows image_size overrides.
+        "generator": {"z_dim": 128, "attention_resolutions": None},
+        "discriminator": {"attention_resolutions": None},
     },
     "cifar10_32": {
         "description": "Residual SAGAN at 32x32 for CIFAR-10; pass num_classes=10 for the conditional model.",

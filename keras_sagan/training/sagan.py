@@ -1,0 +1,322 @@
+"""The SAGAN keras.Model: adversarial training with a custom train_step."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_sagan.training.losses import LOSSES, gradient_penalty
+
+
+def default_g_optimizer():
+    """Adam(1e-4, beta_1=0, beta_2=0.9): the paper's TTUR generator optimizer."""
+    return keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
+
+
+def default_d_optimizer():
+    """Adam(4e-4, beta_1=0, beta_2=0.9): the paper's TTUR discriminator optimizer.
+
+    The paper states beta_2 = 0.9; Google's released code runs 0.999.
+    """
+    return keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9)
+
+
+def resolve_jit_compile(jit_compile):
+    """`"auto"` means XLA on when a GPU is visible, off on CPU-only machines.
+
+    On a 2-core CPU XLA measured slower (transposed convs and attention), so
+    CPU stays off by default; see BUILD.md's performance section.
+    """
+    if jit_compile == "auto":
+        return bool(tf.config.list_logical_devices("GPU"))
+    if not isinstance(jit_compile, bool):
+        raise ValueError(f'jit_compile must be True, False or "auto"; received {jit_compile!r}.')
+    return jit_compile
+
+
+@keras.saving.register_keras_serializable(package="keras_sagan")
+class SAGAN(keras.Model):
+    """Trains a Generator against a Discriminator with `fit()`.
+
+    Each `train_step` runs `d_steps` discriminator updates, then one generator
+    update. Every discriminator update sees the *same* real batch (the one
+    `fit()` delivered) and a fresh draw of `z` (and fake labels). Fakes for
+    the D update are generated outside the gradient tape, so no gradient is
+    back-propagated into G during the D step (the PyTorch reference wastes a
+    full G backward there). Real and fake images go through D as one
+    concatenated batch.
+
+    Under `tf.distribute`, noise is drawn for the global batch and each
+    replica takes its own slice, losses are divided by the global batch, and
+    BatchNorm statistics are synchronised: one step on N replicas equals one
+    step on one device with the same global batch.
+
+    Args:
+        generator: `Generator`.
+        discriminator: `Discriminator` for the same image size and classes.
+        seed: int or None. Seeds the `keras.random.SeedGenerator` that draws
+            `z`, fake labels and the WGAN-GP interpolation.
+
+    Call arguments:
+        z: `(B, z_dim)` noise; `labels` too for a conditional model. Returns
+            generator images with `training=False`.
+
+    Example:
+
+    >>> gan = keras_sagan.build_sagan("celeba64")
+    >>> gan.compile()
+    >>> gan.fit(dataset_of_images, epochs=1)
+
+    Reference:
+        Zhang et al., "Self-Attention Generative Adversarial Networks", 2019.
+    """
+
+    def __init__(self, generator, discriminator, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if generator.image_size != discriminator.image_size:
+            raise ValueError(
+                f"generator image_size {generator.image_size} != discriminator image_size "
+                f"{discriminator.image_size}."
+            )
+        if generator.num_classes != discriminator.num_classes:
+            raise ValueError(
+                f"generator num_classes {generator.num_classes} != discriminator num_classes "
+                f"{discriminator.num_classes}."
+            )
+        self.generator = generator
+        self.discriminator = discriminator
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.ema_generator = None
+        # Variables must exist before fit() traces the step (and, under a
+        # strategy, inside its scope): build both networks now.
+        if not generator.built:
+            generator.build()
+        if not discriminator.built:
+            discriminator.build()
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_tracker = keras.metrics.Mean(name="d_real")
+        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        self.built = True
+
+    @property
+    def num_classes(self):
+        return self.generator.num_classes
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+
+    def compile(
+        self,
+        g_optimizer=None,
+        d_optimizer=None,
+        loss="hinge",
+        d_steps=1,
+        ema_decay=None,
+        gp_weight=None,
+        jit_compile="auto",
+        **kwargs,
+    ):
+        """Configures training.
+
+        Args:
+            g_optimizer: optimizer for G. Defaults to Adam(1e-4, 0, 0.9).
+            d_optimizer: optimizer for D. Defaults to Adam(4e-4, 0, 0.9).
+            loss: str. `"hinge"` (the paper's), `"non-saturating"` or
+                `"wgan-gp"`. Defaults to `"hinge"`.
+            d_steps: int >= 1. D updates per G update. Defaults to `1`.
+            ema_decay: float in [0, 1) or None. Keep an exponential moving
+                average of G's weights in `ema_generator`. Defaults to `None`.
+            gp_weight: float. WGAN-GP penalty weight, added to the D loss in
+                the same optimizer step; only valid with `"wgan-gp"`.
+                Defaults to `10.0` there.
+            jit_compile: bool or `"auto"`. XLA-compile the train step; `"auto"`
+                is on with a GPU, off on CPU. Under a multi-replica strategy
+                Keras' whole-step XLA cannot run the cross-replica gradient
+                all-reduce inside the compiled cluster, so XLA is applied per
+                replica to the discriminator's gradient computation, which
+                has no cross-replica communication; the generator step runs
+                without XLA there because its synchronised BatchNorm
+                all-reduces batch statistics.
+        """
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}; received {loss!r}.")
+        if not isinstance(d_steps, int) or d_steps < 1:
+            raise ValueError(f"d_steps must be an int >= 1; received {d_steps!r}.")
+        if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be None or in [0, 1); received {ema_decay!r}.")
+        if gp_weight is not None and loss != "wgan-gp":
+            raise ValueError(f'gp_weight only applies to loss="wgan-gp"; received loss={loss!r}.')
+        if gp_weight is not None and gp_weight < 0:
+            raise ValueError(f"gp_weight must be >= 0; received {gp_weight!r}.")
+        jit = resolve_jit_compile(jit_compile)
+        strategy = tf.distribute.get_strategy()
+        per_replica_xla = jit and strategy.num_replicas_in_sync > 1
+
+        self.g_optimizer = g_optimizer or default_g_optimizer()
+        self.d_optimizer = d_optimizer or default_d_optimizer()
+        self.loss_name = loss
+        self.d_loss_fn, self.g_loss_fn = LOSSES[loss]
+        self.d_steps = d_steps
+        self.ema_decay = ema_decay
+        self.gp_weight = (10.0 if loss == "wgan-gp" else 0.0) if gp_weight is None else float(gp_weight)
+        self.jit_compile_setting = jit_compile
+        # Optimizers are built here, inside the caller's strategy scope.
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        if ema_decay is not None and self.ema_generator is None:
+            self.ema_generator = self.generator.__class__.from_config(self.generator.get_config())
+            self.ema_generator.build()
+            self.ema_generator.trainable = False
+            for ema_weight, weight in zip(self.ema_generator.weights, self.generator.weights):
+                ema_weight.assign(weight)
+        self._d_gradients = self._discriminator_gradients
+        self._g_gradients = self._generator_gradients
+        if per_replica_xla:
+            self._d_gradients = tf.function(self._discriminator_gradients, jit_compile=True)
+        # g_optimizer doubles as Keras' `optimizer`, so `model.optimizer.iterations`
+        # counts generator steps (= train steps) for callbacks.
+        super().compile(optimizer=self.g_optimizer, jit_compile=jit and not per_replica_xla, **kwargs)
+
+    def call(self, z, labels=None, training=False):
+        if self.num_classes is None:
+            return self.generator(z, training=training)
+        return self.generator(z, labels, training=training)
+
+    # -- sampling ---------------------------------------------------------
+
+    def _replica_slice(self, global_values, local_batch):
+        # Every replica draws the same global noise (SeedGenerator state is
+        # mirrored) and keeps its own slice, so N replicas see exactly the
+        # noise a single device would see for the global batch.
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return global_values
+        start = context.replica_id_in_sync_group * local_batch
+        return global_values[start : start + local_batch]
+
+    def _num_replicas(self):
+        context = tf.distribute.get_replica_context()
+        return 1 if context is None else context.num_replicas_in_sync
+
+    def _sample_noise(self, local_batch):
+        global_batch = local_batch * self._num_replicas()
+        z = keras.random.normal((global_batch, self.generator.z_dim), seed=self.seed_generator)
+        labels = None
+        if self.num_classes is not None:
+            labels = keras.random.randint((global_batch,), 0, self.num_classes, seed=self.seed_generator)
+            labels = self._replica_slice(labels, local_batch)
+        return self._replica_slice(z, local_batch), labels
+
+    def _generate(self, z, labels, training):
+        if labels is None:
+            return self.generator(z, training=training)
+        return self.generator(z, labels, training=training)
+
+    def _discriminate(self, images, labels, training):
+        if labels is None:
+            return self.discriminator(images, training=training)
+        return self.discriminator(images, labels, training=training)
+
+    # -- the train step ---------------------------------------------------
+
+    def _discriminator_gradients(self, real, real_labels, fake, fake_labels, alpha, global_batch):
+        batch = ops.shape(real)[0]
+        with tf.GradientTape() as tape:
+            images = ops.concatenate([real, fake], axis=0)
+            labels = None if real_labels is None else ops.concatenate([real_labels, fake_labels], axis=0)
+            logits = self._discriminate(images, labels, training=True)
+            real_logits, fake_logits = logits[:batch], logits[batch:]
+            per_example = self.d_loss_fn(real_logits, fake_logits)
+            if self.gp_weight:
+                per_example = per_example + self.gp_weight * gradient_penalty(
+                    self.discriminator, real, fake, alpha, real_labels
+                )
+            loss = ops.sum(per_example) / global_batch
+        grads = tape.gradient(loss, self.discriminator.trainable_variables)
+        return grads, ops.mean(per_example), ops.mean(real_logits), ops.mean(fake_logits)
+
+    def _generator_gradients(self, z, labels, global_batch):
+        with tf.GradientTape() as tape:
+            fake = self._generate(z, labels, training=True)
+            fake_logits = self._discriminate(fake, labels, training=True)
+            per_example = self.g_loss_fn(fake_logits)
+            loss = ops.sum(per_example) / global_batch
+        grads = tape.gradient(loss, self.generator.trainable_variables)
+        return grads, ops.mean(per_example)
+
+    def train_step(self, data):
+        real, real_labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if (real_labels is None) != (self.num_classes is None):
+            raise ValueError(
+                f"A model with num_classes={self.num_classes} needs a dataset of "
+                + ("(images, labels) pairs." if self.num_classes else "images only, without labels.")
+            )
+        real = ops.cast(real, "float32")
+        local_batch = ops.shape(real)[0]
+        global_batch = ops.cast(local_batch * self._num_replicas(), "float32")
+
+        for _ in range(self.d_steps):
+            z, fake_labels = self._sample_noise(local_batch)
+            fake = self._generate(z, fake_labels, training=True)  # outside the tape: no G backward
+            alpha = None
+            if self.gp_weight:
+                alpha = keras.random.uniform((local_batch * self._num_replicas(), 1, 1, 1), seed=self.seed_generator)
+                alpha = self._replica_slice(alpha, local_batch)
+            d_grads, d_loss, d_real, d_fake = self._d_gradients(
+                real, real_labels, ops.stop_gradient(fake), fake_labels, alpha, global_batch
+            )
+            self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
+
+        z, fake_labels = self._sample_noise(local_batch)
+        g_grads, g_loss = self._g_gradients(z, fake_labels, global_batch)
+        self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_variables))
+        if self.ema_generator is not None:
+            self._update_ema()
+
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_real_tracker.update_state(d_real)
+        self.d_fake_tracker.update_state(d_fake)
+        logs = {m.name: m.result() for m in self.metrics}
+        logs.update(self.attention_gammas())
+        return logs
+
+    def _update_ema(self):
+        decay = self.ema_decay
+        for ema_weight, weight in zip(self.ema_generator.weights, self.generator.weights):
+            if weight.trainable:
+                ema_weight.assign(decay * ema_weight + (1.0 - decay) * weight)
+            else:  # BatchNorm moving statistics and SN u: copy.
+                ema_weight.assign(weight)
+
+    def attention_gammas(self):
+        """`{"gamma_G16": ..., "gamma_D8": ...}`: each attention block's gamma."""
+        gammas = {}
+        for prefix, network in (("G", self.generator), ("D", self.discriminator)):
+            for layer in network.attention_layers:
+                gammas[f"gamma_{prefix}{layer.name.split('_')[-1]}"] = ops.convert_to_tensor(layer.gamma)
+        return gammas
+
+    def sampling_generator(self):
+        """The EMA generator when there is one, else the generator."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        return cls(**config)
