@@ -1,0 +1,201 @@
+"""Keras callback that measures FID and KID during training and logs them to TensorBoard."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_sagan.metrics.evaluate import (
+    Extractor,
+    RealStatistics,
+    evaluate_generator,
+    resolve_real_statistics,
+)
+
+
+class EvaluationCallback(keras.callbacks.Callback):
+    """Computes FID and KID every `every_n_steps` training batches.
+
+    The step is the generator optimizer's `iterations` (`model.g_optimizer`) when the
+    model has one, so numbering continues after a restored checkpoint; otherwise the
+    callback counts batches from `initial_step`. It evaluates when the step is a
+    multiple of `every_n_steps` (once per step value). It samples `model.ema_generator`
+    when that is not None, else `model.generator`, and compares with precomputed real
+    statistics (and, for KID, real features).
+
+    Results are written as TensorBoard scalars `eval/fid`, `eval/kid` (and `eval/is`
+    when the extractor gives logits) into `log_dir`, added to the batch `logs` under the
+    same names, added to the epoch `logs` of an epoch in which an evaluation ran, and
+    appended to `self.history` as `(step, results_dict)`.
+
+    Args:
+        real_statistics: a `StreamingStatistics`, a `.npz` path, or `(mu, sigma)`;
+            compute them once with `compute_dataset_statistics`.
+        extractor: an `InceptionFeatureExtractor`, or a callable / small keras model
+            (see `extract_features`).
+        every_n_steps: int. Evaluation period in training steps.
+        num_samples: int. Generated images per evaluation. Defaults to `5000`.
+        batch_size: int. Generator batch size. Defaults to `100`.
+        log_dir: str or None. TensorBoard directory; `None` writes no summaries.
+            Defaults to `None`.
+        real_features_for_kid: array `(n, D)` or None. Real features for KID; without
+            them KID is NaN and not logged. Defaults to `None`.
+        kid_subset_size: int. KID subset size. Defaults to `1000`.
+        kid_num_subsets: int. KID subsets. Defaults to `100`.
+        seed: int. Sampling seed: the same latents at every evaluation. Defaults to `0`.
+        initial_step: int. Step offset used when the model has no `g_optimizer`.
+            Defaults to `0`.
+        progress: bool. Show a progress bar while evaluating. Defaults to `False`.
+
+    Example:
+
+    ```python
+    real = StreamingStatistics.load("celeba64_inception.npz")
+    callback = EvaluationCallback(real, InceptionFeatureExtractor(), every_n_steps=5000,
+                                  log_dir="runs/sagan")
+    gan.fit(dataset, epochs=10, callbacks=[callback])
+    ```
+    """
+
+    def __init__(
+        self,
+        real_statistics: RealStatistics,
+        extractor: Extractor,
+        every_n_steps: int,
+        num_samples: int = 5000,
+        batch_size: int = 100,
+        log_dir: str | os.PathLike | None = None,
+        real_features_for_kid: Any | None = None,
+        kid_subset_size: int = 1000,
+        kid_num_subsets: int = 100,
+        seed: int = 0,
+        initial_step: int = 0,
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, value, minimum in (
+            ("every_n_steps", every_n_steps, 1),
+            ("num_samples", num_samples, 2),
+            ("batch_size", batch_size, 1),
+            ("kid_subset_size", kid_subset_size, 2),
+            ("kid_num_subsets", kid_num_subsets, 1),
+            ("initial_step", initial_step, 0),
+        ):
+            if (
+                not isinstance(value, (int, np.integer))
+                or isinstance(value, bool)
+                or value < minimum
+            ):
+                raise ValueError(
+                    f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}"
+                )
+        if not callable(extractor) and not hasattr(extractor, "features_and_logits"):
+            raise ValueError(f"`extractor` must be callable. Received: {extractor!r}")
+        self.real_statistics = real_statistics
+        self.extractor = extractor
+        self.every_n_steps = int(every_n_steps)
+        self.num_samples = int(num_samples)
+        self.batch_size = int(batch_size)
+        self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        self.real_features_for_kid = real_features_for_kid
+        self.kid_subset_size = int(kid_subset_size)
+        self.kid_num_subsets = int(kid_num_subsets)
+        self.seed = seed
+        self.initial_step = int(initial_step)
+        self.progress = progress
+
+        self._real_mu_sigma = resolve_real_statistics(real_statistics)
+        if real_features_for_kid is not None:
+            feats = np.asarray(real_features_for_kid)
+            if feats.ndim != 2 or feats.shape[1] != self._real_mu_sigma[0].shape[0]:
+                raise ValueError(
+                    f"`real_features_for_kid` must be (n, {self._real_mu_sigma[0].shape[0]}) "
+                    f"to match `real_statistics`. Received: shape={feats.shape}"
+                )
+        self.history: list[tuple[int, dict[str, float]]] = []
+        self._step = self.initial_step
+        self._last_evaluated_step: int | None = None
+        self._evaluated_this_epoch: dict[str, float] | None = None
+        self._writer: Any = None
+
+    def _current_step(self) -> int:
+        optimizer = getattr(self.model, "g_optimizer", None)
+        if optimizer is not None and hasattr(optimizer, "iterations"):
+            return int(optimizer.iterations.numpy())
+        return self._step
+
+    def _generator(self) -> keras.Model:
+        generator = getattr(self.model, "ema_generator", None)
+        if generator is None:
+            generator = getattr(self.model, "generator", None)
+        if generator is None:
+            raise ValueError(
+                "EvaluationCallback needs a model with a `generator` attribute."
+            )
+        return generator
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        """Runs one evaluation, logs it at `step` and returns the results dict."""
+        generator = self._generator()
+        # An EMA copy may lack the contract's attributes; fall back to the generator's.
+        source = generator if hasattr(generator, "z_dim") else self.model.generator
+        results = evaluate_generator(
+            generator,
+            num_samples=self.num_samples,
+            batch_size=self.batch_size,
+            extractor=self.extractor,
+            real_statistics=self._real_mu_sigma,
+            real_features_for_kid=self.real_features_for_kid,
+            seed=self.seed,
+            progress=self.progress,
+            kid_num_subsets=self.kid_num_subsets,
+            kid_subset_size=self.kid_subset_size,
+            max_kid_features=self.num_samples,
+            z_dim=int(source.z_dim),
+            num_classes=getattr(source, "num_classes", None),
+        )
+        scalars = self._scalars(results)
+        if self.log_dir is not None:
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(self.log_dir)
+            with self._writer.as_default():
+                for tag, value in scalars.items():
+                    tf.summary.scalar(tag, value, step=step)
+            self._writer.flush()
+        self.history.append((step, results))
+        return results
+
+    @staticmethod
+    def _scalars(results: dict[str, float]) -> dict[str, float]:
+        scalars = {"eval/fid": results["fid"], "eval/kid": results["kid_mean"]}
+        if not math.isnan(results["is_mean"]):
+            scalars["eval/is"] = results["is_mean"]
+        return {k: v for k, v in scalars.items() if not math.isnan(v)}
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._evaluated_this_epoch = None
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._step += 1
+        step = self._current_step()
+        if step % self.every_n_steps != 0 or step == self._last_evaluated_step:
+            return
+        self._last_evaluated_step = step
+        scalars = self._scalars(self.evaluate(step))
+        self._evaluated_this_epoch = scalars
+        if logs is not None:
+            logs.update(scalars)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None and self._evaluated_this_epoch:
+            logs.update(self._evaluated_this_epoch)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

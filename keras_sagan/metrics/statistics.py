@@ -1,0 +1,149 @@
+"""Streaming mean and covariance of feature vectors, in float64."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+
+class StreamingStatistics:
+    """Running mean and covariance of `dim`-dimensional features, fed batch by batch.
+
+    Each batch is reduced to its own count, mean and centred sum of outer products
+    (`M2 = sum_i (x_i - mean_b)(x_i - mean_b)^T`), all in float64, and merged into the
+    running totals with Chan et al.'s parallel update:
+
+        delta = mean_b - mean
+        mean += delta * n_b / n
+        M2   += M2_b + outer(delta, delta) * n_a * n_b / n
+
+    Why this is numerically fine: only centred quantities are ever summed, so there is
+    none of the catastrophic cancellation of `sum(x x^T) / n - mu mu^T` when the mean is
+    large against the spread (Inception pool3 features are post-ReLU and non-negative,
+    with means of the order of their standard deviations). Float64 accumulation leaves a
+    relative error around `1e-16 * number_of_batches`, far below the sampling noise of
+    FID. Memory is `O(dim^2)`: 50k samples never sit in memory, only one batch at a time.
+
+    Args:
+        dim: int. Feature dimension (2048 for Inception pool3).
+
+    Example:
+
+    ```python
+    stats = StreamingStatistics(2048)
+    for images in dataset:
+        stats.update(extractor(images))
+    stats.save("celeba64_train.npz")
+    mu, sigma = stats.mean, stats.covariance
+    ```
+
+    Reference:
+        Chan, Golub, LeVeque, "Updating Formulae and a Pairwise Algorithm for Computing
+        Sample Variances", 1979.
+    """
+
+    def __init__(self, dim: int) -> None:
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim < 1:
+            raise ValueError(f"`dim` must be a positive int. Received: dim={dim!r}")
+        self.dim = int(dim)
+        self._count = 0
+        self._mean = np.zeros((self.dim,), dtype=np.float64)
+        self._m2 = np.zeros((self.dim, self.dim), dtype=np.float64)
+
+    def update(self, features: Any) -> None:
+        """Adds a batch of feature vectors.
+
+        Args:
+            features: array-like of shape `(batch, dim)` (NumPy array or tensor).
+                An empty batch is a no-op.
+        """
+        x = np.asarray(features, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(
+                f"`features` must have shape (batch, {self.dim}). Received: shape={x.shape}"
+            )
+        n_b = x.shape[0]
+        if n_b == 0:
+            return
+        if not np.all(np.isfinite(x)):
+            raise ValueError("`features` contains NaN or Inf values.")
+        mean_b = x.mean(axis=0)
+        centred = x - mean_b
+        m2_b = centred.T @ centred
+        n_a = self._count
+        n = n_a + n_b
+        delta = mean_b - self._mean
+        self._mean += delta * (n_b / n)
+        self._m2 += m2_b + np.outer(delta, delta) * (n_a * n_b / n)
+        self._count = n
+
+    @property
+    def count(self) -> int:
+        """Number of feature vectors seen so far."""
+        return self._count
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Mean vector, shape `(dim,)`, float64 (a copy)."""
+        if self._count < 1:
+            raise ValueError("The mean needs at least 1 sample. Received: count=0")
+        return self._mean.copy()
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """Unbiased (`n - 1`) covariance matrix, shape `(dim, dim)`, float64."""
+        if self._count < 2:
+            raise ValueError(
+                f"The covariance needs at least 2 samples. Received: count={self._count}"
+            )
+        sigma = self._m2 / (self._count - 1)
+        # Merging adds the same outer products on both sides; symmetrise away round-off.
+        return (sigma + sigma.T) / 2.0
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the statistics to a `.npz` file with keys `mu`, `sigma` and `count`.
+
+        `sigma` is stored as zeros while fewer than 2 samples have been seen (there
+        is no covariance yet). NumPy appends `.npz` to `path` if it lacks it.
+
+        Args:
+            path: str or path-like. Destination file.
+        """
+        sigma = self.covariance if self._count >= 2 else np.zeros_like(self._m2)
+        np.savez(path, mu=self._mean, sigma=sigma, count=np.int64(self._count))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> StreamingStatistics:
+        """Reads statistics written by `save`; further `update` calls keep accumulating.
+
+        Args:
+            path: str or path-like. A `.npz` file with keys `mu`, `sigma`, `count`.
+
+        Returns:
+            A `StreamingStatistics` equal to the one saved.
+        """
+        with np.load(path) as data:
+            missing = [k for k in ("mu", "sigma", "count") if k not in data.files]
+            if missing:
+                raise ValueError(
+                    f"{os.fspath(path)!r} lacks the keys {missing}; expected `mu`, `sigma` "
+                    f"and `count`. Received keys: {data.files}"
+                )
+            mu = np.asarray(data["mu"], dtype=np.float64)
+            sigma = np.asarray(data["sigma"], dtype=np.float64)
+            count = int(data["count"])
+        if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]) or count < 0:
+            raise ValueError(
+                f"Inconsistent statistics in {os.fspath(path)!r}: mu.shape={mu.shape}, "
+                f"sigma.shape={sigma.shape}, count={count}"
+            )
+        stats = cls(mu.shape[0])
+        stats._count = count
+        stats._mean = mu.copy()
+        stats._m2 = sigma * max(count - 1, 0)
+        return stats
+
+    def __repr__(self) -> str:
+        return f"StreamingStatistics(dim={self.dim}, count={self._count})"
