@@ -89,9 +89,7 @@ def sample_z(num_images, z_dim, seed, truncation):
 
 def to_uint8(images):
     """[-1, 1] float images to uint8: `clip(round((x + 1) * 127.5), 0, 255)`."""
-    return tf.cast(
-        tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8
-    )
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
 
 # -- the exported module --------------------------------------------------
@@ -116,12 +114,8 @@ class _ServingModule(tf.Module):
             tf.TensorSpec([], tf.float32, name="truncation"),
         ]
         if generator.num_classes is None:
-            self.serving_default = tf.function(
-                self._serve, autograph=False, input_signature=[z_spec]
-            )
-            self.sample = tf.function(
-                self._sample, autograph=False, input_signature=scalar_specs
-            )
+            self.serving_default = tf.function(self._serve, autograph=False, input_signature=[z_spec])
+            self.sample = tf.function(self._sample, autograph=False, input_signature=scalar_specs)
         else:
             self.serving_default = tf.function(
                 self._serve_conditional,
@@ -140,9 +134,7 @@ class _ServingModule(tf.Module):
         z_dim = self.z_dim
         with tf.control_dependencies(
             [
-                tf.debugging.assert_rank(
-                    z, 2, message=f"z must have shape [batch, {z_dim}]"
-                ),
+                tf.debugging.assert_rank(z, 2, message=f"z must have shape [batch, {z_dim}]"),
                 tf.debugging.assert_equal(
                     tf.shape(z)[-1],
                     z_dim,
@@ -161,12 +153,8 @@ class _ServingModule(tf.Module):
                     tf.shape(z)[0],
                     message="labels must have one entry per row of z (per image)",
                 ),
-                tf.debugging.assert_non_negative(
-                    labels, message=f"labels must be in [0, {num_classes})"
-                ),
-                tf.debugging.assert_less(
-                    labels, num_classes, message=f"labels must be in [0, {num_classes})"
-                ),
+                tf.debugging.assert_non_negative(labels, message=f"labels must be in [0, {num_classes})"),
+                tf.debugging.assert_less(labels, num_classes, message=f"labels must be in [0, {num_classes})"),
             ]
             with tf.control_dependencies(checks):
                 labels = tf.identity(labels)
@@ -247,9 +235,7 @@ def find_checkpoint(directory):
     if prefix is None and os.path.isdir(os.path.join(directory, "checkpoints")):
         prefix = tf.train.latest_checkpoint(os.path.join(directory, "checkpoints"))
     if prefix is None:
-        raise ExportError(
-            f"No checkpoint found in {directory} or {os.path.join(directory, 'checkpoints')}"
-        )
+        raise ExportError(f"No checkpoint found in {directory} or {os.path.join(directory, 'checkpoints')}")
     for candidate in (directory, os.path.dirname(directory)):
         config_path = os.path.join(candidate, CONFIG_FILENAME)
         if os.path.isfile(config_path):
@@ -279,9 +265,7 @@ def load_generator_from_checkpoint(directory):
         generator = Generator.from_config(config)
         generator.build()
     except (TypeError, ValueError) as e:
-        raise ExportError(
-            f"Bad generator config in {CONFIG_FILENAME} for {directory}: {e}"
-        ) from None
+        raise ExportError(f"Bad generator config in {CONFIG_FILENAME} for {directory}: {e}") from None
     try:
         names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
@@ -293,9 +277,7 @@ def load_generator_from_checkpoint(directory):
         status.expect_partial()
         status.assert_existing_objects_matched()
     except AssertionError as e:
-        raise ExportError(
-            f"Checkpoint {prefix} does not match the generator in {CONFIG_FILENAME}: {e}"
-        ) from None
+        raise ExportError(f"Checkpoint {prefix} does not match the generator in {CONFIG_FILENAME}: {e}") from None
     return generator, used_ema
 
 
@@ -323,9 +305,7 @@ def list_versions(base_path):
     if not os.path.isdir(base_path):
         return []
     return sorted(
-        int(name)
-        for name in os.listdir(base_path)
-        if name.isdigit() and os.path.isdir(os.path.join(base_path, name))
+        int(name) for name in os.listdir(base_path) if name.isdigit() and os.path.isdir(os.path.join(base_path, name))
     )
 
 
@@ -348,9 +328,7 @@ def _check_marker(base_path, config):
         )
     tmp = os.path.join(base_path, f".tmp-{uuid.uuid4().hex}.json")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(
-            {"generator": json.loads(json.dumps(config))}, f, indent=2, sort_keys=True
-        )
+        json.dump({"generator": json.loads(json.dumps(config))}, f, indent=2, sort_keys=True)
         f.write("\n")
     os.replace(tmp, marker)
 
@@ -385,9 +363,7 @@ def export_generator(generator_or_checkpoint, base_path, version=None):
     >>> images = tf.saved_model.load(path).signatures["serving_default"](z=z)["images"]
     """
     generator = resolve_generator(generator_or_checkpoint)
-    if version is not None and (
-        isinstance(version, bool) or not isinstance(version, int) or version < 1
-    ):
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise ValueError(f"version must be None or an int >= 1; received {version!r}.")
     if not generator.built:
         generator.build()
@@ -400,9 +376,7 @@ def export_generator(generator_or_checkpoint, base_path, version=None):
         version = versions[-1] + 1 if versions else 1
     target = os.path.join(base_path, str(version))
     if os.path.exists(target):
-        raise ExportError(
-            f"Version {version} already exists at {target}; refusing to overwrite it"
-        )
+        raise ExportError(f"Version {version} already exists at {target}; refusing to overwrite it")
 
     module = _ServingModule(generator)
     signatures = {
@@ -413,9 +387,7 @@ def export_generator(generator_or_checkpoint, base_path, version=None):
     try:
         tf.saved_model.save(module, tmp, signatures=signatures)
         if os.path.exists(target):  # Another export won the race.
-            raise ExportError(
-                f"Version {version} already exists at {target}; refusing to overwrite it"
-            )
+            raise ExportError(f"Version {version} already exists at {target}; refusing to overwrite it")
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
