@@ -3,6 +3,11 @@
 import keras
 from keras import ops
 
+# Keras autocasts float variables read inside a mixed-precision layer call;
+# the power iteration must see the float32 kernel, so reads go through a
+# scope with no target dtype. (Private Keras API: no public equivalent.)
+from keras.src.backend.common.variables import AutocastScope
+
 _SUPPORTED = (
     keras.layers.Dense,
     keras.layers.Conv2D,
@@ -98,9 +103,13 @@ class SpectralNormalization(keras.layers.Wrapper):
             return self.layer.embeddings
         return self.layer.kernel
 
+    def _float32_kernel(self):
+        with AutocastScope(None):
+            return ops.cast(ops.convert_to_tensor(self._kernel), "float32")
+
     def _sigma_and_u(self, training):
         # The power iteration stays in float32 whatever the dtype policy.
-        kernel = ops.cast(self._kernel.value, "float32")
+        kernel = self._float32_kernel()
         matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))
         u = ops.convert_to_tensor(self.u.value)
         if not training:
@@ -122,7 +131,7 @@ class SpectralNormalization(keras.layers.Wrapper):
         sigma, u = self._sigma_and_u(training)
         if training:
             self.u.assign(u)
-        return ops.cast(self._kernel.value, "float32") / sigma
+        return self._float32_kernel() / sigma
 
     def call(self, inputs, training=None):
         kernel = ops.cast(self.normalized_kernel(training=bool(training)), self.compute_dtype)

@@ -154,8 +154,18 @@ class SAGAN(keras.Model):
         strategy = tf.distribute.get_strategy()
         per_replica_xla = jit and strategy.num_replicas_in_sync > 1
 
-        self.g_optimizer = g_optimizer or default_g_optimizer()
-        self.d_optimizer = d_optimizer or default_d_optimizer()
+        g_optimizer = g_optimizer or default_g_optimizer()
+        d_optimizer = d_optimizer or default_d_optimizer()
+        if keras.config.dtype_policy().name == "mixed_float16":
+            # float16 gradients underflow without loss scaling; the wrapper
+            # scales the loss (scale_loss in the step) and skips steps whose
+            # gradients overflow.
+            if not isinstance(g_optimizer, keras.optimizers.LossScaleOptimizer):
+                g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)
+            if not isinstance(d_optimizer, keras.optimizers.LossScaleOptimizer):
+                d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
         self.loss_name = loss
         self.d_loss_fn, self.g_loss_fn = LOSSES[loss]
         self.d_steps = d_steps
@@ -233,7 +243,7 @@ class SAGAN(keras.Model):
                 per_example = per_example + self.gp_weight * gradient_penalty(
                     self.discriminator, real, fake, alpha, real_labels
                 )
-            loss = ops.sum(per_example) / global_batch
+            loss = self.d_optimizer.scale_loss(ops.sum(per_example) / global_batch)
         grads = tape.gradient(loss, self.discriminator.trainable_variables)
         return grads, ops.mean(per_example), ops.mean(real_logits), ops.mean(fake_logits)
 
@@ -242,7 +252,7 @@ class SAGAN(keras.Model):
             fake = self._generate(z, labels, training=True)
             fake_logits = self._discriminate(fake, labels, training=True)
             per_example = self.g_loss_fn(fake_logits)
-            loss = ops.sum(per_example) / global_batch
+            loss = self.g_optimizer.scale_loss(ops.sum(per_example) / global_batch)
         grads = tape.gradient(loss, self.generator.trainable_variables)
         return grads, ops.mean(per_example)
 
