@@ -95,15 +95,25 @@ def to_uint8(images):
 # -- the exported module --------------------------------------------------
 
 
+def _tf_variable(variable):
+    value = variable.value  # Outside autocast/stateless scopes: the tf.Variable.
+    if not isinstance(value, tf.Variable):
+        raise TypeError(f"Expected a TensorFlow-backed variable; received {type(value).__name__} for {variable.path}.")
+    return value
+
+
 class _ServingModule(tf.Module):
     """Holds the generator's variables and the two serving functions."""
 
     def __init__(self, generator):
         super().__init__(name="keras_sagan_generator")
         self._generator = generator
-        # Track the variables only: the SavedModel then holds no Keras
-        # objects and loads without keras_sagan (or Keras) installed.
-        self.generator_variables = list(generator.variables)
+        # Track the generator's tf.Variables only, not Keras objects: the
+        # SavedModel then loads without keras_sagan or Keras. They must be
+        # the raw tf.Variables (`keras.Variable.value`), not the Keras
+        # wrappers: with the wrappers, TF1-style loaders (TF Serving's C++
+        # loader, `saved_model_cli run`) leave some variables uninitialised.
+        self.generator_variables = [_tf_variable(v) for v in generator.variables]
         self.z_dim = generator.z_dim
         self.num_classes = generator.num_classes
         z_spec = tf.TensorSpec([None, generator.z_dim], tf.float32, name="z")
