@@ -1,0 +1,161 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from layer_checks import assert_config_round_trip, assert_keras_save_load
+
+import keras_sagan
+from keras_sagan.models import Discriminator, Generator
+
+
+def _trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def test_celeba64_matches_the_pytorch_reference():
+    generator = keras_sagan.build_generator("celeba64")
+    discriminator = keras_sagan.build_discriminator("celeba64")
+    assert _trainable(generator) == 3_832_885
+    assert _trainable(discriminator) == 3_175_299
+    z = np.random.default_rng(0).normal(size=(2, 128)).astype("float32")
+    images, g_maps = generator(z, training=False, return_attention=True)
+    assert images.shape == (2, 64, 64, 3)
+    assert [tuple(m.shape) for m in g_maps] == [(2, 256, 256), (2, 1024, 1024)]
+    logits, d_maps = discriminator(images, training=False, return_attention=True)
+    assert logits.shape == (2,)
+    assert [tuple(m.shape) for m in d_maps] == [(2, 64, 64), (2, 16, 16)]
+    assert all(layer.variant == "reference" for layer in generator.attention_layers)
+    assert float(np.abs(images).max()) <= 1.0
+
+
+@pytest.mark.parametrize("architecture", ["dcgan", "resnet"])
+@pytest.mark.parametrize("image_size", [32, 64, 128])
+def test_shapes_for_every_architecture_and_size(architecture, image_size):
+    generator = Generator(image_size=image_size, z_dim=16, conv_dim=8, architecture=architecture)
+    discriminator = Discriminator(image_size=image_size, conv_dim=8, architecture=architecture)
+    images = generator(np.zeros((2, 16), "float32"), training=True)
+    assert images.shape == (2, image_size, image_size, 3)
+    assert discriminator(images, training=True).shape == (2,)
+    assert len(generator.attention_layers) == (2 if architecture == "dcgan" else 1)
+
+
+@pytest.mark.parametrize("preset, overrides", [("cifar10_32", {}), ("cifar10_32", {"num_classes": 10})])
+def test_cifar_preset_shapes_and_conditioning(preset, overrides):
+    generator = keras_sagan.build_generator(preset, conv_dim=8, **overrides)
+    discriminator = keras_sagan.build_discriminator(preset, conv_dim=8, **overrides)
+    z = np.random.default_rng(1).normal(size=(2, 128)).astype("float32")
+    labels = np.array([0, 9]) if overrides else None
+    images = generator(z, labels, training=False)
+    assert images.shape == (2, 32, 32, 3)
+    assert discriminator(images, labels, training=False).shape == (2,)
+    if overrides:  # the label changes both networks' outputs
+        other = generator(z, np.array([5, 5]), training=False)
+        discriminator.projection.layer.embeddings.assign(
+            np.random.default_rng(2).normal(size=discriminator.projection.layer.embeddings.shape)
+        )
+        class_gamma = generator.up0.bn1.class_gamma
+        class_gamma.assign(np.random.default_rng(3).normal(size=class_gamma.shape))
+        assert not np.allclose(generator(z, labels, training=False), other)
+        assert not np.allclose(
+            discriminator(images, labels, training=False), discriminator(images, np.array([5, 5]), training=False)
+        )
+
+
+def test_imagenet128_preset_is_conditional_at_128():
+    generator = keras_sagan.build_generator("imagenet128", conv_dim=8)
+    discriminator = keras_sagan.build_discriminator("imagenet128", conv_dim=8)
+    assert generator.num_classes == discriminator.num_classes == 1000
+    images = generator(np.zeros((1, 128), "float32"), np.array([999]), training=False)
+    assert images.shape == (1, 128, 128, 3)
+    assert discriminator(images, np.array([999]), training=False).shape == (1,)
+    assert keras_sagan.models.presets.preset_config("imagenet128", "generator")["conv_dim"] == 64
+
+
+def test_list_presets():
+    presets = keras_sagan.list_presets()
+    assert {"celeba64", "cifar10_32", "imagenet128"} <= set(presets)
+    assert all(isinstance(d, str) and d for d in presets.values())
+
+
+def test_attention_placement_is_a_parameter():
+    generator = Generator(image_size=32, z_dim=8, conv_dim=8, attention_resolutions=(4,))
+    _, maps = generator(np.zeros((1, 8), "float32"), return_attention=True)
+    assert [tuple(m.shape) for m in maps] == [(1, 16, 4)]  # 4x4 queries, pooled 2x2 keys
+    assert Generator(image_size=32, z_dim=8, conv_dim=8, attention_resolutions=()).attention_layers == []
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Generator(image_size=48), "image_size must be one of .*received 48"),
+        (lambda: Discriminator(image_size=256), "image_size must be one of .*received 256"),
+        (lambda: Generator(architecture="vgg"), "architecture must be one of.*'vgg'"),
+        (lambda: Generator(attention_resolutions=(64,)), "no feature map at resolution 64"),
+        (lambda: Discriminator(attention_resolutions=(2,)), "no feature map at resolution 2"),
+        (lambda: Generator(num_classes=10), "num_classes=10 needs architecture='resnet'"),
+        (lambda: keras_sagan.build_generator("celeba128"), "Unknown preset 'celeba128'"),
+        (lambda: Generator(z_dim=0), "z_dim must be an int >= 1; received 0"),
+    ],
+)
+def test_bad_constructor_arguments(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_bad_call_inputs():
+    generator = Generator(image_size=32, z_dim=8, conv_dim=8)
+    with pytest.raises(ValueError, match=r"z must have shape \(batch, 8\); received shape \(2, 9\)"):
+        generator(np.zeros((2, 9), "float32"))
+    with pytest.raises(ValueError, match="unconditional"):
+        generator(np.zeros((2, 8), "float32"), np.array([0, 1]))
+    conditional = Generator(image_size=32, z_dim=8, conv_dim=8, architecture="resnet", num_classes=3)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\); received values from 0 to 3"):
+        conditional(np.zeros((2, 8), "float32"), np.array([0, 3]))
+    with pytest.raises(ValueError, match="needs labels"):
+        conditional(np.zeros((2, 8), "float32"))
+    discriminator = Discriminator(image_size=32, conv_dim=8)
+    with pytest.raises(ValueError, match="images must have shape"):
+        discriminator(np.zeros((2, 64, 64, 3), "float32"))
+
+
+@pytest.mark.parametrize("architecture, num_classes", [("dcgan", None), ("resnet", 4)])
+def test_config_round_trip_and_keras_save_load(architecture, num_classes, tmp_path):
+    generator = Generator(image_size=32, z_dim=8, conv_dim=8, architecture=architecture, num_classes=num_classes)
+    discriminator = Discriminator(image_size=32, conv_dim=8, architecture=architecture, num_classes=num_classes)
+    generator.build()
+    discriminator.build()
+    z = np.random.default_rng(4).normal(size=(3, 8)).astype("float32")
+    labels = None if num_classes is None else np.array([0, 1, 3])
+    # A training call moves u and the BatchNorm statistics off their initial values.
+    images = generator(z, labels, training=True)
+    discriminator(images, labels, training=True)
+    assert_config_round_trip(generator)
+    assert_config_round_trip(discriminator)
+    inputs_g = (z,) if labels is None else (z, labels)
+    inputs_d = (images,) if labels is None else (images, labels)
+    assert_keras_save_load(generator, inputs_g, tmp_path)
+    assert_keras_save_load(discriminator, inputs_d, tmp_path)
+
+
+def test_checkpoint_restores_every_variable(tmp_path):
+    generator = Generator(image_size=32, z_dim=8, conv_dim=8)
+    generator.build()
+    generator(np.ones((2, 8), "float32"), training=True)
+    saved = {w.path: w.numpy() for w in generator.weights}
+    path = tf.train.Checkpoint(generator=generator).save(str(tmp_path / "ckpt"))
+    for w in generator.weights:
+        w.assign(np.zeros(w.shape, w.dtype))
+    tf.train.Checkpoint(generator=generator).restore(path).assert_consumed()
+    assert len(saved) == len(generator.weights) > 20
+    for w in generator.weights:
+        np.testing.assert_array_equal(w.numpy(), saved[w.path])
+
+
+def test_fit_one_step_on_generator():
+    generator = Generator(image_size=32, z_dim=8, conv_dim=8)
+    generator.build()
+    generator.compile(optimizer="adam", loss="mse")
+    before = [w.numpy() for w in generator.trainable_weights]
+    generator.fit(np.ones((4, 8), "float32"), np.zeros((4, 32, 32, 3), "float32"), epochs=1, verbose=0)
+    assert before and all(not np.array_equal(b, w.numpy()) for b, w in zip(before[:4], generator.trainable_weights))
+    assert keras.config.dtype_policy().name == "float32"
