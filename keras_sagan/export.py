@@ -23,6 +23,11 @@ model directory, `config.json` holding `{"generator": generator.get_config(),
 from `tf.train.CheckpointManager` over `tf.train.Checkpoint(generator=...,
 discriminator=..., ema_generator=..., ...)`. `ema_generator` is optional; when
 the checkpoint has it, its weights are exported.
+
+No XLA option: on the 2-core CPU this was measured on, `jit_compile=True`
+made the exported function slower (64x64 conv_dim 64 generator: 25 vs 19 ms
+at batch 1, 182 vs 152 ms at batch 16, 750 vs 579 ms at batch 64; the small
+32x32 models too), so the functions run without it.
 """
 
 import json
@@ -43,6 +48,10 @@ MARKER_FILENAME = "keras_sagan_model.json"
 CONFIG_FILENAME = "config.json"
 """Model-directory file holding `{"generator": Generator.get_config()}`."""
 
+# Second halves of the stateless seeds: z and random labels use separate streams.
+_Z_STREAM = 0
+_LABEL_STREAM = 1
+
 # Config keys that name an instance rather than describe the model.
 _IDENTITY_KEYS = ("name", "trainable", "dtype")
 
@@ -54,7 +63,7 @@ class ExportError(ValueError):
 # -- z sampling -----------------------------------------------------------
 
 
-def sample_z(num_images, z_dim, seed, truncation):
+def sample_z(num_images, z_dim: int, seed, truncation) -> tf.Tensor:
     """Draws `(num_images, z_dim)` float32 noise, deterministically from `seed`.
 
     With `truncation <= 0`, each entry is standard normal. With
@@ -73,7 +82,7 @@ def sample_z(num_images, z_dim, seed, truncation):
     Returns:
         A float32 tensor of shape `(num_images, z_dim)`.
     """
-    seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0x5A6A, tf.int64)])
+    seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(_Z_STREAM, tf.int64)])
     shape = tf.stack([tf.cast(num_images, tf.int32), tf.constant(z_dim, tf.int32)])
     normal = tf.random.stateless_normal(shape, seed, dtype=tf.float32)
     # Inverse CDF in float64: u uniform on [Phi(-t), Phi(t)], z = Phi^-1(u).
@@ -87,7 +96,7 @@ def sample_z(num_images, z_dim, seed, truncation):
     return tf.where(truncation > 0, truncated, normal)
 
 
-def to_uint8(images):
+def to_uint8(images) -> tf.Tensor:
     """[-1, 1] float images to uint8: `clip(round((x + 1) * 127.5), 0, 255)`."""
     return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
@@ -142,17 +151,16 @@ class _ServingModule(tf.Module):
         # Shape checks in the graph too: TF Serving feeds tensors without
         # checking them against the signature's shapes.
         z_dim = self.z_dim
+        message = f"z must have shape [batch, {z_dim}] (float32)"
+        # EnsureShape checks the fed tensor at run time (a signature function
+        # does not); the assert gives the message a client sees.
         with tf.control_dependencies(
             [
-                tf.debugging.assert_rank(z, 2, message=f"z must have shape [batch, {z_dim}]"),
-                tf.debugging.assert_equal(
-                    tf.shape(z)[-1],
-                    z_dim,
-                    message=f"z must have shape [batch, {z_dim}]",
-                ),
+                tf.debugging.assert_equal(tf.shape(z)[-1], z_dim, message=message),
+                tf.debugging.assert_equal(tf.size(z), tf.shape(z)[0] * z_dim, message=message),
             ]
         ):
-            z = tf.identity(z)
+            z = tf.ensure_shape(z, [None, z_dim])
         if labels is None:
             images = self._generator(z, training=False)
         else:
@@ -178,40 +186,44 @@ class _ServingModule(tf.Module):
     def _serve_conditional(self, z, labels):
         return self._generate(z, labels)
 
-    def _sample_inputs(self, num_images, seed, truncation):
+    def _check_num_images(self, num_images):
+        message = f"num_images must be in [1, {MAX_IMAGES}] (the cap is {MAX_IMAGES})"
         with tf.control_dependencies(
             [
-                tf.debugging.assert_greater_equal(
-                    num_images,
-                    1,
-                    message=f"num_images must be in [1, {MAX_IMAGES}] (the cap is {MAX_IMAGES})",
-                ),
-                tf.debugging.assert_less_equal(
-                    num_images,
-                    MAX_IMAGES,
-                    message=f"num_images must be in [1, {MAX_IMAGES}] (the cap is {MAX_IMAGES})",
-                ),
+                tf.debugging.assert_greater_equal(num_images, 1, message=message),
+                tf.debugging.assert_less_equal(num_images, MAX_IMAGES, message=message),
             ]
         ):
-            num_images = tf.identity(num_images)
-        return sample_z(num_images, self.z_dim, seed, truncation)
+            return tf.identity(num_images)
 
     def _sample(self, num_images, seed, truncation):
-        return self._generate(self._sample_inputs(num_images, seed, truncation))
+        num_images = self._check_num_images(num_images)
+        return self._generate(sample_z(num_images, self.z_dim, seed, truncation))
 
     def _sample_conditional(self, num_images, seed, truncation, labels):
-        z = self._sample_inputs(num_images, seed, truncation)
-        # An empty `labels` draws classes uniformly, from a seed stream
-        # separate from z's.
+        num_images = self._check_num_images(num_images)
+        z = sample_z(num_images, self.z_dim, seed, truncation)
+        # Empty `labels`: classes drawn uniformly from a seed stream separate
+        # from z's.
         random_labels = tf.random.stateless_uniform(
             [num_images],
-            tf.stack([tf.cast(seed, tf.int64), tf.constant(0x1AB, tf.int64)]),
+            tf.stack([tf.cast(seed, tf.int64), tf.constant(_LABEL_STREAM, tf.int64)]),
             minval=0,
             maxval=self.num_classes,
             dtype=tf.int32,
         )
         labels = tf.cond(tf.size(labels) > 0, lambda: labels, lambda: random_labels)
         return self._generate(z, labels)
+
+
+def serving_module(generator: Generator) -> tf.Module:
+    """The `tf.Module` that `export_generator` saves, with `serving_default`
+    and `sample` `tf.function`s taking the signatures' inputs (as keywords)
+    and returning `{"images", "images_uint8"}`. Calling it in-process runs the
+    same graph a model server runs."""
+    if not generator.built:
+        generator.build()
+    return _ServingModule(generator)
 
 
 # -- resolving what to export ---------------------------------------------
@@ -230,7 +242,7 @@ def _read_json(path):
         raise ExportError(f"Cannot read {path}: {e}") from None
 
 
-def find_checkpoint(directory):
+def find_checkpoint(directory: str) -> tuple[str, dict]:
     """Returns `(checkpoint_prefix, generator_config)` for a model directory.
 
     `directory` may be the model directory (holding `config.json` and either
@@ -261,7 +273,7 @@ def find_checkpoint(directory):
     return prefix, config["generator"]
 
 
-def load_generator_from_checkpoint(directory):
+def load_generator_from_checkpoint(directory: str) -> tuple[Generator, bool]:
     """Builds the generator from `config.json` and restores checkpoint weights.
 
     The EMA weights (`ema_generator`) are restored when the checkpoint has
@@ -291,7 +303,7 @@ def load_generator_from_checkpoint(directory):
     return generator, used_ema
 
 
-def resolve_generator(generator_or_checkpoint):
+def resolve_generator(generator_or_checkpoint) -> Generator:
     """A `Generator`, a `SAGAN` (EMA generator preferred) or a checkpoint dir -> `Generator`."""
     obj = generator_or_checkpoint
     if isinstance(obj, Generator):
@@ -310,7 +322,7 @@ def resolve_generator(generator_or_checkpoint):
 # -- versions -------------------------------------------------------------
 
 
-def list_versions(base_path):
+def list_versions(base_path: str) -> list[int]:
     """Sorted integer versions (numeric subdirectories) under `base_path`."""
     if not os.path.isdir(base_path):
         return []
@@ -343,7 +355,7 @@ def _check_marker(base_path, config):
     os.replace(tmp, marker)
 
 
-def export_generator(generator_or_checkpoint, base_path, version=None):
+def export_generator(generator_or_checkpoint, base_path: str | os.PathLike, version: int | None = None) -> str:
     """Writes a generator as a TF Serving SavedModel at `base_path/<version>/`.
 
     The SavedModel is written into a temporary directory inside `base_path`
@@ -375,8 +387,6 @@ def export_generator(generator_or_checkpoint, base_path, version=None):
     generator = resolve_generator(generator_or_checkpoint)
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise ValueError(f"version must be None or an int >= 1; received {version!r}.")
-    if not generator.built:
-        generator.build()
     base_path = os.path.abspath(os.fspath(base_path))
     os.makedirs(base_path, exist_ok=True)
     config = generator.get_config()
@@ -388,7 +398,7 @@ def export_generator(generator_or_checkpoint, base_path, version=None):
     if os.path.exists(target):
         raise ExportError(f"Version {version} already exists at {target}; refusing to overwrite it")
 
-    module = _ServingModule(generator)
+    module = serving_module(generator)
     signatures = {
         "serving_default": module.serving_default.get_concrete_function(),
         "sample": module.sample.get_concrete_function(),
