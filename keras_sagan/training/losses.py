@@ -44,7 +44,7 @@ def gradient_penalty(discriminator, real_images, fake_images, alpha, labels=None
     Gulrajani et al. 2017. `alpha` has shape `(B, 1, 1, 1)`, drawn uniformly
     in [0, 1) by the caller. The discriminator runs with `training=True`.
     """
-    interpolated = real_images + alpha * (fake_images - real_images)
+    interpolated = ops.convert_to_tensor(real_images + alpha * (fake_images - real_images))
     with tf.GradientTape() as tape:
         tape.watch(interpolated)
         if labels is None:

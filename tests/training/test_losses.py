@@ -1,0 +1,41 @@
+import numpy as np
+import tensorflow as tf
+
+from keras_sagan.training import losses
+
+REAL = np.array([2.0, 0.5, -1.0], "float32")
+FAKE = np.array([-2.0, 0.0, 1.5], "float32")
+
+
+def test_hinge_matches_hand_computation():
+    # relu(1 - real) = [0, .5, 2]; relu(1 + fake) = [0, 1, 2.5]
+    np.testing.assert_allclose(losses.hinge_discriminator_loss(REAL, FAKE), [0.0, 1.5, 4.5])
+    np.testing.assert_allclose(losses.hinge_generator_loss(FAKE), [2.0, 0.0, -1.5])
+
+
+def test_non_saturating_matches_log_sigmoid():
+    sigmoid = 1 / (1 + np.exp(-REAL.astype("float64")))
+    fake_sigmoid = 1 / (1 + np.exp(-FAKE.astype("float64")))
+    expected = -np.log(sigmoid) - np.log(1 - fake_sigmoid)
+    np.testing.assert_allclose(losses.non_saturating_discriminator_loss(REAL, FAKE), expected, rtol=1e-5)
+    np.testing.assert_allclose(losses.non_saturating_generator_loss(FAKE), -np.log(fake_sigmoid), rtol=1e-5)
+
+
+def test_wasserstein():
+    np.testing.assert_allclose(losses.wasserstein_discriminator_loss(REAL, FAKE), FAKE - REAL)
+    np.testing.assert_allclose(losses.wasserstein_generator_loss(FAKE), -FAKE)
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    # D(x) = sum(w * x) has gradient w everywhere: penalty = (||w|| - 1)^2.
+    w = np.random.default_rng(0).normal(size=(1, 4, 4, 3)).astype("float32")
+
+    def critic(x, labels=None, training=None):
+        assert training is True
+        return tf.reduce_sum(x * w, axis=(1, 2, 3))
+
+    real = np.zeros((2, 4, 4, 3), "float32")
+    fake = np.ones((2, 4, 4, 3), "float32")
+    alpha = np.array([0.2, 0.7], "float32").reshape(2, 1, 1, 1)
+    expected = (np.linalg.norm(w) - 1.0) ** 2
+    np.testing.assert_allclose(losses.gradient_penalty(critic, real, fake, alpha), [expected] * 2, rtol=1e-5)

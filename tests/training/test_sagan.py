@@ -1,0 +1,207 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_sagan
+from keras_sagan.training import SAGAN
+
+Z_DIM = 16
+
+
+def _images(n=8, size=32, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, size, size, 3)).astype("float32")
+
+
+def _build(strategy=None, **overrides):
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        return keras_sagan.build_sagan("celeba64", seed=3, image_size=32, conv_dim=8, z_dim=Z_DIM, **overrides)
+
+
+def _dataset(images, batch, labels=None):
+    data = images if labels is None else (images, labels)
+    return tf.data.Dataset.from_tensor_slices(data).batch(batch, drop_remainder=True)
+
+
+def _snapshot(model):
+    return [w.numpy() for w in model.weights]
+
+
+@pytest.mark.parametrize("loss", ["hinge", "non-saturating", "wgan-gp"])
+def test_train_steps_change_weights_and_keep_losses_finite(loss):
+    gan = _build()
+    gan.compile(loss=loss)
+    g_before, d_before = _snapshot(gan.generator), _snapshot(gan.discriminator)
+    history = gan.fit(_dataset(_images(), 4), epochs=2, verbose=0).history
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "gamma_G8", "gamma_G16", "gamma_D8", "gamma_D4"):
+        assert np.isfinite(history[key]).all(), key
+    changed = lambda before, model: sum(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.weights))  # noqa: E731
+    assert changed(g_before, gan.generator) > len(g_before) // 2
+    assert changed(d_before, gan.discriminator) > len(d_before) // 2
+    assert int(gan.g_optimizer.iterations) == 4 and int(gan.d_optimizer.iterations) == 4
+
+
+def test_training_true_reaches_batch_norm_and_spectral_norm():
+    gan = _build()
+    gan.compile()
+    bn = gan.generator.initial.layers[1]
+    sn = gan.discriminator.down0.layers[0]
+    moving_mean, u = bn.moving_mean.numpy(), sn.u.numpy()
+    gan.fit(_dataset(_images(), 4), epochs=1, steps_per_epoch=1, verbose=0)
+    assert not np.array_equal(bn.moving_mean.numpy(), moving_mean)
+    assert not np.array_equal(sn.u.numpy(), u)
+
+
+def test_d_steps_runs_that_many_discriminator_updates():
+    gan = _build()
+    gan.compile(d_steps=3)
+    gan.fit(_dataset(_images(), 4), epochs=1, verbose=0)
+    assert int(gan.g_optimizer.iterations) == 2
+    assert int(gan.d_optimizer.iterations) == 6
+
+
+def test_wgan_gp_weight_changes_the_discriminator_loss():
+    results = []
+    for gp_weight in (0.0, 100.0):
+        gan = _build()
+        gan.compile(loss="wgan-gp", gp_weight=gp_weight)
+        results.append(gan.fit(_dataset(_images(), 4), epochs=1, steps_per_epoch=1, verbose=0).history["d_loss"][0])
+    # Same seed and weights init differ, so compare magnitudes: the penalty of
+    # a freshly initialised critic (gradient norm far from 1) dominates.
+    assert results[1] > results[0] + 10
+
+
+def test_ema_is_the_exponential_moving_average_of_the_generator():
+    gan = _build()
+    gan.compile(ema_decay=0.75, g_optimizer=keras.optimizers.SGD(0.1))
+    start = [w.numpy() for w in gan.generator.weights]
+    gan.fit(_dataset(_images(), 4), epochs=1, steps_per_epoch=1, verbose=0)
+    pairs = list(zip(start, gan.generator.weights, gan.ema_generator.weights))
+    assert len(pairs) == len(gan.generator.weights) == len(gan.ema_generator.weights)
+    for w0, w, ema in pairs:
+        assert w.shape == ema.shape
+        if w.trainable:
+            np.testing.assert_allclose(ema.numpy(), 0.75 * w0 + 0.25 * w.numpy(), atol=1e-6)
+        else:  # BatchNorm statistics and SN u are copied
+            np.testing.assert_array_equal(ema.numpy(), w.numpy())
+    assert gan.sampling_generator() is gan.ema_generator
+    assert not gan.ema_generator.trainable_weights
+
+
+def test_conditional_training_uses_labels():
+    gan = _build(architecture="resnet", num_classes=3, attention_variant="sagan")
+    gan.compile()
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1], "int32")
+    history = gan.fit(_dataset(_images(), 4, labels), epochs=1, verbose=0).history
+    assert np.isfinite(history["d_loss"]).all()
+    with pytest.raises(ValueError, match=r"needs a dataset of \(images, labels\) pairs"):
+        gan.fit(_dataset(_images(), 4), epochs=1, verbose=0)
+
+
+def _equal_start(source, target):
+    for a, b in zip(target.weights, source.weights):
+        a.assign(b.numpy())
+
+
+def test_two_replicas_equal_one_replica_with_the_same_global_batch():
+    # SGD, not Adam: Adam divides out the gradient scale, so only SGD shows
+    # whether losses are divided by the global batch.
+    single = _build()
+    single.compile(g_optimizer=keras.optimizers.SGD(0.05), d_optimizer=keras.optimizers.SGD(0.05))
+    strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
+    mirrored = _build(strategy)
+    with strategy.scope():
+        mirrored.compile(g_optimizer=keras.optimizers.SGD(0.05), d_optimizer=keras.optimizers.SGD(0.05))
+    _equal_start(single.generator, mirrored.generator)
+    _equal_start(single.discriminator, mirrored.discriminator)
+    dataset = _dataset(_images(8), 8)
+    single.fit(dataset, epochs=1, verbose=0)
+    mirrored.fit(dataset, epochs=1, verbose=0)
+    for a, b in zip(single.generator.weights + single.discriminator.weights,
+                    mirrored.generator.weights + mirrored.discriminator.weights):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-5, err_msg=a.path)
+
+
+def test_jit_compile_on_one_device_and_per_replica_under_mirrored():
+    gan = _build()
+    gan.compile(jit_compile=True)
+    assert gan.jit_compile is True
+    history = gan.fit(_dataset(_images(), 4), epochs=1, verbose=0).history
+    assert np.isfinite(history["d_loss"]).all()
+
+    strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
+    mirrored = _build(strategy)
+    with strategy.scope():
+        mirrored.compile(jit_compile=True)
+    assert mirrored.jit_compile is False  # whole-step XLA off; D gradients compiled per replica
+    assert isinstance(mirrored._d_gradients, tf.types.experimental.GenericFunction)
+    history = mirrored.fit(_dataset(_images(), 4), epochs=1, verbose=0).history
+    assert np.isfinite(history["d_loss"]).all()
+
+
+def test_seed_makes_noise_reproducible():
+    a, b = _build(), _build()
+    _equal_start(a.generator, b.generator)
+    _equal_start(a.discriminator, b.discriminator)
+    for gan in (a, b):
+        gan.compile()
+        gan.fit(_dataset(_images(), 4), epochs=1, verbose=0)
+    for wa, wb in zip(a.generator.weights, b.generator.weights):
+        np.testing.assert_array_equal(wa.numpy(), wb.numpy())
+
+
+def test_default_optimizers_are_the_papers_ttur():
+    gan = _build()
+    gan.compile()
+    for optimizer, lr in ((gan.g_optimizer, 1e-4), (gan.d_optimizer, 4e-4)):
+        assert isinstance(optimizer, keras.optimizers.Adam)
+        assert float(optimizer.learning_rate) == pytest.approx(lr)
+        assert optimizer.beta_1 == 0.0 and optimizer.beta_2 == 0.9
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"loss": "lsgan"}, "loss must be one of.*'lsgan'"),
+        ({"d_steps": 0}, "d_steps must be an int >= 1; received 0"),
+        ({"ema_decay": 1.0}, r"ema_decay must be None or in \[0, 1\); received 1.0"),
+        ({"gp_weight": 5.0}, "gp_weight only applies to loss=\"wgan-gp\""),
+        ({"jit_compile": "yes"}, "jit_compile must be True, False or \"auto\"; received 'yes'"),
+    ],
+)
+def test_bad_compile_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _build().compile(**kwargs)
+
+
+def test_mismatched_networks_and_config_round_trip():
+    generator = keras_sagan.build_generator("celeba64", image_size=32, conv_dim=8)
+    with pytest.raises(ValueError, match="image_size 32 != discriminator image_size 64"):
+        SAGAN(generator, keras_sagan.build_discriminator("celeba64", conv_dim=8))
+    gan = _build()
+    restored = SAGAN.from_config(gan.get_config())
+    assert restored.seed == 3
+    assert restored.generator.get_config() == gan.generator.get_config()
+    assert restored.discriminator.get_config() == gan.discriminator.get_config()
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_keeps_sensitive_math_in_float32(policy):
+    keras.config.set_dtype_policy(policy)
+    try:
+        gan = _build()
+        gan.compile()
+        history = gan.fit(_dataset(_images(), 4), epochs=1, verbose=0).history
+        images = gan.generator(np.zeros((2, Z_DIM), "float32"), training=False)
+        attention = gan.generator.attention_layers[-1]
+        _, maps = gan.generator(np.zeros((2, Z_DIM), "float32"), return_attention=True)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert np.isfinite(history["d_loss"]).all() and np.isfinite(history["g_loss"]).all()
+    assert images.dtype == "float32" and maps[-1].dtype == "float32"
+    assert attention.compute_dtype == policy.split("_")[1]
+    sn = gan.generator.initial.layers[0]
+    assert sn.u.dtype == "float32" and sn.layer.kernel.dtype == "float32"
+    loss_scaled = isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert loss_scaled == (policy == "mixed_float16")
