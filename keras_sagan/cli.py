@@ -191,10 +191,7 @@ def cmd_info(args):
 
     if kind == "checkpoint":
         prefix, config = export.find_checkpoint(path)
-        import tensorflow as tf
-
-        names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
-        ema = any(name.startswith("ema_generator/") for name in names)
+        ema = "ema_generator" in export.checkpoint_children(prefix)
         print(f"checkpoint: {prefix}")
         print(f"weights exported: {'ema_generator' if ema else 'generator'}")
         print(f"generator config: {json.dumps(config, sort_keys=True)}")

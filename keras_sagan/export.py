@@ -36,6 +36,8 @@ import shutil
 import uuid
 
 import tensorflow as tf
+from google.protobuf.message import DecodeError
+from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from keras_sagan.models.generator import Generator
 
@@ -273,6 +275,29 @@ def find_checkpoint(directory: str) -> tuple[str, dict]:
     return prefix, config["generator"]
 
 
+def checkpoint_children(prefix: str) -> dict[str, int]:
+    """`{name: number of variables reachable from it}` for a checkpoint's top-level objects."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        graph = trackable_object_graph_pb2.TrackableObjectGraph()
+        graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    except (tf.errors.OpError, ValueError, DecodeError) as e:
+        raise ExportError(f"Cannot read checkpoint {prefix}: {e}") from None
+
+    def count_variables(node_id):
+        # Walk the whole object graph under the node: a variable can be stored
+        # under another object's path (an optimizer's, say) and still belong here.
+        seen, stack = set(), [node_id]
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                stack.extend(child.node_id for child in graph.nodes[node].children)
+        return sum(any(a.name == "VARIABLE_VALUE" for a in graph.nodes[n].attributes) for n in seen)
+
+    return {child.local_name: count_variables(child.node_id) for child in graph.nodes[0].children}
+
+
 def load_generator_from_checkpoint(directory: str) -> tuple[Generator, bool]:
     """Builds the generator from `config.json` and restores checkpoint weights.
 
@@ -288,18 +313,22 @@ def load_generator_from_checkpoint(directory: str) -> tuple[Generator, bool]:
         generator.build()
     except (TypeError, ValueError) as e:
         raise ExportError(f"Bad generator config in {CONFIG_FILENAME} for {directory}: {e}") from None
+    children = checkpoint_children(prefix)
+    key = "ema_generator" if "ema_generator" in children else "generator"
+    if key not in children:
+        raise ExportError(f"Checkpoint {prefix} holds no generator (objects: {sorted(children)})")
+    mismatch = f"Checkpoint {prefix} does not match the generator described by {CONFIG_FILENAME}"
+    if children[key] != len(generator.variables):
+        raise ExportError(
+            f"{mismatch}: it holds {children[key]} {key} variables, the config builds {len(generator.variables)}"
+        )
     try:
-        names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
-    except (tf.errors.OpError, ValueError) as e:
-        raise ExportError(f"Cannot read checkpoint {prefix}: {e}") from None
-    used_ema = any(name.startswith("ema_generator/") for name in names)
-    key = "ema_generator" if used_ema else "generator"
-    status = tf.train.Checkpoint(**{key: generator}).read(prefix)
-    try:
+        status = tf.train.Checkpoint(**{key: generator}).read(prefix)
         status.expect_partial()
         status.assert_existing_objects_matched()
-    except AssertionError as e:
-        raise ExportError(f"Checkpoint {prefix} does not match the generator in {CONFIG_FILENAME}: {e}") from None
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise ExportError(f"{mismatch}: {e}") from None
+    used_ema = key == "ema_generator"
     return generator, used_ema
 
 

@@ -1,0 +1,197 @@
+"""`python -m keras_sagan export|sample|info`, from checkpoints and SavedModels, and its one-line errors."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import keras_sagan
+from keras_sagan import cli, export
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _write_run(model_dir, gan, ema):
+    """A model directory as the training loop writes it: config.json + checkpoints/."""
+    os.makedirs(model_dir)
+    with open(os.path.join(model_dir, "config.json"), "w", encoding="utf-8") as f:
+        json.dump({"generator": gan.generator.get_config(), "discriminator": gan.discriminator.get_config()}, f)
+    objects = dict(
+        generator=gan.generator,
+        discriminator=gan.discriminator,
+        g_optimizer=gan.g_optimizer,
+        d_optimizer=gan.d_optimizer,
+        seed_state=gan.seed_generator.state,  # SeedGenerator itself is not trackable
+        step=gan.g_optimizer.iterations,
+    )
+    if ema:
+        objects["ema_generator"] = gan.ema_generator
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(**objects), os.path.join(model_dir, "checkpoints"), 2)
+    manager.save(checkpoint_number=3)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """`(model_dir, gan)`: a checkpointed SAGAN whose EMA weights differ from its generator's."""
+    gan = keras_sagan.build_sagan("celeba64", image_size=32, conv_dim=8, seed=0)
+    gan.compile(ema_decay=0.5)
+    kernel = gan.ema_generator.to_rgb.kernel
+    kernel.assign(kernel * 3.0)
+    model_dir = str(tmp_path_factory.mktemp("runs") / "celeba")
+    _write_run(model_dir, gan, ema=True)
+    return model_dir, gan
+
+
+@pytest.fixture(scope="module")
+def saved(run, tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("saved") / "demo")
+    assert cli.main(["export", "--checkpoint", run[0], "--out", base]) == 0
+    return base
+
+
+def _error(capsys, argv):
+    assert cli.main(argv) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def _z():
+    return np.random.RandomState(0).randn(4, 128).astype("float32")
+
+
+def test_export_from_checkpoint_uses_ema(run, saved, capsys):
+    _, gan = run
+    assert export.list_versions(saved) == [1]
+    images = tf.saved_model.load(os.path.join(saved, "1")).signatures["serving_default"](z=tf.constant(_z()))
+    np.testing.assert_allclose(images["images"].numpy(), np.asarray(gan.ema_generator(_z(), training=False)), atol=1e-5)
+    assert not np.allclose(images["images"].numpy(), np.asarray(gan.generator(_z(), training=False)), atol=1e-3)
+
+
+def test_export_from_checkpoints_subfolder_with_version(run, tmp_path, capsys):
+    base = str(tmp_path / "demo")
+    assert (
+        cli.main(["export", "--checkpoint", os.path.join(run[0], "checkpoints"), "--out", base, "--version", "7"]) == 0
+    )
+    assert capsys.readouterr().out.strip() == os.path.join(base, "7")
+    err = _error(capsys, ["export", "--checkpoint", run[0], "--out", base, "--version", "7"])
+    assert "Version 7 already exists" in err
+
+
+def test_export_without_ema_uses_generator(tmp_path):
+    gan = keras_sagan.build_sagan("celeba64", image_size=32, conv_dim=8, seed=1)
+    gan.compile()
+    _write_run(str(tmp_path / "run"), gan, ema=False)
+    generator, used_ema = export.load_generator_from_checkpoint(str(tmp_path / "run"))
+    assert not used_ema
+    np.testing.assert_allclose(
+        np.asarray(generator(_z(), training=False)), np.asarray(gan.generator(_z(), training=False)), atol=1e-6
+    )
+    for restored, original in zip(generator.weights, gan.generator.weights):
+        np.testing.assert_array_equal(restored.numpy(), original.numpy())
+
+
+def test_sample_png_from_saved_model_equals_from_checkpoint(run, saved, tmp_path, capsys):
+    args = ["--num", "6", "--seed", "3", "--truncation", "0.7"]
+    assert cli.main(["sample", "--model", saved, *args, "--out", str(tmp_path / "a.png")]) == 0
+    assert cli.main(["sample", "--model", run[0], *args, "--out", str(tmp_path / "b.png")]) == 0
+    a = np.asarray(Image.open(tmp_path / "a.png"))
+    b = np.asarray(Image.open(tmp_path / "b.png"))
+    assert a.shape == (2 + 2 * 34, 2 + 3 * 34, 3)  # 6 images of 32 px: 3 columns, 2 rows, 2 px padding
+    np.testing.assert_array_equal(a, b)
+    # The grid's first cell is the sample signature's first image.
+    outputs = tf.saved_model.load(os.path.join(saved, "1")).signatures["sample"](
+        num_images=tf.constant(6), seed=tf.constant(3, tf.int64), truncation=tf.constant(0.7)
+    )
+    np.testing.assert_array_equal(a[2:34, 2:34], outputs["images_uint8"].numpy()[0])
+
+
+def test_sample_labels_on_unconditional_model(saved, tmp_path, capsys):
+    err = _error(capsys, ["sample", "--model", saved, "--num", "2", "--labels", "1", "--out", str(tmp_path / "x.png")])
+    assert "unconditional" in err
+    assert not os.path.exists(tmp_path / "x.png")
+
+
+def test_sample_num_above_cap(saved, tmp_path, capsys):
+    err = _error(capsys, ["sample", "--model", saved, "--num", "5000", "--out", str(tmp_path / "x.png")])
+    assert str(export.MAX_IMAGES) in err
+
+
+def test_info_saved_model(saved, capsys):
+    assert cli.main(["info", "--model", saved]) == 0
+    out = capsys.readouterr().out
+    assert "version: 1" in out
+    assert "signature 'serving_default' (method tensorflow/serving/predict)" in out
+    assert "signature 'sample' (method tensorflow/serving/predict)" in out
+    assert "input  z: float32 [None, 128]" in out
+    assert "input  seed: int64 []" in out
+    assert "output images_uint8: uint8 [None, 32, 32, 3]" in out
+    assert '"conv_dim": 8' in out
+
+
+def test_info_checkpoint(run, capsys):
+    assert cli.main(["info", "--model", run[0]]) == 0
+    out = capsys.readouterr().out
+    assert "ckpt-3" in out and "weights exported: ema_generator" in out
+
+
+def test_bad_model_paths(saved, tmp_path, capsys):
+    assert "No such model path" in _error(capsys, ["info", "--model", str(tmp_path / "missing")])
+    os.makedirs(tmp_path / "empty")
+    assert "neither a SavedModel" in _error(capsys, ["sample", "--model", str(tmp_path / "empty"), "--out", "x.png"])
+    os.makedirs(tmp_path / "corrupt" / "1")
+    with open(tmp_path / "corrupt" / "1" / "saved_model.pb", "wb") as f:
+        f.write(b"\x00garbage")
+    assert "Corrupt SavedModel" in _error(capsys, ["info", "--model", str(tmp_path / "corrupt")])
+    assert "Corrupt SavedModel" in _error(capsys, ["sample", "--model", str(tmp_path / "corrupt"), "--out", "x.png"])
+    shutil.copytree(os.path.join(saved, "1"), tmp_path / "novars" / "1")
+    shutil.rmtree(tmp_path / "novars" / "1" / "variables")
+    assert "Cannot load SavedModel" in _error(
+        capsys, ["sample", "--model", str(tmp_path / "novars"), "--out", str(tmp_path / "x.png")]
+    )
+    assert not os.path.exists(tmp_path / "x.png")
+
+
+def test_bad_checkpoints(run, tmp_path, capsys):
+    shutil.copytree(os.path.join(run[0], "checkpoints"), tmp_path / "noconfig" / "checkpoints")
+    err = _error(capsys, ["export", "--checkpoint", str(tmp_path / "noconfig"), "--out", str(tmp_path / "out")])
+    assert "No config.json" in err
+    # Configs that do not describe the checkpointed generator: other shapes, or
+    # fewer layers (a partial restore would silently export a different model).
+    shutil.copytree(run[0], tmp_path / "mismatch")
+    for change in ({"conv_dim": 16}, {"attention_resolutions": [8]}):
+        with open(tmp_path / "mismatch" / "config.json", "w", encoding="utf-8") as f:
+            json.dump({"generator": run[1].generator.get_config() | change}, f)
+        err = _error(capsys, ["export", "--checkpoint", str(tmp_path / "mismatch"), "--out", str(tmp_path / "out")])
+        assert "does not match the generator described by config.json" in err
+    assert export.list_versions(tmp_path / "out") == []
+
+
+def test_module_entry_point(saved, tmp_path):
+    ok = subprocess.run(
+        [sys.executable, "-m", "keras_sagan", "info", "--model", saved],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0 and "signature 'sample'" in ok.stdout, ok.stderr[-2000:]
+    bad = subprocess.run(
+        [sys.executable, "-m", "keras_sagan", "sample", "--model", str(tmp_path / "nope"), "--out", "x.png"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr
+    # TensorFlow's own import-time log lines aside, the error is one line.
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: No such model path: {tmp_path / 'nope'}"]
