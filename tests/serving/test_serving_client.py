@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-from tensorflow_serving.apis import predict_pb2
 
 import keras_sagan
 from keras_sagan import export
@@ -52,8 +51,14 @@ def _serve_rest(model, body):
     return json.dumps({"outputs": {k: v.tolist() for k, v in outputs.items()}}), outputs
 
 
+def _predict_pb2():
+    # tensorflow-serving-api (the gRPC protos) is an optional client dependency.
+    return pytest.importorskip("tensorflow_serving.apis.predict_pb2")
+
+
 def _serve_grpc(model, request):
     """TF Serving's gRPC Predict: TensorProtos in, TensorProtos out (through the wire format)."""
+    predict_pb2 = _predict_pb2()
     request = predict_pb2.PredictRequest.FromString(request.SerializeToString())
     tensors = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
     outputs = _run_signature(model, request.model_spec.signature_name, tensors)
@@ -106,6 +111,7 @@ def test_rest_error_and_junk():
 
 
 def test_grpc_round_trip_equals_model(model, z):
+    _predict_pb2()
     request = client.build_grpc_request(z, model="celeba64_demo", version=2)
     assert request.model_spec.name == "celeba64_demo" and request.model_spec.version.value == 2
     assert request.model_spec.signature_name == "serving_default"
@@ -117,6 +123,7 @@ def test_grpc_round_trip_equals_model(model, z):
 
 
 def test_grpc_sample_round_trip(model):
+    _predict_pb2()
     request = client.build_grpc_sample_request(2, seed=9, truncation=0.0)
     assert tf.make_ndarray(request.inputs["seed"]).dtype == np.int64
     response, outputs = _serve_grpc(model, request)
@@ -124,6 +131,7 @@ def test_grpc_sample_round_trip(model):
 
 
 def test_grpc_labels():
+    _predict_pb2()
     request = client.build_grpc_request(np.zeros((2, 4), "float32"), labels=[3, 4])
     labels = tf.make_ndarray(request.inputs["labels"])
     assert labels.dtype == np.int32 and labels.tolist() == [3, 4]
