@@ -118,12 +118,14 @@ class _ServingModule(tf.Module):
 
     def __init__(self, generator):
         super().__init__(name="keras_sagan_generator")
-        self._generator = generator
-        # Track the generator's tf.Variables only, not Keras objects: the
-        # SavedModel then loads without keras_sagan or Keras. They must be
-        # the raw tf.Variables (`keras.Variable.value`), not the Keras
-        # wrappers: with the wrappers, TF1-style loaders (TF Serving's C++
-        # loader, `saved_model_cli run`) leave some variables uninitialised.
+        # Save the generator's tf.Variables only, not its Keras objects (a
+        # plain function attribute is not tracked): the SavedModel then loads
+        # without keras_sagan or Keras and its graph holds no Keras layer
+        # structure. They must be the raw tf.Variables (`keras.Variable.value`),
+        # not the Keras wrappers: with the wrappers, TF1-style loaders (TF
+        # Serving's C++ loader, `saved_model_cli run`) leave some variables
+        # uninitialised.
+        self._call_generator = lambda *args, **kwargs: generator(*args, **kwargs)
         self.generator_variables = [_tf_variable(v) for v in generator.variables]
         self.z_dim = generator.z_dim
         self.num_classes = generator.num_classes
@@ -164,7 +166,7 @@ class _ServingModule(tf.Module):
         ):
             z = tf.ensure_shape(z, [None, z_dim])
         if labels is None:
-            images = self._generator(z, training=False)
+            images = self._call_generator(z, training=False)
         else:
             num_classes = self.num_classes
             checks = [
@@ -178,7 +180,7 @@ class _ServingModule(tf.Module):
             ]
             with tf.control_dependencies(checks):
                 labels = tf.identity(labels)
-            images = self._generator(z, labels, training=False)
+            images = self._call_generator(z, labels, training=False)
         images = tf.cast(images, tf.float32)
         return {"images": images, "images_uint8": to_uint8(images)}
 

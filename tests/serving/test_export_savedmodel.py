@@ -47,6 +47,23 @@ def test_layout(exported):
         assert json.load(f)["generator"]["conv_dim"] == 8
 
 
+def test_saves_variables_and_functions_only(generator, exported):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(exported, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    graph = proto.meta_graphs[0].object_graph_def
+    assert {c.local_name for c in graph.nodes[0].children} == {
+        "generator_variables",
+        "sample",
+        "serving_default",
+        "signatures",
+    }
+    # No Keras layer objects: just the generator's variables, each once.
+    assert sum(node.WhichOneof("kind") == "variable" for node in graph.nodes) == len(generator.variables)
+
+
 def test_serving_default_matches_keras(generator, loaded, z):
     outputs = loaded.signatures["serving_default"](z=tf.constant(z))
     assert set(outputs) == {"images", "images_uint8"}
