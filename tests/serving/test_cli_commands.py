@@ -195,3 +195,19 @@ def test_module_entry_point(saved, tmp_path):
     # TensorFlow's own import-time log lines aside, the error is one line.
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: No such model path: {tmp_path / 'nope'}"]
+
+
+def test_sample_conditional_labels(tmp_path, capsys):
+    generator = keras_sagan.build_generator("cifar10_32", conv_dim=4, num_classes=10)
+    base = export.export_generator(generator, tmp_path / "cifar")
+    out = str(tmp_path / "c.png")
+    assert cli.main(["sample", "--model", base, "--num", "3", "--labels", "4", "--out", out]) == 0
+    assert cli.main(["sample", "--model", base, "--num", "3", "--labels", "4,4", "4", "--out", out + "2.png"]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(out + "2.png")))
+    assert cli.main(["sample", "--model", base, "--num", "3", "--out", str(tmp_path / "random.png")]) == 0
+    assert "--labels needs 1 or --num (3) values" in _error(
+        capsys, ["sample", "--model", base, "--num", "3", "--labels", "1", "2", "--out", out]
+    )
+    assert "labels must be in [0, 10)" in _error(
+        capsys, ["sample", "--model", base, "--num", "3", "--labels", "12", "--out", out]
+    )
