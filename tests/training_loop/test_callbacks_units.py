@@ -1,0 +1,138 @@
+"""The training callbacks and their helpers, one piece at a time, with stub models where possible."""
+
+import os
+import signal
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from keras_sagan.models import build_discriminator, build_generator
+from keras_sagan.training import callbacks as cb
+
+
+class StubModel:
+    """What the callbacks read from a SAGAN: the step, and optionally a sampling generator."""
+
+    def __init__(self, generator=None):
+        self.g_optimizer = types.SimpleNamespace(iterations=tf.Variable(0, dtype=tf.int64))
+        self.generator = generator
+        self.stop_training = False
+
+    def sampling_generator(self):
+        return self.generator
+
+
+def _drive(callback, model, steps, logs_for_step=lambda step: {}):
+    callback.set_model(model)
+    callback.on_train_begin()
+    for step in range(1, steps + 1):
+        model.g_optimizer.iterations.assign(step)
+        callback.on_train_batch_end(step - 1, logs_for_step(step))
+    callback.on_train_end()
+
+
+def test_make_grid_places_images_row_major_with_padding():
+    images = np.stack([np.full((2, 2, 3), value, np.uint8) for value in (10, 20, 30)])
+    grid = cb.make_grid(images, cols=2)
+    assert grid.shape == (7, 7, 3)
+    assert (grid[1:3, 1:3] == 10).all() and (grid[1:3, 4:6] == 20).all() and (grid[4:6, 1:3] == 30).all()
+    assert (grid[4:6, 4:6] == 0).all()  # The empty fourth cell.
+    assert (grid[0] == 0).all() and (grid[:, 3] == 0).all()  # Padding.
+    assert cb.make_grid(np.zeros((64, 4, 4, 3), np.uint8)).shape == (41, 41, 3)  # 8 x 8 by default.
+    assert cb.make_grid(images, rows=1).shape == (4, 10, 3)
+    with pytest.raises(ValueError, match="cannot hold 3 images"):
+        cb.make_grid(images, rows=1, cols=2)
+    with pytest.raises(ValueError, match="uint8"):
+        cb.make_grid(images.astype(np.float32))
+
+
+def test_attention_overlay_puts_the_heat_where_the_query_attends():
+    images = np.full((1, 8, 8, 3), 50, np.uint8)
+    attention = np.zeros((1, 16, 4), np.float32)  # 4x4 queries over 2x2 pooled keys.
+    attention[:, :, 3] = 1.0  # Every query looks at the bottom-right key.
+    out = cb.attention_overlays(images, attention, queries=[(0.0, 0.0)], alpha=1.0)
+    assert out.shape == (1, 2, 8, 8, 3) and out.dtype == np.uint8
+    assert (out[:, 0] == images).all()
+    overlay = out[0, 1].astype(int)
+    assert (overlay[:2, :2] == 255).all()  # The query pixel (row 0, column 0: a 2x2 cell) is marked.
+    # Fully hot at the attended key: the colour map's top, dark red (0.5, 0, 0).
+    np.testing.assert_array_equal(overlay[7, 7], [128, 0, 0])
+    np.testing.assert_array_equal(overlay[3, 0], [50, 50, 50])  # No attention there: the image.
+    with pytest.raises(ValueError, match="square"):
+        cb.attention_overlays(images, np.zeros((1, 15, 4), np.float32))
+
+
+def test_interval_means_undo_the_running_mean():
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    means = cb.IntervalMeans(["d_loss"])
+    assert means.update(2, {"d_loss": values[:2].mean()}) == {"d_loss": 1.5}
+    np.testing.assert_allclose(means.update(5, {"d_loss": values[:5].mean()})["d_loss"], 4.0)
+    np.testing.assert_allclose(means.update(6, {"d_loss": values.mean()})["d_loss"], 6.0)
+
+
+def test_spectral_norm_paths_are_attribute_paths():
+    generator = build_generator("celeba64", image_size=32, conv_dim=8, z_dim=16, attention_variant="sagan")
+    discriminator = build_discriminator("celeba64", image_size=32, conv_dim=8)
+    paths = set(cb.spectral_norm_layers(generator))
+    assert {"initial/0", "up0/0", "up1/0", "attention_16/query", "attention_8/output_projection"} <= paths
+    assert set(cb.spectral_norm_layers(discriminator)) == {"down0/0", "down1/0", "down2/0"}
+    sigmas = cb.spectral_norms(generator)
+    layer = cb.spectral_norm_layers(generator)["up0/0"]
+    assert sigmas["up0/0"] == pytest.approx(float(layer.spectral_norm()))
+    assert all(np.isfinite(s) and s > 0 for s in sigmas.values())
+
+
+def test_progress_logger_prints_interval_means_and_throughput():
+    lines = []
+    logger = cb.ProgressLogger(total_steps=5, global_batch_size=8, every=2, print_fn=lines.append)
+    d_losses = [1.0, 3.0, 5.0, 7.0, 9.0]
+    _drive(logger, StubModel(), 5, lambda s: {"d_loss": np.mean(d_losses[:s]), "g_loss": 0.5})
+    assert [line.split("  ")[:2] for line in lines] == [
+        ["step 2/5", "d_loss 2.0000"],
+        ["step 4/5", "d_loss 6.0000"],
+        ["step 5/5", "d_loss 9.0000"],  # The last step always gets a line.
+    ]
+    assert all(line.endswith("images/s") and "g_loss 0.5000" in line for line in lines)
+
+
+def test_checkpoint_saver_saves_on_the_interval_and_once_at_the_end(tmp_path):
+    step = tf.Variable(0, dtype=tf.int64)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(step=step), str(tmp_path), max_to_keep=2)
+    model = StubModel()
+    model.g_optimizer.iterations = step
+    saver = cb.CheckpointSaver(manager, every=2)
+    _drive(saver, model, 5)
+    assert [s for s, _ in saver.saved] == [2, 4, 5]
+    assert [os.path.basename(p) for p in manager.checkpoints] == ["ckpt-4", "ckpt-5"]  # max_to_keep
+    _drive(cb.CheckpointSaver(manager, every=5), model, 5)  # Ends on an interval: saved once.
+    assert manager.latest_checkpoint.endswith("ckpt-5") and len(manager.checkpoints) == 2
+
+
+def test_sample_grid_writer_uses_fixed_noise_and_the_sampling_generator(tmp_path):
+    generator = build_generator("celeba64", image_size=32, conv_dim=8, z_dim=16)
+    writer = cb.SampleGridWriter(str(tmp_path / "samples"), every=2, num_samples=4, seed=7)
+    _drive(writer, StubModel(generator), 3)
+    assert sorted(os.listdir(tmp_path / "samples")) == ["step_000002.png", "step_000003.png"]
+    expected = cb.make_grid(cb.to_uint8(generator(cb.fixed_noise(4, 16, seed=7), training=False)))
+    for name in ("step_000002.png", "step_000003.png"):  # Same weights, same noise: same grid.
+        with Image.open(tmp_path / "samples" / name) as image:
+            np.testing.assert_array_equal(np.asarray(image), expected)
+
+
+def test_interrupt_handler_stops_after_the_step_and_restores_the_handler():
+    previous = signal.getsignal(signal.SIGINT)
+    handler = cb.InterruptHandler(print_fn=lambda line: None)
+    model = StubModel()
+    handler.set_model(model)
+    handler.on_train_begin()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert handler.interrupted == "SIGINT" and model.stop_training
+        with pytest.raises(KeyboardInterrupt):  # A second Ctrl-C aborts at once.
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        handler.on_train_end()
+    assert signal.getsignal(signal.SIGINT) is previous

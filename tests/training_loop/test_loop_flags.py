@@ -1,0 +1,152 @@
+"""Every flag of examples/train_celeba.py reaches the TrainConfig and changes what the run builds."""
+
+import keras
+import pytest
+import tensorflow as tf
+from absl import flags
+from tensorflow.python.framework import config as tf_config
+from training_loop_helpers import TINY_FLAGS, load_example
+
+from keras_sagan.training import callbacks as callbacks_lib
+from keras_sagan.training import loop
+
+example = load_example()
+DEFAULT = example.parse(["train_celeba.py"])
+
+
+def _parse(args):
+    return example.parse(["train_celeba.py", *TINY_FLAGS, *args])
+
+
+def _gan(config):
+    return loop.build_gan(config, tf.distribute.get_strategy())
+
+
+def _dataset_kwargs(config, monkeypatch):
+    calls = []
+    monkeypatch.setattr(loop, "load_dataset", lambda name, **kwargs: calls.append((name, kwargs)))
+    loop.build_dataset(config, tf.distribute.get_strategy(), config.seed)
+    ((name, kwargs),) = calls
+    return {"name": name, **kwargs}
+
+
+def _callbacks(config):
+    checkpoint = tf.train.Checkpoint(step=tf.Variable(0))
+    return {type(c).__name__: c for c in loop.make_callbacks(config, loop.make_manager(config, checkpoint))}
+
+
+def _during_train(config, monkeypatch):
+    """Runs `train` with the run itself replaced; returns what was in force inside it."""
+    seen = {}
+
+    def fake_train(config):
+        seen["policy"] = keras.config.dtype_policy().name
+        seen["deterministic"] = tf_config.is_op_determinism_enabled()
+        seen["generator_policy"] = _gan(config).generator.dtype_policy.name
+
+    monkeypatch.setattr(loop, "_train", fake_train)
+    monkeypatch.setattr(loop, "configure_cpu_replicas", lambda n: seen.setdefault("cpu_replicas", n))
+    loop.train(config)
+    assert keras.config.dtype_policy().name == "float32" and not tf_config.is_op_determinism_enabled()
+    return seen
+
+
+# flag argv, TrainConfig field, expected value, check(config, monkeypatch) of the effect.
+CASES = [
+    ("--dataset=celeba", "dataset", "celeba", lambda c, m: _dataset_kwargs(c, m)["name"] == "celeba"),
+    ("--data_dir=/tfds", "data_dir", "/tfds",
+     lambda c, m: _dataset_kwargs(c.__class__(**{**vars(c), "dataset": "celeba"}), m)["data_dir"] == "/tfds"),
+    ("--image_folder=/imgs", "image_folder", "/imgs",
+     lambda c, m: _dataset_kwargs(c.__class__(**{**vars(c), "dataset": "folder"}), m)["path"] == "/imgs"),
+    ("--download", "download", True,
+     lambda c, m: _dataset_kwargs(c.__class__(**{**vars(c), "dataset": "celeba"}), m)["download"] is True),
+    ("--preset=cifar10_32", "preset", "cifar10_32", lambda c, m: _gan(c).generator.architecture == "resnet"),
+    ("--image_size=64", "image_size", 64,
+     lambda c, m: _gan(c).generator.image_size == 64 and _dataset_kwargs(c, m)["image_size"] == 64),
+    ("--conv_dim=16", "conv_dim", 16, lambda c, m: _gan(c).discriminator.conv_dim == 16),
+    ("--z_dim=32", "z_dim", 32, lambda c, m: _gan(c).generator.z_dim == 32),
+    ("--attention_variant=sagan", "attention_variant", "sagan",
+     lambda c, m: _gan(c).generator.attention_layers[0].variant == "sagan"),
+    ("--batch_size=8", "batch_size", 8,
+     lambda c, m: _dataset_kwargs(c, m)["global_batch_size"] == 8
+     and _callbacks(c)["ProgressLogger"].global_batch_size == 8),
+    ("--steps=7", "steps", 7, lambda c, m: _callbacks(c)["ProgressLogger"].total_steps == 7),
+    ("--g_lr=0.0002", "g_lr", 2e-4, lambda c, m: abs(float(_gan(c).g_optimizer.learning_rate) - 2e-4) < 1e-9),
+    ("--d_lr=0.0003", "d_lr", 3e-4, lambda c, m: abs(float(_gan(c).d_optimizer.learning_rate) - 3e-4) < 1e-9),
+    ("--beta1=0.5", "beta1", 0.5, lambda c, m: _gan(c).g_optimizer.beta_1 == 0.5 == _gan(c).d_optimizer.beta_1),
+    ("--beta2=0.99", "beta2", 0.99, lambda c, m: _gan(c).g_optimizer.beta_2 == 0.99 == _gan(c).d_optimizer.beta_2),
+    ("--d_steps=2", "d_steps", 2, lambda c, m: _gan(c).d_steps == 2),
+    ("--loss=wgan-gp", "loss", "wgan-gp",
+     lambda c, m: (lambda g: g.loss_name == "wgan-gp" and g.gp_weight == 10)(_gan(c))),
+    ("--ema_decay=0.99", "ema_decay", 0.99,
+     lambda c, m: (lambda g: g.ema_decay == 0.99 and g.ema_generator is not None)(_gan(c))),
+    ("--seed=5", "seed", 5,
+     lambda c, m: _gan(c).seed == 5 and _dataset_kwargs(c, m)["seed"] == 5
+     and _callbacks(c)["SampleGridWriter"].seed == 5),
+    ("--deterministic", "deterministic", True, lambda c, m: _during_train(c, m)["deterministic"]),
+    ("--mixed_precision=mixed_bfloat16", "mixed_precision", "mixed_bfloat16",
+     lambda c, m: _during_train(c, m)["generator_policy"] == "mixed_bfloat16"),
+    ("--jit_compile=true", "jit_compile", True, lambda c, m: _gan(c).jit_compile is True),
+    ("--strategy=mirrored", "strategy", "mirrored",
+     lambda c, m: isinstance(loop.make_strategy(c.strategy), tf.distribute.MirroredStrategy)),
+    ("--cpu_replicas=2", "cpu_replicas", 2, lambda c, m: _during_train(c, m)["cpu_replicas"] == 2),
+    ("--progress_bar", "progress_bar", True, lambda c, m: "ProgressLogger" not in _callbacks(c)),
+    ("--model_dir=/tmp/elsewhere", "model_dir", "/tmp/elsewhere",
+     lambda c, m: _callbacks(c)["TensorBoardLogger"].log_dir == "/tmp/elsewhere/logs"
+     and loop.make_manager(c, tf.train.Checkpoint()).directory == "/tmp/elsewhere/checkpoints"),
+    ("--log_every=7", "log_every", 7,
+     lambda c, m: _callbacks(c)["ProgressLogger"].every == 7 == _callbacks(c)["TensorBoardLogger"].scalar_every),
+    ("--sample_every=7", "sample_every", 7,
+     lambda c, m: _callbacks(c)["SampleGridWriter"].every == 7 == _callbacks(c)["TensorBoardLogger"].image_every),
+    ("--checkpoint_every=7", "checkpoint_every", 7, lambda c, m: _callbacks(c)["CheckpointSaver"].every == 7),
+    ("--keep_checkpoints=7", "keep_checkpoints", 7,
+     lambda c, m: loop.make_manager(c, tf.train.Checkpoint())._max_to_keep == 7),
+    ("--export_dir=/tmp/serving/sagan", "export_dir", "/tmp/serving/sagan",
+     lambda c, m: c.resolved_export_dir == "/tmp/serving/sagan"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("argv, field, value, effect", CASES, ids=[case[0].split("=")[0] for case in CASES])
+def test_flag_sets_its_field_and_changes_the_run(argv, field, value, effect, monkeypatch, tmp_path):
+    if "model_dir" not in argv:
+        argv = [argv, f"--model_dir={tmp_path}"]
+    else:
+        argv = [argv]
+    config = _parse(argv)
+    assert getattr(config, field) == value != getattr(DEFAULT, field)
+    assert effect(config, monkeypatch)
+
+
+def test_every_flag_has_a_case_and_documented_help():
+    fv = flags.FlagValues()
+    example.define_flags(fv)
+    names = set(fv)
+    tested = {case[0].split("=")[0].lstrip("-") for case in CASES}
+    assert names == tested
+    text = fv.get_help()
+    for group in ("data", "model", "optimisation", "runtime", "output"):
+        assert f"train_celeba ({group}):" in text
+    for name in names:
+        assert (f"--{name}" in text or f"--[no]{name}" in text) and len(fv[name].help) > 15, name
+
+
+def test_defaults_are_the_readme_demo():
+    assert (DEFAULT.dataset, DEFAULT.preset, DEFAULT.resolved_image_size) == ("demo", "celeba64", 32)
+    assert DEFAULT.resolved_model_dir == "runs/celeba64_demo"
+    assert DEFAULT.resolved_export_dir == "runs/celeba64_demo/export"
+    assert DEFAULT.ema_decay is None and DEFAULT.jit_compile == "auto"
+    assert example.parse(["train_celeba.py", "--export_dir="]).resolved_export_dir is None
+    assert example.parse(["train_celeba.py", "--jit_compile=false"]).jit_compile is False
+
+
+def test_cpu_replicas_cannot_change_a_running_tensorflow():
+    found = len(tf.config.list_logical_devices("CPU"))
+    loop.configure_cpu_replicas(found)  # The count in force: accepted.
+    with pytest.raises(ValueError, match=f"cpu_replicas={found + 1} needs to be set before"):
+        loop.configure_cpu_replicas(found + 1)
+
+
+def test_callbacks_module_is_exported():
+    from keras_sagan.training import TrainConfig, make_grid, train
+
+    assert TrainConfig is loop.TrainConfig and train is loop.train and make_grid is callbacks_lib.make_grid

@@ -1,0 +1,48 @@
+"""Shared helpers of the training-loop tests: tiny configs, variable snapshots, the example."""
+
+import importlib.util
+import os
+import pathlib
+
+import numpy as np
+
+from keras_sagan.training.loop import TrainConfig
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "train_celeba.py"
+
+# The smallest model the celeba64 preset builds at 32x32 (8 channels reach the attention blocks).
+TINY = {"conv_dim": 8, "z_dim": 16, "batch_size": 4, "num_samples": 4}
+TINY_FLAGS = ["--conv_dim=8", "--z_dim=16", "--batch_size=4"]
+
+
+def tiny_config(model_dir, **overrides):
+    settings = {**TINY, "steps": 4, "log_every": 2, "sample_every": 2, "checkpoint_every": 2}
+    settings.update(overrides)
+    return TrainConfig(model_dir=os.fspath(model_dir), **settings)
+
+
+def training_variables(gan):
+    """Every piece of state a checkpoint must hold, by a readable name."""
+    groups = {
+        "generator": gan.generator.weights,
+        "discriminator": gan.discriminator.weights,
+        "g_optimizer": gan.g_optimizer.variables,
+        "d_optimizer": gan.d_optimizer.variables,
+        "seed": [gan.seed_generator.state],
+    }
+    if gan.ema_generator is not None:
+        groups["ema_generator"] = gan.ema_generator.weights
+    # Names by position: Keras' variable paths carry per-process counters (generator_1/...).
+    return {f"{group}/{i}": v for group, variables in groups.items() for i, v in enumerate(variables)}
+
+
+def snapshot(gan):
+    return {name: np.array(v.numpy()) for name, v in training_variables(gan).items()}
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("train_celeba_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
