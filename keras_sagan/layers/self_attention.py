@@ -1,11 +1,16 @@
 """The SAGAN self-attention block."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from keras_sagan.layers.spectral_normalization import SpectralNormalization
 
 VARIANTS = ("sagan", "reference")
+# "auto" chunking keeps each chunk's map at <= 2**22 entries per example
+# (16 MiB in float32): one chunk for the generator's 32x32 block at 64x64,
+# where the whole map fits, and bounded memory beyond.
+AUTO_CHUNK_ENTRIES = 2**22
 
 
 def _conv1x1(filters, use_bias, spectral_norm):
@@ -32,16 +37,20 @@ class SelfAttention(keras.layers.Layer):
       (heykeetae/Self-Attention-GAN): 1x1 convs with bias, query/key to C/8,
       value to C, no output conv, no spectral norm, no pooling by default.
 
-    When no attention map is requested and `query_chunk_size` is set, the
-    queries are processed in chunks so the full `N x N` map never exists at
-    once; the result equals the full computation.
+    When no attention map is requested, queries are processed in chunks and
+    each chunk's map is recomputed in the backward pass (`tf.recompute_grad`)
+    instead of being stored, so neither the forward nor the backward pass
+    holds the full `N x N_key` map; the result equals the full computation.
+    The map is materialised only when `return_attention=True`.
 
     Args:
         variant: str. `"sagan"` or `"reference"`. Defaults to `"sagan"`.
         pooling: bool or None. 2x2 max-pool keys and values. `None` means
             `True` for `"sagan"` and `False` for `"reference"`.
-        query_chunk_size: int or None. Queries per chunk on the
-            memory-efficient path. Defaults to `None` (one chunk).
+        query_chunk_size: int, `"auto"` or None. Queries per chunk on the
+            memory-efficient path. `"auto"` sizes chunks to at most 2**22
+            map entries per example; `None` always computes the full map.
+            Defaults to `"auto"`.
 
     Call arguments:
         inputs: `(B, H, W, C)` feature map, C >= 8.
@@ -61,12 +70,14 @@ class SelfAttention(keras.layers.Layer):
         Adversarial Networks", ICML 2019.
     """
 
-    def __init__(self, variant="sagan", pooling=None, query_chunk_size=None, **kwargs):
+    def __init__(self, variant="sagan", pooling=None, query_chunk_size="auto", **kwargs):
         super().__init__(**kwargs)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}; received {variant!r}.")
-        if query_chunk_size is not None and (not isinstance(query_chunk_size, int) or query_chunk_size < 1):
-            raise ValueError(f"query_chunk_size must be None or an int >= 1; received {query_chunk_size!r}.")
+        if query_chunk_size not in (None, "auto") and (
+            not isinstance(query_chunk_size, int) or isinstance(query_chunk_size, bool) or query_chunk_size < 1
+        ):
+            raise ValueError(f'query_chunk_size must be None, "auto" or an int >= 1; received {query_chunk_size!r}.')
         self.variant = variant
         self.pooling = pooling
         self.query_chunk_size = query_chunk_size
@@ -100,8 +111,9 @@ class SelfAttention(keras.layers.Layer):
             keys = ops.max_pool(keys, 2, 2)
             values = ops.max_pool(values, 2, 2)
         batch = ops.shape(inputs)[0]
-        keys = ops.reshape(keys, (batch, -1, keys.shape[-1]))
-        values = ops.reshape(values, (batch, -1, values.shape[-1]))
+        num_keys = keys.shape[1] * keys.shape[2]  # static, whatever the batch
+        keys = ops.reshape(keys, (batch, num_keys, keys.shape[-1]))
+        values = ops.reshape(values, (batch, num_keys, values.shape[-1]))
         return keys, values
 
     def _attend(self, queries, keys, values):
@@ -112,19 +124,27 @@ class SelfAttention(keras.layers.Layer):
         out = ops.einsum("bqk,bkc->bqc", ops.cast(attention, values.dtype), values)
         return out, attention
 
+    def _chunk_size(self, num_queries, num_keys):
+        if self.query_chunk_size is None:
+            return num_queries
+        if self.query_chunk_size == "auto":
+            return max(1, AUTO_CHUNK_ENTRIES // num_keys)
+        return self.query_chunk_size
+
     def call(self, inputs, training=None, return_attention=False):
         batch = ops.shape(inputs)[0]
         height, width = inputs.shape[1], inputs.shape[2]
         queries = self.query(inputs, training=training)
-        queries = ops.reshape(queries, (batch, -1, queries.shape[-1]))
+        queries = ops.reshape(queries, (batch, height * width, queries.shape[-1]))
         keys, values = self._keys_values(inputs, training)
         num_queries = height * width
-        chunk = self.query_chunk_size
-        if return_attention or chunk is None or chunk >= num_queries:
+        chunk = self._chunk_size(num_queries, keys.shape[1])
+        if return_attention or chunk >= num_queries:
             out, attention = self._attend(queries, keys, values)
         else:
+            attend_chunk = tf.recompute_grad(lambda q, k, v: self._attend(q, k, v)[0])
             pieces = [
-                self._attend(queries[:, start : start + chunk], keys, values)[0]
+                attend_chunk(queries[:, start : start + chunk], keys, values)
                 for start in range(0, num_queries, chunk)
             ]
             out, attention = ops.concatenate(pieces, axis=1), None

@@ -38,7 +38,8 @@ class Discriminator(keras.Model):
         attention_variant: str. `"sagan"` or `"reference"`. Defaults to
             `"sagan"`.
         num_classes: int or None. Projection discriminator (resnet only).
-        query_chunk_size: int or None. Memory-efficient attention chunking.
+        query_chunk_size: int, `"auto"` or None. Memory-efficient attention
+            chunking (see `SelfAttention`). Defaults to `"auto"`.
 
     Call arguments:
         images: `(B, image_size, image_size, 3)` in [-1, 1].
@@ -61,7 +62,7 @@ class Discriminator(keras.Model):
         attention_resolutions=None,
         attention_variant="sagan",
         num_classes=None,
-        query_chunk_size=None,
+        query_chunk_size="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)

@@ -52,7 +52,8 @@ class Generator(keras.Model):
         attention_variant: str. `"sagan"` or `"reference"` (see
             `SelfAttention`). Defaults to `"sagan"`.
         num_classes: int or None. Class-conditional BatchNorm (resnet only).
-        query_chunk_size: int or None. Memory-efficient attention chunking.
+        query_chunk_size: int, `"auto"` or None. Memory-efficient attention
+            chunking (see `SelfAttention`). Defaults to `"auto"`.
 
     Call arguments:
         z: `(B, z_dim)` float noise.
@@ -80,7 +81,7 @@ class Generator(keras.Model):
         attention_resolutions=None,
         attention_variant="sagan",
         num_classes=None,
-        query_chunk_size=None,
+        query_chunk_size="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from layer_checks import assert_config_round_trip
 
 from keras_sagan.layers import SelfAttention
@@ -89,6 +90,25 @@ def test_query_chunking_equals_full_attention(variant):
     for a, b in zip(chunked.weights, full.weights):
         a.assign(np.asarray(b))
     np.testing.assert_allclose(chunked(x), full(x), atol=1e-5)
+    # Gradients through the recomputed chunks equal the full path's too.
+    grads = []
+    for layer in (full, chunked):
+        inputs = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_sum(tf.sin(layer(inputs, training=True)))
+        grads.append(tape.gradient(loss, [inputs] + layer.trainable_weights))
+    scale = max(float(np.abs(g).max()) for g in grads[0])
+    for g_full, g_chunked in zip(*grads):  # float32 round-off relative to the largest gradient
+        np.testing.assert_allclose(g_chunked, g_full, atol=1e-5 * scale)
+
+
+def test_auto_chunking_bounds_the_map_and_none_disables_it():
+    layer = SelfAttention(variant="reference")  # "auto" by default
+    assert layer._chunk_size(1024, 1024) >= 1024  # the 32x32 map fits in one chunk
+    assert layer._chunk_size(4096, 4096) == 1024
+    assert layer._chunk_size(16384, 16384) * 16384 <= 2**22
+    assert SelfAttention(query_chunk_size=None)._chunk_size(16384, 16384) == 16384
 
 
 def test_any_size_and_channel_count_and_errors():
@@ -100,7 +120,7 @@ def test_any_size_and_channel_count_and_errors():
         SelfAttention(variant="bogus")
     with pytest.raises(ValueError, match="even height and width"):
         SelfAttention()(np.zeros((1, 5, 4, 8), "float32"))
-    with pytest.raises(ValueError, match="query_chunk_size.*0"):
+    with pytest.raises(ValueError, match="query_chunk_size must be None, \"auto\" or an int >= 1; received 0"):
         SelfAttention(query_chunk_size=0)
 
 
