@@ -13,6 +13,7 @@ the work. `--helpfull` lists the flags by group.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -209,9 +210,14 @@ def main(argv: list[str]) -> int:
         train(config)
     except TrainingInterrupted as err:
         print(f"interrupted: {err}", file=sys.stderr, flush=True)
-        return 130
+        return 128 + signal.Signals[err.signal_name].value  # 130 for SIGINT, 143 for SIGTERM.
     except KeyboardInterrupt:
-        print("interrupted before training started; nothing saved", file=sys.stderr, flush=True)
+        print(
+            "interrupted: stopped at once (before training began, or a second Ctrl-C); "
+            "a rerun resumes from the latest checkpoint, if any",
+            file=sys.stderr,
+            flush=True,
+        )
         return 130
     except ValueError as err:  # Includes DatasetNotFoundError and bad settings.
         return _error(err, 2)

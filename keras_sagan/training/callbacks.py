@@ -256,11 +256,50 @@ class IntervalMeans:
 # -- callbacks ----------------------------------------------------------------------------------
 
 
-class ProgressLogger(keras.callbacks.Callback):
+class StepCallback(keras.callbacks.Callback):
+    """Calls `on_step(step, batches, logs)` once for each new train step.
+
+    `step` is `g_optimizer.iterations`; `batches` counts the train steps run since `fit()`
+    began (the updates behind the running means in `logs`). The two differ by the restored step,
+    and under `mixed_float16` also by the steps whose gradients overflowed: loss scaling skips
+    those updates and `iterations` does not advance, so no new step is reported for them.
+    """
+
+    def on_train_begin(self, logs=None):
+        self._start_step = self._seen_step = current_step(self.model)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = current_step(self.model)
+        if step != self._seen_step:
+            self._seen_step = step
+            self.on_step(step, batch + 1, logs or {})
+
+    def on_step(self, step: int, batches: int, logs: dict) -> None:
+        pass
+
+
+class _Throughput:
+    """Images per second between successive calls, from the batch count and the wall clock."""
+
+    def __init__(self, global_batch_size):
+        self.global_batch_size = global_batch_size
+        self.reset()
+
+    def reset(self):
+        self._batches, self._time = 0, time.perf_counter()
+
+    def update(self, batches):
+        now = time.perf_counter()
+        rate = self.global_batch_size * (batches - self._batches) / max(now - self._time, 1e-9)
+        self._batches, self._time = batches, now
+        return rate
+
+
+class ProgressLogger(StepCallback):
     """Prints one line every `every` steps: step/total, d_loss, g_loss and images per second.
 
     The losses are means over the interval; images per second is `global_batch_size` times the
-    steps of the interval over its wall time (the first interval includes graph tracing).
+    batches of the interval over its wall time (the first interval includes graph tracing).
 
     Args:
         total_steps: int. The run's final step, shown after the slash.
@@ -276,22 +315,19 @@ class ProgressLogger(keras.callbacks.Callback):
         self.every = every
         self.print_fn = print_fn or (lambda line: print(line, flush=True))
         self.means = IntervalMeans()
+        self.throughput = _Throughput(global_batch_size)
         self.lines = []
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         self.means.reset()
-        self._start_step = current_step(self.model)
-        self._last_step = self._start_step
-        self._last_time = time.perf_counter()
+        self.throughput.reset()
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = current_step(self.model)
+    def on_step(self, step, batches, logs):
         if step % self.every and step != self.total_steps:
             return
-        now = time.perf_counter()
-        means = self.means.update(step - self._start_step, logs or {})
-        rate = self.global_batch_size * (step - self._last_step) / max(now - self._last_time, 1e-9)
-        self._last_step, self._last_time = step, now
+        means = self.means.update(batches, logs)
+        rate = self.throughput.update(batches)
         parts = [f"step {step}/{self.total_steps}"]
         parts += [f"{key} {means[key]:.4f}" for key in ("d_loss", "g_loss") if key in means]
         parts.append(f"{rate:.1f} images/s")
@@ -300,7 +336,7 @@ class ProgressLogger(keras.callbacks.Callback):
         self.print_fn(line)
 
 
-class TensorBoardLogger(keras.callbacks.Callback):
+class TensorBoardLogger(StepCallback):
     """Writes training summaries with a `tf.summary` file writer into `log_dir`.
 
     Every `scalar_every` steps: `loss/d`, `loss/g`, `d/real`, `d/fake` (means over the interval),
@@ -345,21 +381,20 @@ class TensorBoardLogger(keras.callbacks.Callback):
         self.seed = seed
         self.queries = tuple(queries)
         self.means = IntervalMeans()
+        self.throughput = _Throughput(global_batch_size)
         self.writer = None
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         self.writer = tf.summary.create_file_writer(self.log_dir)
         self.means.reset()
-        self._start_step = current_step(self.model)
-        self._last_step = self._start_step
-        self._last_time = time.perf_counter()
+        self.throughput.reset()
         self._last_image_step = None
         self._z = fixed_noise(self.num_samples, self.model.generator.z_dim, self.seed)
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = current_step(self.model)
+    def on_step(self, step, batches, logs):
         if step % self.scalar_every == 0:
-            self._write_scalars(step, logs or {})
+            self._write_scalars(step, batches, logs)
         if step % self.image_every == 0:
             self._write_images(step)
 
@@ -370,11 +405,9 @@ class TensorBoardLogger(keras.callbacks.Callback):
         self.writer.flush()
         self.writer.close()
 
-    def _write_scalars(self, step, logs):
-        now = time.perf_counter()
-        means = self.means.update(step - self._start_step, logs)
-        rate = self.global_batch_size * (step - self._last_step) / max(now - self._last_time, 1e-9)
-        self._last_step, self._last_time = step, now
+    def _write_scalars(self, step, batches, logs):
+        means = self.means.update(batches, logs)
+        rate = self.throughput.update(batches)
         with self.writer.as_default(step=step):
             for key, value in means.items():
                 tf.summary.scalar(SCALAR_TAGS[key], value)
@@ -407,7 +440,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
         self.writer.flush()
 
 
-class SampleGridWriter(keras.callbacks.Callback):
+class SampleGridWriter(StepCallback):
     """Writes `directory/step_XXXXXX.png` sample grids from fixed noise every `every` steps.
 
     The noise is drawn once from `seed`, so successive grids show the same latents. Images
@@ -430,12 +463,11 @@ class SampleGridWriter(keras.callbacks.Callback):
         self.written = []
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         os.makedirs(self.directory, exist_ok=True)
         self._z = fixed_noise(self.num_samples, self.model.generator.z_dim, self.seed)
-        self._start_step = current_step(self.model)
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = current_step(self.model)
+    def on_step(self, step, batches, logs):
         if step % self.every == 0:
             self.write(step)
 
@@ -455,7 +487,7 @@ class SampleGridWriter(keras.callbacks.Callback):
         return path
 
 
-class CheckpointSaver(keras.callbacks.Callback):
+class CheckpointSaver(StepCallback):
     """Saves `manager`'s checkpoint every `every` steps and at the end of training.
 
     Checkpoints are numbered by step (`ckpt-<step>`). `tf.train.CheckpointManager` writes the
@@ -474,8 +506,7 @@ class CheckpointSaver(keras.callbacks.Callback):
         self.every = every
         self.saved = []
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = current_step(self.model)
+    def on_step(self, step, batches, logs):
         if step % self.every == 0:
             self.save(step)
 

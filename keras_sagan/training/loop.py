@@ -31,6 +31,7 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # is/disable_op_determinism: not public.
 
 from keras_sagan.data import DATASETS, load_dataset, validate_global_batch
+from keras_sagan.export import export_generator, list_versions
 from keras_sagan.models.presets import PRESETS, build_discriminator, build_generator, preset_config
 from keras_sagan.training import callbacks as callbacks_lib
 from keras_sagan.training.sagan import SAGAN
@@ -75,6 +76,8 @@ class TrainConfig:
     Optimisation:
         batch_size: int. Global batch (over all replicas). Defaults to `20`.
         steps: int. Total train steps (G updates), counting restored ones. Defaults to `800`.
+            The count is `g_optimizer.iterations`; under `mixed_float16` the updates that loss
+            scaling skips (overflowing gradients) are not counted, and a rerun makes them up.
         g_lr, d_lr, beta1, beta2: Adam settings of G and D. Default to the paper's TTUR:
             `1e-4`, `4e-4`, `0.0`, `0.9`.
         d_steps: int. D updates per G update. Defaults to `1`.
@@ -356,9 +359,7 @@ def make_callbacks(config: TrainConfig, manager: tf.train.CheckpointManager) -> 
 
 
 def export(gan: SAGAN, export_dir: str) -> str:
-    """Exports `gan.sampling_generator()` as a TF Serving SavedModel version under `export_dir`."""
-    from keras_sagan.export import export_generator
-
+    """Exports `gan.sampling_generator()` as the next TF Serving SavedModel version under `export_dir`."""
     return export_generator(gan.sampling_generator(), export_dir)
 
 
@@ -452,8 +453,13 @@ def _train(config: TrainConfig) -> TrainResult:
         print(f"already at step {initial_step} >= steps={config.steps}: nothing to train", flush=True)
 
     export_dir = config.resolved_export_dir
-    export_path = export(gan, export_dir) if export_dir else None
-    if export_path:
+    export_path = None
+    if export_dir and remaining <= 0 and list_versions(export_dir):
+        # A rerun of a finished command: the weights are those of the latest version already.
+        export_path = os.path.join(os.path.abspath(export_dir), str(list_versions(export_dir)[-1]))
+        print(f"the generator is already exported to {export_path}", flush=True)
+    elif export_dir:
+        export_path = export(gan, export_dir)
         print(f"exported the generator to {export_path}", flush=True)
     return TrainResult(
         gan=gan,

@@ -136,3 +136,26 @@ def test_interrupt_handler_stops_after_the_step_and_restores_the_handler():
     finally:
         handler.on_train_end()
     assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_a_batch_that_does_not_advance_the_step_is_not_a_new_step(tmp_path):
+    # Under mixed_float16, loss scaling skips an overflowing update and iterations stays put.
+    step = tf.Variable(0, dtype=tf.int64)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(step=step), str(tmp_path), max_to_keep=5)
+    model = StubModel()
+    model.g_optimizer.iterations = step
+    lines = []
+    saver = cb.CheckpointSaver(manager, every=2)
+    logger = cb.ProgressLogger(total_steps=3, global_batch_size=1, every=2, print_fn=lines.append)
+    for callback in (saver, logger):
+        callback.set_model(model)
+        callback.on_train_begin()
+    d_losses = [1.0, 3.0, 5.0, 7.0]  # The second batch is the skipped one.
+    for batch, value in enumerate([1, 2, 2, 3]):
+        step.assign(value)
+        for callback in (saver, logger):
+            callback.on_train_batch_end(batch, {"d_loss": np.mean(d_losses[: batch + 1])})
+    saver.on_train_end()
+    assert [s for s, _ in saver.saved] == [2, 3]
+    # Means are over batches (the metric updates), labels are steps.
+    assert [line.split("  ")[:2] for line in lines] == [["step 2/3", "d_loss 2.0000"], ["step 3/3", "d_loss 6.0000"]]

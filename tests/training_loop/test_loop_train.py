@@ -100,7 +100,7 @@ def test_restore_brings_every_variable_back_exactly(first_run):
 def test_rerun_resumes_and_continues_the_step_count(first_run, capsys):
     config, _, trained = first_run
     capsys.readouterr()
-    result = loop.train(tiny_config(config.model_dir, steps=8, ema_decay=0.9, export_dir=""))
+    result = loop.train(tiny_config(config.model_dir, steps=8, ema_decay=0.9))
     out = capsys.readouterr().out
     assert f"resumed from {os.path.join(config.model_dir, 'checkpoints', 'ckpt-4')} at step 4" in out
     assert "step 6/8" in out and "step 8/8" in out and "step 2/" not in out
@@ -108,9 +108,14 @@ def test_rerun_resumes_and_continues_the_step_count(first_run, capsys):
     assert result.checkpoint.endswith("ckpt-8")
     samples = sorted(os.listdir(os.path.join(config.model_dir, "samples")))
     assert samples[-2:] == ["step_000006.png", "step_000008.png"]
-    # A third run with nothing left does no step.
-    again = loop.train(tiny_config(config.model_dir, steps=8, ema_decay=0.9, export_dir=""))
+    # Rerunning the finished command does no step and does not export the same weights again.
+    export_dir = os.path.join(os.path.abspath(config.model_dir), "export")
+    assert result.export_path == os.path.join(export_dir, "2")  # New weights: a new version.
+    again = loop.train(tiny_config(config.model_dir, steps=8, ema_decay=0.9))
     assert again.initial_step == again.step == 8 and again.logs == {}
+    assert again.export_path == result.export_path
+    assert sorted(os.listdir(export_dir)) == ["1", "2", "keras_sagan_model.json"]
+    assert "nothing to train" in capsys.readouterr().out
 
 
 def test_a_checkpoint_of_another_model_is_a_one_line_error(first_run):
