@@ -22,7 +22,7 @@ setup(
         "pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=8", "scipy>=1.11", "dill>=0.3.8", "ruff>=0.6"],
+        "test": ["pytest>=8", "scipy>=1.11", "dill>=0.3.8", "ruff>=0.6", "tensorflow-serving-api>=2.21,<2.22"],
     },
     entry_points={"console_scripts": ["keras-sagan=keras_sagan.cli:main"]},
 )

@@ -1,5 +1,6 @@
 """keras_sagan: Self-Attention GAN layers, models, training and export for Keras 3."""
 
+from keras_sagan.export import export_generator
 from keras_sagan.layers import ConditionalBatchNormalization, SelfAttention, SpectralNormalization
 from keras_sagan.models import Discriminator, Generator, build_discriminator, build_generator, list_presets
 from keras_sagan.training import SAGAN
@@ -35,5 +36,6 @@ __all__ = [
     "build_discriminator",
     "build_generator",
     "build_sagan",
+    "export_generator",
     "list_presets",
 ]
