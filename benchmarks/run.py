@@ -1,0 +1,174 @@
+"""Benchmarks keras_sagan on this machine and prints img/s and peak RSS; writes JSON.
+
+    python benchmarks/run.py                         # everything, JSON to benchmarks/results.json
+    python benchmarks/run.py --only train_b64_xla0   # one workload
+    python benchmarks/run.py --quick                 # fewer timed iterations
+
+Each workload runs in its own subprocess, so the peak RSS (ru_maxrss) is that
+workload's alone. The reference figures are the PyTorch reference
+(heykeetae/Self-Attention-GAN) measured on this machine kind (2 cores, PyTorch
+2.13 CPU, 2 threads): see NOTES.md / issue 5.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+# name -> (kind, settings)
+WORKLOADS = {
+    "train_b64_xla0": ("train", {"batch": 64, "jit": False, "policy": "float32"}),
+    "train_b64_xla1": ("train", {"batch": 64, "jit": True, "policy": "float32"}),
+    "train_b16_xla0": ("train", {"batch": 16, "jit": False, "policy": "float32"}),
+    "train_b16_xla1": ("train", {"batch": 16, "jit": True, "policy": "float32"}),
+    "train_b64_bf16": ("train", {"batch": 64, "jit": False, "policy": "mixed_bfloat16"}),
+    "generate_b64": ("generate", {"batch": 64}),
+    "attention_32": ("attention", {"size": 32, "channels": 64, "batch": 64}),
+    "attention_64": ("attention", {"size": 64, "channels": 32, "batch": 16}),
+    "attention_128": ("attention", {"size": 128, "channels": 32, "batch": 16}),
+    "attention_64_full_map": ("attention", {"size": 64, "channels": 32, "batch": 16, "chunk": None}),
+}
+
+# Seconds per call of the PyTorch reference on this machine kind.
+REFERENCE_SECONDS = {
+    "train_b64": 2.26,
+    "train_b16": 0.64,
+    "generate_b64": 0.34,
+    "attention_32": 0.73,
+    "attention_64": 2.9,
+}
+REFERENCE_PEAK_MB = {"train_b64": 2300, "train_b16": 970}
+
+
+def _peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _time(fn, warmup, iterations):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def _run_workload(name, iterations):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_sagan
+    from keras_sagan.layers import SelfAttention
+
+    kind, settings = WORKLOADS[name]
+    rng = np.random.default_rng(0)
+    result = {"workload": name, **settings}
+    if kind == "train":
+        keras.config.set_dtype_policy(settings["policy"])
+        gan = keras_sagan.build_sagan("celeba64", seed=0)
+        gan.compile(jit_compile=settings["jit"])
+        images = rng.uniform(-1, 1, (settings["batch"], 64, 64, 3)).astype("float32")
+        batch = tf.constant(images)
+
+        def step():
+            gan.train_on_batch(batch)
+
+        images_per_call = settings["batch"]
+        warmup = 2
+    elif kind == "generate":
+        generator = keras_sagan.build_generator("celeba64")
+        z = tf.constant(rng.normal(size=(settings["batch"], 128)).astype("float32"))
+        run = tf.function(lambda: generator(z, training=False))
+
+        def step():
+            run().numpy()
+
+        images_per_call = settings["batch"]
+        warmup = 2
+    else:
+        size, channels, batch = settings["size"], settings["channels"], settings["batch"]
+        layer = SelfAttention(variant="reference", query_chunk_size=settings.get("chunk", "auto"))
+        x = tf.constant(rng.normal(size=(batch, size, size, channels)).astype("float32"))
+        layer.build(x.shape)
+        layer.gamma.assign(1.0)
+
+        @tf.function
+        def fwd_bwd():
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(layer(x, training=True))
+            return tape.gradient(loss, [x] + layer.trainable_weights)
+
+        def step():
+            fwd_bwd()[0].numpy()
+
+        images_per_call = batch
+        warmup = 1
+    rss_before = _peak_rss_mb()
+    median, times = _time(step, warmup, iterations)
+    result.update(
+        {
+            "seconds_per_call": round(median, 4),
+            "images_per_second": round(images_per_call / median, 1),
+            "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "peak_rss_mb_before_timing": round(rss_before, 1),
+            "times": [round(t, 4) for t in times],
+        }
+    )
+    base = name.rsplit("_", 1)[0] if kind == "train" else name
+    if base in REFERENCE_SECONDS:
+        result["speedup_vs_reference"] = round(REFERENCE_SECONDS[base] / median, 2)
+    if base in REFERENCE_PEAK_MB:
+        result["rss_vs_reference"] = round(result["peak_rss_mb"] / REFERENCE_PEAK_MB[base], 2)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=sorted(WORKLOADS), help="run only these workloads")
+    parser.add_argument("--iterations", type=int, default=10, help="timed iterations per workload")
+    parser.add_argument("--quick", action="store_true", help="3 timed iterations per workload")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results.json"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    iterations = 3 if args.quick else args.iterations
+    if args.iterations < 1:
+        parser.error(f"--iterations must be >= 1; received {args.iterations}")
+    if args.child:
+        print(json.dumps(_run_workload(args.child, iterations)))
+        return
+    results = []
+    for name in args.only or list(WORKLOADS):
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", name, "--iterations", str(iterations)],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            results.append({"workload": name, "error": proc.stderr.strip().splitlines()[-1:]})
+            print(f"  {name}: FAILED {results[-1]['error']}", flush=True)
+            continue
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        results.append(result)
+        extra = f", {result['speedup_vs_reference']}x reference" if "speedup_vs_reference" in result else ""
+        print(
+            f"  {name}: {result['seconds_per_call']} s/call, {result['images_per_second']} img/s, "
+            f"peak RSS {result['peak_rss_mb']} MB{extra}",
+            flush=True,
+        )
+    with open(args.out, "w") as f:
+        json.dump({"machine": {"cpus": os.cpu_count()}, "results": results}, f, indent=2)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
