@@ -4,6 +4,7 @@
     python examples/train_celeba.py --dataset=celeba --data_dir=/data/tfds \\
         --image_size=64 --batch_size=64 --steps=100000 --ema_decay=0.999
     python examples/train_celeba.py --dataset=folder --image_folder=img_align_celeba
+    python examples/train_celeba.py --eval_every=1000 --eval_num_samples=5000   # FID/KID/IS in TensorBoard
 
 Rerunning a command resumes from the latest checkpoint in --model_dir. Ctrl-C saves a
 checkpoint and exits. The script only defines flags; `keras_sagan.training.loop.train` does
@@ -143,6 +144,32 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         **output,
     )
 
+    evaluation = group("evaluation")
+    flags.DEFINE_integer(
+        "eval_every",
+        0,
+        "Steps between FID/KID/IS evaluations, logged as eval/* to <model_dir>/logs/eval; 0 = off. "
+        "Needs Keras' InceptionV3 weights (see --inception_weights).",
+        **evaluation,
+    )
+    flags.DEFINE_integer(
+        "eval_num_samples", 5000, "Images generated per evaluation, and real images for the statistics.", **evaluation
+    )
+    flags.DEFINE_string(
+        "eval_stats",
+        None,
+        "A .npz of real statistics (python -m keras_sagan evaluate --stats_out); default: computed from the "
+        "training data at the start and cached in <model_dir>/real_stats.npz.",
+        **evaluation,
+    )
+    flags.DEFINE_string(
+        "inception_weights",
+        None,
+        "Keras InceptionV3 weights .h5 file; default: the Keras cache (~/.keras/models). 'random' = a random "
+        "network, for smoke tests only.",
+        **evaluation,
+    )
+
     # Also list them under --help (flags of other "modules" only show in --helpfull).
     for name in sorted(set(fv) - existing):
         flags.declare_key_flag(name, flag_values=fv)
@@ -183,6 +210,10 @@ def config_from_flags(flag_values: flags.FlagValues) -> TrainConfig:
         checkpoint_every=fv.checkpoint_every,
         keep_checkpoints=fv.keep_checkpoints,
         export_dir=fv.export_dir,
+        eval_every=fv.eval_every,
+        eval_num_samples=fv.eval_num_samples,
+        eval_stats=fv.eval_stats,
+        inception_weights=fv.inception_weights,
     )
 
 

@@ -1,8 +1,9 @@
-"""Command line: `python -m keras_sagan {export,sample,info}`.
+"""Command line: `python -m keras_sagan {export,sample,info,evaluate}`.
 
     python -m keras_sagan export --checkpoint runs/celeba64 --out saved_models/celeba64_demo [--version N]
     python -m keras_sagan sample --model saved_models/celeba64_demo --num 64 --seed 0 --out grid.png
     python -m keras_sagan info --model saved_models/celeba64_demo
+    python -m keras_sagan evaluate --model saved_models/celeba64_demo --data demo --num_samples 5000
 
 `--model` is a SavedModel version directory, a base directory (its latest
 version is used) or a checkpoint directory (see `keras_sagan.export`).
@@ -10,11 +11,13 @@ Failures print one line to stderr and exit with status 2.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import re
 import sys
+import warnings
 
 EXIT_ERROR = 2
 
@@ -215,6 +218,237 @@ def cmd_info(args):
             print(f"  output {key}: {dtype} {shape}")
 
 
+# -- evaluate -------------------------------------------------------------
+
+EVAL_DATASETS = ("demo", "celeba", "folder")
+"""`--data` choices: the names of `keras_sagan.data.load_dataset`."""
+
+MAX_KID_FEATURES = 10_000
+"""Real and generated feature vectors kept for KID (and saved by `--stats_out`)."""
+
+RANDOM_WEIGHTS = "random"
+"""`--inception_weights random`: a randomly initialised InceptionV3, for smoke tests only."""
+
+
+class _SignatureGenerator:
+    """A SavedModel's `serving_default` signature behind `evaluate_generator`'s generator
+    contract: `z_dim`, `num_classes`, `image_size` and `generator(z[, labels], training=False)`
+    returning images in [-1, 1]."""
+
+    def __init__(self, version_dir):
+        from keras_sagan import export
+
+        self._loaded = _load_saved_model(version_dir)  # Owns the variables the signature reads.
+        self._signature = self._loaded.signatures["serving_default"]
+        inputs = self._signature.structured_input_signature[1]
+        self.z_dim = int(inputs["z"].shape[-1])
+        self.num_classes = None
+        if "labels" in inputs:
+            # The SavedModel does not hold the class count; the export's marker file does.
+            marker = os.path.join(os.path.dirname(os.path.abspath(version_dir)), export.MARKER_FILENAME)
+            try:
+                with open(marker, encoding="utf-8") as f:
+                    self.num_classes = int(json.load(f)["generator"]["num_classes"])
+            except (OSError, ValueError, KeyError, TypeError):
+                raise CLIError(
+                    f"{version_dir} is a conditional SavedModel and its number of classes is unknown: "
+                    f"{marker} is missing or has no generator num_classes; evaluate the export's base "
+                    "directory or the training checkpoint instead"
+                ) from None
+        self.image_size = self._signature.structured_outputs["images"].shape[1]
+        if self.image_size is None:  # Not in the signature: generate one image to find out.
+            import numpy as np
+
+            labels = None if self.num_classes is None else np.zeros((1,), np.int32)
+            self.image_size = int(self(np.zeros((1, self.z_dim), np.float32), labels).shape[1])
+
+    def __call__(self, z, labels=None, training=False):
+        if labels is None:
+            return self._signature(z=z)["images"]
+        return self._signature(z=z, labels=labels)["images"]
+
+
+def _evaluation_generator(path):
+    """`(generator, description)`: the SavedModel's signature or the checkpoint's Keras generator."""
+    from keras_sagan import export
+
+    kind, path = resolve_model(path)
+    if kind == "saved_model":
+        return _SignatureGenerator(path), f"saved_model {os.path.abspath(path)}"
+    generator, used_ema = export.load_generator_from_checkpoint(path)
+    return generator, f"checkpoint {export.find_checkpoint(path)[0]} ({'ema_generator' if used_ema else 'generator'})"
+
+
+def _inception_extractor(weights):
+    from keras_sagan.metrics import InceptionFeatureExtractor
+
+    if weights == RANDOM_WEIGHTS:
+        return InceptionFeatureExtractor(weights=None)
+    try:
+        return InceptionFeatureExtractor(weights=weights or "imagenet")
+    except FileNotFoundError as e:
+        raise CLIError(f"{_one_line(e)} On the command line: --inception_weights /path/to/the/file.h5") from None
+
+
+def _load_stats(path, feature_dim, image_size):
+    """`(mu, sigma, features or None, count or None, warnings)` from a `.npz` (ours, pytorch-fid's, TTUR's)."""
+    import numpy as np
+
+    try:
+        with np.load(path) as data:
+            if "mu" not in data.files or "sigma" not in data.files:
+                raise CLIError(f"--stats_in {path} must hold `mu` and `sigma`; it holds {data.files}")
+            mu = np.asarray(data["mu"], np.float64)
+            sigma = np.asarray(data["sigma"], np.float64)
+            features = np.asarray(data["features"], np.float32) if "features" in data.files else None
+            count = int(data["count"]) if "count" in data.files else None
+            saved_size = int(data["image_size"]) if "image_size" in data.files else None
+    except (OSError, ValueError) as e:
+        raise CLIError(f"Cannot read --stats_in {path}: {_one_line(e)}") from None
+    if mu.ndim != 1 or mu.shape[0] != feature_dim or sigma.shape != (feature_dim, feature_dim):
+        raise CLIError(
+            f"--stats_in {path} holds statistics of shape mu {mu.shape}, sigma {sigma.shape}; "
+            f"the Inception features are {feature_dim}-d"
+        )
+    if features is not None and (features.ndim != 2 or features.shape[1] != feature_dim):
+        raise CLIError(f"--stats_in {path}: `features` must be (n, {feature_dim}); received {features.shape}")
+    notes = []
+    if saved_size is not None and saved_size != image_size:
+        notes.append(
+            f"--stats_in {path} was computed from {saved_size}x{saved_size} images; "
+            f"the generator makes {image_size}x{image_size}"
+        )
+    if features is None:
+        notes.append(f"--stats_in {path} holds no `features`: KID is null")
+    return mu, sigma, features, count, notes
+
+
+def _real_dataset(args, image_size):
+    """One pass (no repeat) over `--data` at the generator's size, shuffled with `--seed`."""
+    from keras_sagan.data import load_dataset
+
+    kwargs = {}
+    if args.data == "celeba":
+        kwargs = {"data_dir": args.data_dir, "download": False}
+    elif args.data == "folder":
+        kwargs = {"path": args.image_folder}
+    return load_dataset(
+        args.data,
+        image_size=image_size,
+        global_batch_size=args.batch_size,
+        seed=args.seed,
+        repeat=False,
+        **kwargs,
+    )
+
+
+def _compute_stats(dataset, num_samples, extractor):
+    """`(statistics, features)` of up to `num_samples` real images; warnings become `warning:` lines."""
+    from keras_sagan.metrics import compute_dataset_statistics
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stats, features = compute_dataset_statistics(
+            dataset,
+            extractor,
+            num_samples=num_samples,
+            keep_features=min(num_samples, MAX_KID_FEATURES),
+            progress=True,
+        )
+    for warning in caught:  # E.g. "The dataset ended after 100 images".
+        print(f"warning: {_one_line(warning.message)}")
+    return stats, features
+
+
+def _save_stats(path, stats, features, data, image_size):
+    """Writes `mu`, `sigma`, `count` (as `StreamingStatistics.save`), `features` (for KID) and provenance."""
+    import numpy as np
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as f:  # A file object: NumPy adds no `.npz` suffix.
+        np.savez(
+            f,
+            mu=stats.mean,
+            sigma=stats.covariance,
+            count=np.int64(stats.count),
+            features=features,
+            image_size=np.int64(image_size),
+            data=np.str_(data),
+        )
+
+
+def _check_evaluate_args(args):
+    if args.num_samples < 2:
+        raise CLIError(f"--num_samples must be >= 2; received {args.num_samples}")
+    if args.batch_size < 1:
+        raise CLIError(f"--batch_size must be >= 1; received {args.batch_size}")
+    if args.stats_in and args.stats_out:
+        raise CLIError("--stats_out saves statistics computed from --data; it does not apply with --stats_in")
+    if args.data_dir is not None and args.data != "celeba":
+        raise CLIError(f"--data_dir applies to --data celeba; received --data {args.data}")
+    if args.image_folder is not None and args.data != "folder":
+        raise CLIError(f"--image_folder applies to --data folder; received --data {args.data}")
+    if args.data == "folder" and not args.image_folder:
+        raise CLIError("--data folder needs --image_folder (the folder of real images)")
+    if args.stats_in and not os.path.isfile(args.stats_in):
+        raise CLIError(f"No such --stats_in file: {args.stats_in}")
+
+
+def _json_value(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def cmd_evaluate(args):
+    from keras_sagan.metrics import evaluate_generator
+
+    # Everything that can fail on bad input happens before the first line on stderr.
+    _check_evaluate_args(args)
+    generator, description = _evaluation_generator(args.model)
+    image_size = int(generator.image_size)
+    extractor = _inception_extractor(args.inception_weights)
+    notes = []
+    if args.inception_weights == RANDOM_WEIGHTS:
+        notes.append(
+            "--inception_weights random: a randomly initialised InceptionV3; the numbers are meaningless "
+            "(smoke tests only)"
+        )
+    if args.stats_in:
+        mu, sigma, features, num_real, stats_notes = _load_stats(args.stats_in, extractor.feature_dim, image_size)
+        notes += stats_notes
+    else:
+        dataset = _real_dataset(args, image_size)
+
+    # Progress bars (Keras prints them on stdout) and messages go to stderr; stdout is the JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        for note in notes:
+            print(f"warning: {note}")
+        if not args.stats_in:
+            print(f"real images ({args.data}, {image_size}x{image_size}):")
+            stats, features = _compute_stats(dataset, args.num_samples, extractor)
+            mu, sigma, num_real = stats.mean, stats.covariance, stats.count
+            if args.stats_out:
+                _save_stats(args.stats_out, stats, features, args.data, image_size)
+                print(f"real statistics saved to {args.stats_out}")
+        print("generated images:")
+        results = evaluate_generator(
+            generator,
+            args.num_samples,
+            args.batch_size,
+            extractor,
+            real_statistics=(mu, sigma),
+            real_features_for_kid=features,
+            seed=args.seed,
+            progress=True,
+            max_kid_features=MAX_KID_FEATURES,
+            z_dim=generator.z_dim,
+            num_classes=generator.num_classes,
+        )
+    results["num_real_samples"] = num_real
+    results["model"] = description
+    results["inception_weights"] = args.inception_weights or "imagenet (Keras cache)"
+    print(json.dumps({key: _json_value(value) for key, value in results.items()}, sort_keys=True))
+
+
 # -- entry point ----------------------------------------------------------
 
 
@@ -260,6 +494,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("info", help="Print a model's signatures, shapes, dtypes and version.")
     p.add_argument("--model", required=True, help="SavedModel version dir, base dir (latest) or checkpoint dir.")
     p.set_defaults(run=cmd_info)
+
+    p = commands.add_parser(
+        "evaluate",
+        help="FID, Inception Score and KID of a generator, as JSON on stdout.",
+        description="Generates --num_samples images and prints FID, IS and KID (InceptionV3 features) as one JSON "
+        "line on stdout; progress goes to stderr. Real statistics come from --data or --stats_in.",
+    )
+    p.add_argument("--model", required=True, help="SavedModel version dir, base dir (latest) or checkpoint dir.")
+    real = p.add_mutually_exclusive_group(required=True)
+    real.add_argument(
+        "--data",
+        choices=EVAL_DATASETS,
+        help="Real images, at the generator's image size: 'demo' (100 LFW faces), 'celeba' (TFDS, see --data_dir) "
+        "or 'folder' (--image_folder).",
+    )
+    real.add_argument(
+        "--stats_in", default=None, help="A .npz of real statistics written by --stats_out, instead of --data."
+    )
+    p.add_argument("--data_dir", default=None, help="TFDS data directory holding celeb_a (--data celeba).")
+    p.add_argument("--image_folder", default=None, help="Folder of real images (--data folder).")
+    p.add_argument(
+        "--num_samples",
+        type=int,
+        default=50_000,
+        help="Images generated, and at most this many real images. Default 50000.",
+    )
+    p.add_argument("--batch_size", type=int, default=100, help="Images per generator/InceptionV3 call. Default 100.")
+    p.add_argument(
+        "--inception_weights",
+        default=None,
+        help="Keras InceptionV3 weights file (inception_v3_weights_tf_dim_ordering_tf_kernels.h5). Default: the "
+        "Keras cache (~/.keras/models or $KERAS_HOME/models). 'random': a random network, for smoke tests only.",
+    )
+    p.add_argument(
+        "--stats_out", default=None, help="Save the real statistics computed from --data to this .npz for reuse."
+    )
+    p.add_argument("--seed", type=int, default=0, help="Seed of the latents, labels and real-image order. Default 0.")
+    p.set_defaults(run=cmd_evaluate)
     return parser
 
 

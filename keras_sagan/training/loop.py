@@ -27,11 +27,13 @@ import os
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # is/disable_op_determinism: not public.
 
 from keras_sagan.data import DATASETS, load_dataset, validate_global_batch
 from keras_sagan.export import export_generator, list_versions
+from keras_sagan.metrics import EvaluationCallback, InceptionFeatureExtractor, compute_dataset_statistics
 from keras_sagan.models.presets import PRESETS, build_discriminator, build_generator, preset_config
 from keras_sagan.training import callbacks as callbacks_lib
 from keras_sagan.training.sagan import SAGAN
@@ -40,6 +42,10 @@ MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored")
 DEMO_IMAGE_SIZE = 32
 """Image size used for `dataset="demo"` when `image_size` is not given: the demo faces are 25x25."""
+REAL_STATS_FILENAME = "real_stats.npz"
+"""Cache, in `model_dir`, of the real-image statistics computed for `eval_every` without `eval_stats`."""
+EVAL_BATCH_SIZE = 100
+"""Largest batch of images per InceptionV3 call during evaluation."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -103,6 +109,22 @@ class TrainConfig:
             `<model_dir>/export`, `""` skips the export.
         num_samples: int. Images per sample grid.
         progress_bar: bool. Keras' progress bar instead of the progress lines.
+    Evaluation (`keras_sagan.metrics.EvaluationCallback`):
+        eval_every: int. Steps between FID/KID/IS evaluations of the sampling generator (the EMA
+            one when on), logged as `eval/fid`, `eval/kid` and `eval/is` to `<model_dir>/logs/eval`
+            (a separate TensorBoard run: a second event file in `logs/` would stop TensorBoard
+            from following the first). `0` (the default) is off.
+        eval_num_samples: int. Images generated per evaluation, and real images for the real
+            statistics. Defaults to `5000` (the paper uses 50k; ~0.1 s per image on 2 CPU cores).
+        eval_stats: str or None. A `.npz` of real statistics (`mu`, `sigma`, and `features` for
+            KID), as `python -m keras_sagan evaluate --stats_out` writes. `None` computes them at
+            the start of training from up to `eval_num_samples` training images (one pass, no
+            repeat: the demo set gives 100) and caches them in `<model_dir>/real_stats.npz`;
+            later runs reuse the file while dataset, image size, `eval_num_samples` and weights
+            stay the same.
+        inception_weights: str or None. Keras' InceptionV3 weights file; `None` looks in the Keras
+            cache (`~/.keras/models`). `"random"`: a randomly initialised network, for smoke tests
+            only (its numbers mean nothing, and its real statistics are never reused).
     """
 
     dataset: str = "demo"
@@ -137,6 +159,10 @@ class TrainConfig:
     export_dir: str | None = None
     num_samples: int = 64
     progress_bar: bool = False
+    eval_every: int = 0
+    eval_num_samples: int = 5000
+    eval_stats: str | None = None
+    inception_weights: str | None = None
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -164,6 +190,15 @@ class TrainConfig:
                 raise ValueError(f"{name} must be in [0, 1); received {getattr(self, name)!r}.")
         if self.ema_decay == 0:
             self.ema_decay = None
+        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ValueError(f"eval_every must be an int >= 0 (0 = no evaluation); received {self.eval_every!r}.")
+        num = self.eval_num_samples
+        if isinstance(num, bool) or not isinstance(num, int) or num < 2:
+            raise ValueError(f"eval_num_samples must be an int >= 2; received {num!r}.")
+        for name in ("eval_stats", "inception_weights"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (str, os.PathLike)) or not os.fspath(value)):
+                raise ValueError(f"{name} must be None or a file path; received {value!r}.")
 
     @property
     def resolved_model_dir(self) -> str:
@@ -353,9 +388,106 @@ def make_callbacks(config: TrainConfig, manager: tf.train.CheckpointManager) -> 
         # Last: it saves at the end, after the other callbacks have seen the final step.
         callbacks_lib.CheckpointSaver(manager, every=config.checkpoint_every),
     ]
+    if config.eval_every:
+        callbacks.insert(-1, make_evaluation_callback(config))
     if not config.progress_bar:
         callbacks.insert(1, callbacks_lib.ProgressLogger(config.steps, config.batch_size, every=config.log_every))
     return callbacks
+
+
+def make_evaluation_callback(config: TrainConfig) -> EvaluationCallback:
+    """The `EvaluationCallback` of `config.eval_*`: builds InceptionV3 and gets the real statistics.
+
+    Raises `ValueError` naming the setting when the weights or `eval_stats` are missing or wrong.
+    """
+    weights = config.inception_weights
+    try:
+        extractor = InceptionFeatureExtractor(weights=None if weights == "random" else weights or "imagenet")
+    except FileNotFoundError as err:
+        raise ValueError(
+            f"inception_weights={weights!r}: {err} For training, pass the file as inception_weights "
+            "(train_celeba.py: --inception_weights=FILE)."
+        ) from None
+    if config.eval_stats:
+        mu, sigma, features = _read_real_statistics(config.eval_stats)
+    else:
+        mu, sigma, features = _cached_real_statistics(config, extractor)
+    if mu.shape != (extractor.feature_dim,) or sigma.shape != (extractor.feature_dim,) * 2:
+        raise ValueError(
+            f"eval_stats={config.eval_stats!r} holds mu {mu.shape} and sigma {sigma.shape}; "
+            f"the Inception features are {extractor.feature_dim}-d."
+        )
+    if features is not None and (features.ndim != 2 or features.shape[1] != extractor.feature_dim):
+        raise ValueError(
+            f"eval_stats={config.eval_stats!r} holds features {features.shape}; expected (n, {extractor.feature_dim})."
+        )
+    return EvaluationCallback(
+        (mu, sigma),
+        extractor,
+        every_n_steps=config.eval_every,
+        num_samples=config.eval_num_samples,
+        batch_size=min(EVAL_BATCH_SIZE, config.eval_num_samples),
+        log_dir=os.path.join(config.resolved_model_dir, "logs", "eval"),
+        real_features_for_kid=features,  # None (an eval_stats file without them): KID is not logged.
+        seed=config.seed,
+    )
+
+
+def _read_real_statistics(path):
+    """`(mu, sigma, features or None)` from a `.npz` holding `mu` and `sigma` (and `features`)."""
+    try:
+        with np.load(path) as data:
+            if "mu" not in data.files or "sigma" not in data.files:
+                raise ValueError(f"it holds {data.files}, not `mu` and `sigma`")
+            features = np.asarray(data["features"], np.float32) if "features" in data.files else None
+            return np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64), features
+    except (OSError, ValueError) as err:
+        raise ValueError(f"eval_stats={os.fspath(path)!r}: cannot read real statistics: {err}") from None
+
+
+def _cached_real_statistics(config, extractor):
+    """Real statistics of up to `eval_num_samples` training images, cached in `model_dir`."""
+    path = os.path.join(config.resolved_model_dir, REAL_STATS_FILENAME)
+    key = json.dumps(
+        {
+            "dataset": config.dataset,
+            "data_dir": config.data_dir,
+            "image_folder": config.image_folder,
+            "image_size": config.resolved_image_size,
+            "num_samples": config.eval_num_samples,
+            "inception_weights": config.inception_weights,
+        },
+        sort_keys=True,
+    )
+    if config.inception_weights != "random" and os.path.isfile(path):
+        with np.load(path) as data:
+            if "key" in data.files and str(data["key"]) == key:
+                print(f"real statistics for evaluation: {path} ({int(data['count'])} images)", flush=True)
+                return data["mu"], data["sigma"], data["features"]
+    kwargs = {}
+    if config.dataset == "celeba":
+        kwargs = {"data_dir": config.data_dir, "download": config.download}
+    elif config.dataset == "folder":
+        kwargs = {"path": config.image_folder}
+    batch = min(EVAL_BATCH_SIZE, config.eval_num_samples)
+    dataset = load_dataset(
+        config.dataset,
+        image_size=config.resolved_image_size,
+        global_batch_size=batch,
+        seed=config.seed,
+        repeat=False,
+        **kwargs,
+    )
+    stats, features = compute_dataset_statistics(
+        dataset, extractor, num_samples=config.eval_num_samples, keep_features=config.eval_num_samples
+    )
+    os.makedirs(config.resolved_model_dir, exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:  # A file object: NumPy adds no `.npz` suffix.
+        np.savez(f, mu=stats.mean, sigma=stats.covariance, count=np.int64(stats.count), features=features, key=key)
+    os.replace(tmp, path)
+    print(f"real statistics for evaluation: {stats.count} {config.dataset} images, saved to {path}", flush=True)
+    return stats.mean, stats.covariance, features
 
 
 def export(gan: SAGAN, export_dir: str) -> str:

@@ -1,12 +1,18 @@
 """Every flag of examples/train_celeba.py reaches the TrainConfig and changes what the run builds."""
 
+import dataclasses
+import os
+
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
 from tensorflow.python.framework import config as tf_config
+from test_loop_eval import TINY_FEATURES, tiny_weights_file, use_tiny_inception
 from training_loop_helpers import TINY_FLAGS, load_example
 
+from keras_sagan.metrics import InceptionFeatureExtractor
 from keras_sagan.training import callbacks as callbacks_lib
 from keras_sagan.training import loop
 
@@ -49,6 +55,42 @@ def _during_train(config, monkeypatch):
     loop.train(config)
     assert keras.config.dtype_policy().name == "float32" and not tf_config.is_op_determinism_enabled()
     return seen
+
+
+def _evaluation(config, monkeypatch):
+    """make_callbacks' EvaluationCallback, with a stand-in InceptionV3, run from the model dir (relative paths).
+
+    Evaluation settings the case leaves at their defaults become small ones (random weights)."""
+    use_tiny_inception(monkeypatch)
+    monkeypatch.chdir(config.model_dir)
+    small = {"eval_every": 2, "eval_num_samples": 10, "inception_weights": "random"}
+    config = dataclasses.replace(
+        config, **{k: v for k, v in small.items() if getattr(config, k) == getattr(DEFAULT, k)}
+    )
+    return _callbacks(config)["EvaluationCallback"]
+
+
+def _real_count(config):
+    with np.load(os.path.join(config.model_dir, loop.REAL_STATS_FILENAME)) as data:
+        return int(data["count"])
+
+
+def _given_stats(config, monkeypatch):
+    monkeypatch.chdir(config.model_dir)
+    np.savez("given_stats.npz", mu=np.full(TINY_FEATURES, 7.0), sigma=np.eye(TINY_FEATURES))
+    callback = _evaluation(config, monkeypatch)
+    return callback.real_statistics[0][0] == 7.0 and not os.path.exists(loop.REAL_STATS_FILENAME)
+
+
+def _given_weights(config, monkeypatch):
+    use_tiny_inception(monkeypatch)
+    monkeypatch.chdir(config.model_dir)
+    saved = tiny_weights_file("tiny.weights.h5")
+    extractor = _evaluation(config, monkeypatch).extractor
+    expected = InceptionFeatureExtractor(weights=saved).model.get_weights()
+    return extractor.weights == saved and all(
+        np.array_equal(a, b) for a, b in zip(extractor.model.get_weights(), expected)
+    )
 
 
 # flag argv, TrainConfig field, expected value, check(config, monkeypatch) of the effect.
@@ -103,6 +145,13 @@ CASES = [
      lambda c, m: loop.make_manager(c, tf.train.Checkpoint())._max_to_keep == 7),
     ("--export_dir=/tmp/serving/sagan", "export_dir", "/tmp/serving/sagan",
      lambda c, m: c.resolved_export_dir == "/tmp/serving/sagan"),
+    ("--eval_every=3", "eval_every", 3,
+     lambda c, m: _evaluation(c, m).every_n_steps == 3
+     and "EvaluationCallback" not in _callbacks(dataclasses.replace(c, eval_every=0))),
+    ("--eval_num_samples=8", "eval_num_samples", 8,
+     lambda c, m: _evaluation(c, m).num_samples == 8 and _real_count(c) == 8),
+    ("--eval_stats=given_stats.npz", "eval_stats", "given_stats.npz", _given_stats),
+    ("--inception_weights=tiny.weights.h5", "inception_weights", "tiny.weights.h5", _given_weights),
 ]  # fmt: skip
 
 

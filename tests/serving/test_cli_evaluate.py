@@ -1,0 +1,262 @@
+"""`python -m keras_sagan evaluate`: FID/IS/KID JSON from SavedModels and checkpoints, every option, one-line errors.
+
+Most cases build a 16-d stand-in for InceptionV3 (same layer names) so they run in about a second; one
+subprocess runs the real network with random weights.
+"""
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import keras_sagan
+from keras_sagan import cli, export
+from keras_sagan.metrics import InceptionFeatureExtractor
+from keras_sagan.metrics import inception as inception_module
+
+TINY_FEATURES = 16
+METRICS = ("fid", "is_mean", "is_std", "kid_mean", "kid_std")
+
+
+def tiny_inception_v3(include_top, weights, input_shape, classifier_activation=None, pooling=None):
+    """Stand-in for keras.applications.InceptionV3 (same output layer names), 16-d features."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten()(keras.layers.AveragePooling2D(input_shape[0] // 4)(inputs))
+    features = keras.layers.Dense(TINY_FEATURES, name="avg_pool")(x)
+    if not include_top:
+        return keras.Model(inputs, features)
+    return keras.Model(inputs, keras.layers.Dense(10, name="predictions")(features))
+
+
+def _use_tiny_inception(monkeypatch):
+    monkeypatch.setattr(inception_module, "_build_inception_v3", tiny_inception_v3)
+    monkeypatch.setattr(InceptionFeatureExtractor, "feature_dim", TINY_FEATURES)
+
+
+@pytest.fixture(autouse=True)
+def tiny_inception(monkeypatch):
+    _use_tiny_inception(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A fixed stand-in weights file, so that separate runs use the same network."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _use_tiny_inception(monkeypatch)
+        path = str(tmp_path_factory.mktemp("inception") / "tiny.weights.h5")
+        InceptionFeatureExtractor(weights=None).model.save_weights(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """`(checkpoint_dir, saved_base)`: a checkpointed SAGAN (EMA unlike G) and its export (EMA weights)."""
+    gan = keras_sagan.build_sagan("celeba64", image_size=32, conv_dim=8, seed=0)
+    gan.compile(ema_decay=0.5)
+    kernel = gan.ema_generator.to_rgb.kernel
+    kernel.assign(kernel * 3.0)
+    run = str(tmp_path_factory.mktemp("runs") / "celeba")
+    os.makedirs(run)
+    with open(os.path.join(run, "config.json"), "w", encoding="utf-8") as f:
+        json.dump({"generator": gan.generator.get_config()}, f)
+    checkpoint = tf.train.Checkpoint(generator=gan.generator, ema_generator=gan.ema_generator)
+    tf.train.CheckpointManager(checkpoint, os.path.join(run, "checkpoints"), 1).save(checkpoint_number=1)
+    saved = str(tmp_path_factory.mktemp("saved") / "celeba")
+    export.export_generator(run, saved)
+    return run, saved
+
+
+def _evaluate(capsys, *args):
+    """Runs `evaluate`; returns `(results, stderr)` after checking stdout is one JSON line."""
+    assert cli.main(["evaluate", *args]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 1, captured.out
+    return json.loads(captured.out), captured.err
+
+
+def _error(capsys, *args):
+    assert cli.main(["evaluate", *args]) == cli.EXIT_ERROR
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured
+    return captured.err
+
+
+@pytest.fixture(scope="module")
+def baseline(models, weights):
+    """`(argv, results, stderr)`: the SavedModel at seed 0 on 20 demo faces, run once for the module."""
+    argv = ["--model", models[1], "--data", "demo", "--num_samples", "20", "--batch_size", "10"]
+    argv += ["--inception_weights", weights]
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as monkeypatch, redirect_stdout(out), redirect_stderr(err):
+        _use_tiny_inception(monkeypatch)
+        assert cli.main(["evaluate", *argv]) == 0
+    assert out.getvalue().count("\n") == 1, out.getvalue()
+    return argv, json.loads(out.getvalue()), err.getvalue()
+
+
+def test_saved_model_and_checkpoint_print_the_same_json(models, baseline, capsys):
+    argv, results, err = baseline
+    assert set(results) == {*METRICS, "num_samples", "num_real_samples", "model", "inception_weights"}
+    assert all(np.isfinite(results[key]) for key in METRICS)
+    assert results["num_samples"] == results["num_real_samples"] == 20
+    assert results["model"] == f"saved_model {os.path.join(models[1], '1')}"
+    assert "generated images:" in err and "20/20" in err  # The progress bars are on stderr.
+
+    checkpoint_args = ["--model", models[0], *argv[2:]]
+    from_checkpoint, _ = _evaluate(capsys, *checkpoint_args)
+    assert from_checkpoint["model"].startswith(f"checkpoint {models[0]}")
+    assert from_checkpoint["model"].endswith("(ema_generator)")
+    for key in METRICS:
+        assert from_checkpoint[key] == pytest.approx(results[key], rel=1e-4, abs=1e-6), key
+
+
+def test_seed_changes_the_numbers_and_repeats_them(baseline, capsys):
+    argv, first, _ = baseline
+    assert _evaluate(capsys, *argv, "--seed", "0")[0] == first
+    other, _ = _evaluate(capsys, *argv, "--seed", "1")
+    assert other["fid"] != first["fid"] and other["is_mean"] != first["is_mean"]
+
+
+def test_num_samples_and_batch_size(baseline, capsys, monkeypatch):
+    batches = []
+    original = InceptionFeatureExtractor.features_and_logits
+    monkeypatch.setattr(
+        InceptionFeatureExtractor,
+        "features_and_logits",
+        lambda self, images: batches.append(int(images.shape[0])) or original(self, images),
+    )
+    argv = baseline[0]
+    args = argv[:4] + argv[-2:]  # --model, --data and --inception_weights only.
+    results, _ = _evaluate(capsys, *args, "--num_samples", "13", "--batch_size", "5")
+    assert batches == [5, 5, 3, 5, 5, 3]  # Real images, then generated ones.
+    assert results["num_samples"] == results["num_real_samples"] == 13
+    # The demo set has 100 faces: more samples than that use them all, and say so.
+    results, err = _evaluate(capsys, *args, "--num_samples", "110", "--batch_size", "50")
+    assert (results["num_samples"], results["num_real_samples"]) == (110, 100)
+    assert "warning: The dataset ended after 100 images; asked for num_samples=110." in err
+
+
+def test_stats_out_then_stats_in(baseline, tmp_path, capsys):
+    argv, first, _ = baseline
+    path = str(tmp_path / "stats" / "real")  # No .npz suffix: written as given.
+    results, err = _evaluate(capsys, *argv, "--stats_out", path)
+    assert results == first and f"real statistics saved to {path}" in err
+    with np.load(path) as data:
+        assert int(data["count"]) == 20 and data["features"].shape == (20, TINY_FEATURES)
+        assert int(data["image_size"]) == 32 and str(data["data"]) == "demo"
+        mu, sigma = data["mu"], data["sigma"]
+
+    args = ["--model", argv[1], *argv[4:]]  # No --data.
+    reused, err = _evaluate(capsys, *args, "--stats_in", path)
+    assert reused == first and "real images" not in err
+
+    # pytorch-fid style (mu and sigma only), from other-sized images: same FID, no KID, two warnings.
+    other = str(tmp_path / "mu_sigma.npz")
+    np.savez(other, mu=mu, sigma=sigma, image_size=64)
+    partial, err = _evaluate(capsys, *args, "--stats_in", other)
+    assert partial["fid"] == first["fid"] and partial["kid_mean"] is None and partial["num_real_samples"] is None
+    assert "holds no `features`: KID is null" in err and "computed from 64x64 images" in err
+
+    np.savez(other, mu=np.zeros(2048), sigma=np.eye(2048))
+    assert "the Inception features are 16-d" in _error(capsys, *args, "--stats_in", other)
+    assert "does not apply with --stats_in" in _error(capsys, *args, "--stats_in", path, "--stats_out", other)
+    missing = str(tmp_path / "no.npz")
+    assert f"No such --stats_in file: {missing}" in _error(capsys, *args, "--stats_in", missing)
+    with pytest.raises(SystemExit) as info:  # argparse: --data and --stats_in are exclusive.
+        cli.main(["evaluate", *args, "--stats_in", path, "--data", "demo"])
+    assert info.value.code == 2
+
+
+def test_image_folder_and_data_dir(baseline, tmp_path, capsys):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    argv = baseline[0]
+    args = ["--model", argv[1], "--inception_weights", argv[-1], "--num_samples", "10", "--batch_size", "5"]
+    results, err = _evaluate(capsys, *args, "--data", "folder", "--image_folder", str(folder))
+    assert results["num_real_samples"] == 10 and "real images (folder, 32x32)" in err
+    demo, _ = _evaluate(capsys, *args, "--data", "demo")
+    assert results["fid"] != demo["fid"]
+
+    empty = tmp_path / "tfds"
+    empty.mkdir()
+    err = _error(capsys, *args, "--data", "celeba", "--data_dir", str(empty))
+    assert f"CelebA is not prepared in {empty}" in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "demo", "--image_folder", "x"], "--image_folder applies to --data folder; received --data demo"),
+        (["--data", "folder"], "--data folder needs --image_folder"),
+        (["--data", "demo", "--data_dir", "x"], "--data_dir applies to --data celeba; received --data demo"),
+        (["--data", "demo", "--num_samples", "1"], "--num_samples must be >= 2; received 1"),
+        (["--data", "demo", "--batch_size", "0"], "--batch_size must be >= 1; received 0"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(models, args, message, capsys):
+    assert message in _error(capsys, "--model", models[1], *args)
+
+
+def test_missing_model_is_a_one_line_error(tmp_path, capsys):
+    missing = str(tmp_path / "nope")
+    assert f"No such model path: {missing}" in _error(capsys, "--model", missing, "--data", "demo")
+
+
+def test_inception_weights(models, tmp_path, monkeypatch, capsys):
+    args = ["--model", models[1], "--data", "demo", "--num_samples", "10", "--batch_size", "10"]
+    missing = str(tmp_path / "nope.h5")
+    err = _error(capsys, *args, "--inception_weights", missing)
+    assert f"file not found: weights={missing!r}" in err and inception_module.WEIGHTS_URL in err
+    assert "--inception_weights /path/to/the/file.h5" in err
+    # Default: the Keras cache, here empty.
+    (tmp_path / "keras_home").mkdir()
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    err = _error(capsys, *args)
+    assert f"not found in ['{tmp_path / 'keras_home' / 'models'}']" in err and inception_module.WEIGHTS_URL in err
+    # Random weights run, and say that the numbers mean nothing.
+    results, err = _evaluate(capsys, *args, "--inception_weights", "random")
+    assert results["inception_weights"] == "random" and np.isfinite(results["fid"])
+    assert "warning: --inception_weights random: a randomly initialised InceptionV3" in err
+
+
+def test_conditional_saved_model_gets_labels(tmp_path, weights, capsys):
+    generator = keras_sagan.build_generator("cifar10_32", conv_dim=4, num_classes=10)
+    base = str(tmp_path / "cifar")
+    export.export_generator(generator, base)
+    args = ["--data", "demo", "--num_samples", "10", "--batch_size", "5", "--inception_weights", weights]
+    results, _ = _evaluate(capsys, "--model", base, *args)
+    assert np.isfinite(results["fid"])
+    # A version directory away from its base's keras_sagan_model.json: the class count is unknown.
+    shutil.copytree(os.path.join(base, "1"), tmp_path / "alone")
+    assert "number of classes is unknown" in _error(capsys, "--model", str(tmp_path / "alone"), *args)
+
+
+@pytest.mark.slow
+def test_real_inception_v3_with_random_weights_in_a_process(models, tmp_path):
+    """The smoke-test path as a user runs it: stdout is only the JSON, progress is on stderr."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "OPENBLAS_NUM_THREADS": "1"}  # See test_loop_eval.py.
+    args = ["--model", models[1], "--data", "demo", "--num_samples", "10", "--batch_size", "10"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "keras_sagan", "evaluate", *args, "--inception_weights", "random"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout)
+    assert all(np.isfinite(results[key]) for key in METRICS) and results["num_samples"] == 10
+    assert "10/10" in proc.stderr and "Traceback" not in proc.stderr
