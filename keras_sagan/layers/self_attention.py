@@ -166,6 +166,23 @@ class SelfAttention(keras.layers.Layer):
             return max(1, AUTO_CHUNK_ENTRIES // num_keys)
         return self.query_chunk_size
 
+    def _attend_in_chunks(self, queries, keys, values, chunk):
+        # A sequential loop (parallel_iterations=1), not a Python loop of
+        # independent chunks: the graph executor would run those side by side
+        # and hold every chunk's map at once (15.6 GB at 128x128, batch 16).
+        batch, num_queries, query_channels = ops.shape(queries)[0], queries.shape[1], queries.shape[2]
+        num_chunks = -(-num_queries // chunk)
+        padded = ops.pad(queries, ((0, 0), (0, num_chunks * chunk - num_queries), (0, 0)))
+        chunks = ops.transpose(ops.reshape(padded, (batch, num_chunks, chunk, query_channels)), (1, 0, 2, 3))
+        outputs = tf.map_fn(
+            lambda q: attend_without_map(q, keys, values, recompute=True),
+            chunks,
+            parallel_iterations=1,
+            fn_output_signature=values.dtype,
+        )
+        outputs = ops.reshape(ops.transpose(outputs, (1, 0, 2, 3)), (batch, num_chunks * chunk, values.shape[-1]))
+        return outputs[:, :num_queries]
+
     def call(self, inputs, training=None, return_attention=False):
         batch = ops.shape(inputs)[0]
         height, width = inputs.shape[1], inputs.shape[2]
@@ -176,14 +193,10 @@ class SelfAttention(keras.layers.Layer):
         chunk = self._chunk_size(num_queries, keys.shape[1])
         if return_attention:
             out, attention = self._attend(queries, keys, values)
+        elif chunk >= num_queries:
+            out, attention = attend_without_map(queries, keys, values, recompute=False), None
         else:
-            recompute = chunk < num_queries
-            pieces = [
-                attend_without_map(queries[:, start : start + chunk], keys, values, recompute)
-                for start in range(0, num_queries, chunk)
-            ]
-            out = pieces[0] if len(pieces) == 1 else ops.concatenate(pieces, axis=1)
-            attention = None
+            out, attention = self._attend_in_chunks(queries, keys, values, chunk), None
         out = ops.reshape(out, (batch, height, width, values.shape[-1]))
         if self.output_projection is not None:
             out = self.output_projection(out, training=training)
