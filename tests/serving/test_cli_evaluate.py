@@ -12,10 +12,10 @@ import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from inception_stub import TINY_FEATURES, use_tiny_inception
 from PIL import Image
 
 import keras_sagan
@@ -23,35 +23,19 @@ from keras_sagan import cli, export
 from keras_sagan.metrics import InceptionFeatureExtractor
 from keras_sagan.metrics import inception as inception_module
 
-TINY_FEATURES = 16
 METRICS = ("fid", "is_mean", "is_std", "kid_mean", "kid_std")
-
-
-def tiny_inception_v3(include_top, weights, input_shape, classifier_activation=None, pooling=None):
-    """Stand-in for keras.applications.InceptionV3 (same output layer names), 16-d features."""
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Flatten()(keras.layers.AveragePooling2D(input_shape[0] // 4)(inputs))
-    features = keras.layers.Dense(TINY_FEATURES, name="avg_pool")(x)
-    if not include_top:
-        return keras.Model(inputs, features)
-    return keras.Model(inputs, keras.layers.Dense(10, name="predictions")(features))
-
-
-def _use_tiny_inception(monkeypatch):
-    monkeypatch.setattr(inception_module, "_build_inception_v3", tiny_inception_v3)
-    monkeypatch.setattr(InceptionFeatureExtractor, "feature_dim", TINY_FEATURES)
 
 
 @pytest.fixture(autouse=True)
 def tiny_inception(monkeypatch):
-    _use_tiny_inception(monkeypatch)
+    use_tiny_inception(monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     """A fixed stand-in weights file, so that separate runs use the same network."""
     with pytest.MonkeyPatch.context() as monkeypatch:
-        _use_tiny_inception(monkeypatch)
+        use_tiny_inception(monkeypatch)
         path = str(tmp_path_factory.mktemp("inception") / "tiny.weights.h5")
         InceptionFeatureExtractor(weights=None).model.save_weights(path)
     return path
@@ -97,7 +81,7 @@ def baseline(models, weights):
     argv += ["--inception_weights", weights]
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as monkeypatch, redirect_stdout(out), redirect_stderr(err):
-        _use_tiny_inception(monkeypatch)
+        use_tiny_inception(monkeypatch)
         assert cli.main(["evaluate", *argv]) == 0
     assert out.getvalue().count("\n") == 1, out.getvalue()
     return argv, json.loads(out.getvalue()), err.getvalue()
