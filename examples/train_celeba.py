@@ -5,10 +5,15 @@
         --image_size=64 --batch_size=64 --steps=100000 --ema_decay=0.999
     python examples/train_celeba.py --dataset=folder --image_folder=img_align_celeba
     python examples/train_celeba.py --eval_every=1000 --eval_num_samples=5000   # FID/KID/IS in TensorBoard
+    TF_CONFIG='{"cluster": {"worker": ["host0:2222", "host1:2222"]}, "task": {"type": "worker", "index": 0}}' \\
+        python examples/train_celeba.py --strategy=multiworker --model_dir=/shared/run   # index 1 on host1
 
 Rerunning a command resumes from the latest checkpoint in --model_dir. Ctrl-C saves a
-checkpoint and exits. The script only defines flags; `keras_sagan.training.loop.train` does
-the work. `--helpfull` lists the flags by group.
+checkpoint and exits (exit status 130; 143 for SIGTERM, and for a worker stopped by another
+worker's signal). A multi-worker run whose peer died or hung exits with status 1 and a one-line
+error; restarting every worker resumes from the chief's latest checkpoint. The script only
+defines flags; `keras_sagan.training.loop.train` does the work. `--helpfull` lists the flags
+by group.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from keras_sagan.training.loop import TrainConfig, TrainingInterrupted, train  # noqa: E402
+from keras_sagan.training.distributed import WorkerFailure  # noqa: E402
+from keras_sagan.training.loop import STRATEGIES, TrainConfig, TrainingInterrupted, train  # noqa: E402
 
 _GROUP = "train_celeba"
 
@@ -108,8 +114,19 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_enum(
         "strategy",
         "default",
-        ["default", "mirrored"],
-        "tf.distribute strategy; mirrored: all GPUs, else all logical CPUs.",
+        list(STRATEGIES),
+        "tf.distribute strategy. mirrored: all GPUs, else all logical CPUs; multiworker: "
+        "MultiWorkerMirroredStrategy over the cluster in the TF_CONFIG environment variable (run the same "
+        "command on every worker; --model_dir on a filesystem all of them share); tpu: TPUStrategy on the "
+        "TPU of a Cloud TPU VM.",
+        **runtime,
+    )
+    flags.DEFINE_float(
+        "collective_timeout",
+        None,
+        "--strategy=multiworker: seconds a collective op may wait for the other workers before the run "
+        "fails (catches a hung worker); default: no limit (a dead or stopped worker is still caught "
+        "within seconds by TF's heartbeats). Set it above the chief's longest pause (samples, evaluation).",
         **runtime,
     )
     flags.DEFINE_integer(
@@ -203,6 +220,7 @@ def config_from_flags(flag_values: flags.FlagValues) -> TrainConfig:
         jit_compile=_bool_or_auto(fv.jit_compile),
         strategy=fv.strategy,
         cpu_replicas=fv.cpu_replicas,
+        collective_timeout=fv.collective_timeout,
         progress_bar=fv.progress_bar,
         model_dir=fv.model_dir,
         log_every=fv.log_every,
@@ -241,7 +259,11 @@ def main(argv: list[str]) -> int:
         train(config)
     except TrainingInterrupted as err:
         print(f"interrupted: {err}", file=sys.stderr, flush=True)
-        return 128 + signal.Signals[err.signal_name].value  # 130 for SIGINT, 143 for SIGTERM.
+        # 130 for SIGINT, 143 for SIGTERM and for a worker stopped by another worker's signal.
+        name = err.signal_name if err.signal_name in signal.Signals.__members__ else "SIGTERM"
+        return 128 + signal.Signals[name].value
+    except WorkerFailure as err:
+        return _error(err, 1)
     except KeyboardInterrupt:
         print(
             "interrupted: stopped at once (before training began, or a second Ctrl-C); "

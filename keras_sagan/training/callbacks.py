@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -495,15 +496,23 @@ class CheckpointSaver(StepCallback):
     killed mid-save still resumes from the previous checkpoint. The end-of-training save also
     runs when training stops early (`model.stop_training`, as `InterruptHandler` sets it).
 
+    Under `MultiWorkerMirroredStrategy` every worker must save at the same steps (a save can
+    read sync-on-read variables, which is a collective op), but only the chief's copy is kept:
+    the other workers pass `discard=True` and a manager over a scratch directory of their own,
+    which is deleted after each save.
+
     Args:
         manager: `tf.train.CheckpointManager` over the training `tf.train.Checkpoint`.
         every: int. Steps between checkpoints. Defaults to `500`.
+        discard: bool. Delete `manager.directory` after each save (a non-chief worker's copy).
+            Defaults to `False`.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager, every: int = 500):
+    def __init__(self, manager: tf.train.CheckpointManager, every: int = 500, discard: bool = False):
         super().__init__()
         self.manager = manager
         self.every = every
+        self.discard = discard
         self.saved = []
 
     def on_step(self, step, batches, logs):
@@ -516,8 +525,10 @@ class CheckpointSaver(StepCallback):
             self.save(step)
 
     def save(self, step: int) -> str:
-        """Saves now, numbered `step`; returns the checkpoint prefix."""
+        """Saves now, numbered `step`; returns the checkpoint prefix (deleted again with `discard`)."""
         path = self.manager.save(checkpoint_number=step)
+        if self.discard:
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
         self.saved.append((step, path))
         return path
 
@@ -530,16 +541,29 @@ class InterruptHandler(keras.callbacks.Callback):
     `KeyboardInterrupt` at once. The previous handlers are back after training. Handlers can
     only be installed from the main thread; elsewhere this callback does nothing.
 
+    With several workers, a signal reaches them at different steps, or reaches only one. `agree`
+    is then called by every worker after every step with its own "stop" flag and returns whether
+    any worker wants to stop (`distributed.make_stop_agreement`), so all stop after the same step
+    and save together; a worker stopped by another reports `interrupted = "peer"`.
+
     Args:
         signals: the signals to catch. Defaults to SIGINT and SIGTERM.
         print_fn: callable taking one string, told when a signal arrives. Defaults to printing
             to stdout.
+        agree: callable `(bool) -> bool` or None. The all-worker "any stops?" decision; `None`
+            (one worker) uses the local flag.
     """
 
-    def __init__(self, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM), print_fn: Callable | None = None):
+    def __init__(
+        self,
+        signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
+        print_fn: Callable | None = None,
+        agree: Callable[[bool], bool] | None = None,
+    ):
         super().__init__()
         self.signals = tuple(signals)
         self.print_fn = print_fn or (lambda line: print(line, flush=True))
+        self.agree = agree
         self.interrupted = None
         self._previous = {}
 
@@ -561,7 +585,12 @@ class InterruptHandler(keras.callbacks.Callback):
             self._previous[signum] = signal.signal(signum, self._handle)
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.interrupted is not None:
+        stop = self.interrupted is not None
+        if self.agree is not None and self.agree(stop) and not stop:
+            self.interrupted = "peer"
+            self.print_fn("another worker was interrupted: saving a checkpoint after this step")
+            stop = True
+        if stop:
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):

@@ -17,6 +17,12 @@ Resuming: running again with the same `model_dir` continues from the latest chec
 `steps` in total. The `tf.data` iterator position is not saved: after a resume the input
 pipeline is rebuilt with shuffle seed `seed + restored_step`, so the data order differs from an
 uninterrupted run (every other piece of state is restored exactly).
+
+Distributed runs (`strategy="mirrored"`, `"multiworker"`, `"tpu"`) feed each replica its rows of
+the same global batches (`distributed.distribute_global_batches`), so they train on exactly the
+batches of a single-process run. Under `"multiworker"` only the chief writes files (see
+`keras_sagan.training.distributed`), and a failed worker ends the others' runs with
+`distributed.WorkerFailure`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -36,10 +45,12 @@ from keras_sagan.export import export_generator, list_versions
 from keras_sagan.metrics import EvaluationCallback, InceptionFeatureExtractor, compute_dataset_statistics
 from keras_sagan.models.presets import PRESETS, build_discriminator, build_generator, preset_config
 from keras_sagan.training import callbacks as callbacks_lib
+from keras_sagan.training import distributed
+from keras_sagan.training.distributed import WorkerFailure
 from keras_sagan.training.sagan import SAGAN
 
 MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 DEMO_IMAGE_SIZE = 32
 """Image size used for `dataset="demo"` when `image_size` is not given: the demo faces are 25x25."""
 REAL_STATS_FILENAME = "real_stats.npz"
@@ -54,11 +65,13 @@ class TrainingInterrupted(KeyboardInterrupt):
     Attributes:
         step: int. The step of the saved checkpoint.
         checkpoint: str. Its path prefix.
-        signal_name: str. `"SIGINT"` or `"SIGTERM"`.
+        signal_name: str. `"SIGINT"` or `"SIGTERM"`; `"peer"` for a worker that stopped because
+            another worker received one.
     """
 
     def __init__(self, step: int, checkpoint: str, signal_name: str):
-        super().__init__(f"{signal_name} at step {step}; checkpoint saved to {checkpoint}")
+        cause = "another worker's signal" if signal_name == "peer" else signal_name
+        super().__init__(f"{cause} at step {step}; checkpoint saved to {checkpoint}")
         self.step = step
         self.checkpoint = checkpoint
         self.signal_name = signal_name
@@ -95,10 +108,19 @@ class TrainConfig:
         mixed_precision: str. Keras global dtype policy during the run: `"float32"`,
             `"mixed_bfloat16"` or `"mixed_float16"`.
         jit_compile: bool or `"auto"`. XLA for the train step (`"auto"`: on with a GPU).
-        strategy: str. `"default"` (`tf.distribute.get_strategy()`) or `"mirrored"` (all GPUs,
-            else all logical CPUs).
+        strategy: str. `"default"` (`tf.distribute.get_strategy()`), `"mirrored"` (all GPUs,
+            else all logical CPUs), `"multiworker"` (`MultiWorkerMirroredStrategy` over the
+            cluster of the `TF_CONFIG` environment variable: all GPUs of every worker, else one
+            CPU each; run the same command on every worker) or `"tpu"` (`TPUStrategy` on the TPU
+            of a Cloud TPU VM). See BUILD.md, "Distributed training".
         cpu_replicas: int or None. Split the CPU into this many logical devices before TF
-            starts (for `"mirrored"` on machines without GPUs, and for tests).
+            starts (for `"mirrored"` on machines without GPUs, and for tests). Not with
+            `"multiworker"` or `"tpu"`.
+        collective_timeout: float or None. `"multiworker"` only (ignored otherwise): seconds a
+            collective op may wait for the other workers before the run fails. `None` (the
+            default) waits without limit; a worker that dies or stops is still detected within
+            seconds by TF's coordination-service heartbeats. Set it above the chief's longest
+            pause (sample grids, evaluation) to also catch a hung worker.
     Output:
         model_dir: str or None. Run directory; `None` is `runs/<preset>_<dataset>`.
         log_every: int. Steps between progress lines and TensorBoard scalars.
@@ -151,6 +173,7 @@ class TrainConfig:
     jit_compile: bool | str = "auto"
     strategy: str = "default"
     cpu_replicas: int | None = None
+    collective_timeout: float | None = None
     model_dir: str | None = None
     log_every: int = 50
     sample_every: int = 200
@@ -182,6 +205,14 @@ class TrainConfig:
         _check_positive_int("num_samples", self.num_samples)
         if self.cpu_replicas is not None:
             _check_positive_int("cpu_replicas", self.cpu_replicas)
+            if self.strategy in ("multiworker", "tpu") and self.cpu_replicas > 1:
+                raise ValueError(
+                    f"cpu_replicas={self.cpu_replicas} cannot be combined with strategy={self.strategy!r}: "
+                    "such a run uses one CPU device per worker (start more workers instead)."
+                )
+        timeout = self.collective_timeout
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise ValueError(f"collective_timeout must be None or a number of seconds > 0; received {timeout!r}.")
         for name in ("g_lr", "d_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0; received {getattr(self, name)!r}.")
@@ -235,8 +266,9 @@ class TrainResult:
         step: int. The final step.
         initial_step: int. The step restored from a checkpoint (0 for a fresh run).
         logs: dict. The last `fit()` logs (running means over this run), empty if nothing ran.
-        checkpoint: str or None. The latest checkpoint path.
-        export_path: str or None. The exported generator's path.
+        checkpoint: str or None. The latest checkpoint path (the chief's, on every worker).
+        export_path: str or None. The exported generator's path (None on non-chief workers).
+        chief: bool. Whether this process wrote the run's files (False on non-chief workers).
     """
 
     gan: SAGAN
@@ -245,6 +277,7 @@ class TrainResult:
     logs: dict[str, float]
     checkpoint: str | None
     export_path: str | None
+    chief: bool = True
 
 
 def _check_positive_int(name, value):
@@ -273,19 +306,33 @@ def configure_cpu_replicas(num_replicas: int) -> None:
             ) from None
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """`"default"`: `tf.distribute.get_strategy()`; `"mirrored"`: all GPUs, else all logical CPUs."""
+def make_strategy(name: str, collective_timeout: float | None = None) -> tf.distribute.Strategy:
+    """The `tf.distribute` strategy called `name` (one of `STRATEGIES`).
+
+    `"default"`: `tf.distribute.get_strategy()`; `"mirrored"`: all GPUs, else all logical CPUs;
+    `"multiworker"`: `MultiWorkerMirroredStrategy` from `TF_CONFIG`, with `collective_timeout`
+    (`distributed.make_multiworker_strategy`); `"tpu"`: `TPUStrategy` on the local TPU
+    (`distributed.make_tpu_strategy`, a one-line `ValueError` without one).
+    """
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         if tf.config.list_logical_devices("GPU"):
             return tf.distribute.MirroredStrategy()
         return tf.distribute.MirroredStrategy([device.name for device in tf.config.list_logical_devices("CPU")])
+    if name == "multiworker":
+        return distributed.make_multiworker_strategy(collective_timeout)
+    if name == "tpu":
+        return distributed.make_tpu_strategy()
     raise ValueError(f"strategy must be one of {STRATEGIES}; received {name!r}.")
 
 
 def build_dataset(config: TrainConfig, strategy: tf.distribute.Strategy, seed: int) -> tf.data.Dataset:
-    """The infinite, batched training dataset of `config` (global batches of `batch_size`)."""
+    """The infinite, batched training dataset of `config` (global batches of `batch_size`).
+
+    `train` passes it through `distributed.distribute_global_batches` under a strategy other
+    than `"default"`.
+    """
     kwargs = {
         "image_size": config.resolved_image_size,
         "global_batch_size": config.batch_size,
@@ -366,11 +413,28 @@ def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.Checkpoint
     return path
 
 
-def make_callbacks(config: TrainConfig, manager: tf.train.CheckpointManager) -> list[keras.callbacks.Callback]:
-    """The run's callbacks: interrupts, checkpoints, sample PNGs, TensorBoard and progress lines."""
+def make_callbacks(
+    config: TrainConfig,
+    manager: tf.train.CheckpointManager,
+    chief: bool = True,
+    agree_to_stop: Callable[[bool], bool] | None = None,
+) -> list[keras.callbacks.Callback]:
+    """The run's callbacks: interrupts, checkpoints, sample PNGs, TensorBoard and progress lines.
+
+    A non-chief worker (`chief=False`) gets the interrupt handler, the progress lines and a
+    `CheckpointSaver` that discards its copies (`manager` then points to a scratch directory):
+    no TensorBoard logs, sample grids or evaluation. `agree_to_stop` is the interrupt handler's
+    all-worker decision (`distributed.make_stop_agreement`).
+    """
     model_dir = config.resolved_model_dir
+    interrupt = callbacks_lib.InterruptHandler(agree=agree_to_stop)
+    if not chief:
+        callbacks = [interrupt, callbacks_lib.CheckpointSaver(manager, every=config.checkpoint_every, discard=True)]
+        if not config.progress_bar:
+            callbacks.insert(1, callbacks_lib.ProgressLogger(config.steps, config.batch_size, every=config.log_every))
+        return callbacks
     callbacks = [
-        callbacks_lib.InterruptHandler(),
+        interrupt,
         callbacks_lib.TensorBoardLogger(
             os.path.join(model_dir, "logs"),
             global_batch_size=config.batch_size,
@@ -540,22 +604,67 @@ def train(config: TrainConfig) -> TrainResult:
             tf_config.disable_op_determinism()
 
 
-def _train(config: TrainConfig) -> TrainResult:
-    model_dir = config.resolved_model_dir
-    strategy = make_strategy(config.strategy)
-    validate_global_batch(config.batch_size, strategy.num_replicas_in_sync)  # Before building anything.
+def _skip_keras_probe_batch(gan: SAGAN) -> None:
+    """Keeps `fit()` from reading a batch before training (Keras 3.15, under a strategy).
 
-    keras.utils.set_random_seed(config.seed)
-    gan = build_gan(config, strategy)
+    For a model built inside a strategy's scope, Keras' `fit()` pulls one batch from a first
+    iterator to build the model symbolically, then trains from a second iterator. A shuffled
+    `tf.data` pipeline continues its reshuffle sequence in the second iterator, so a distributed
+    run would train on other batches than a single-process run. The SAGAN builds its variables
+    in `__init__`, so that build has nothing to do; it is skipped.
+    """
+    gan._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+def _train(config: TrainConfig) -> TrainResult:
+    # First: MultiWorkerMirroredStrategy must start its server before TF runs any op.
+    strategy = make_strategy(config.strategy, config.collective_timeout)
+    validate_global_batch(config.batch_size, strategy.num_replicas_in_sync)  # Before building anything.
+    chief = distributed.is_chief(strategy)
+    scratch = None if chief else tempfile.mkdtemp(prefix="keras_sagan_worker_")
+    try:
+        keras.utils.set_random_seed(config.seed)
+        gan = build_gan(config, strategy)
+        try:
+            return _run(config, strategy, gan, chief, scratch)
+        except distributed.WORKER_FAILURES as err:
+            if not distributed.is_multiworker(strategy):
+                raise
+            checkpoint = tf.train.latest_checkpoint(os.path.join(config.resolved_model_dir, "checkpoints"))
+            raise WorkerFailure(
+                f"multi-worker training stopped at step {callbacks_lib.current_step(gan)}: "
+                f"{distributed.describe_failure(err, config.collective_timeout)}; "
+                f"restart every worker to resume from {checkpoint or 'the start (no checkpoint yet)'}",
+                callbacks_lib.current_step(gan),
+                checkpoint,
+            ) from None
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _chief_checkpoint(manager, chief, step):
+    """The chief's latest checkpoint; a non-chief names the one the chief saves at `step` (no race)."""
+    if chief or step == 0:
+        return manager.latest_checkpoint
+    return os.path.join(manager.directory, f"ckpt-{step}")
+
+
+def _run(config, strategy, gan, chief, scratch):
+    model_dir = config.resolved_model_dir
+    worker, workers = distributed.worker_index(strategy)
     checkpoint = make_checkpoint(gan)
-    manager = make_manager(config, checkpoint)
+    manager = make_manager(config, checkpoint)  # The chief's: every worker restores from it.
     restored = restore_latest(checkpoint, manager)
     initial_step = callbacks_lib.current_step(gan)
+    if workers > 1:
+        distributed.check_same_step(strategy, initial_step, manager.directory)
 
     replicas = strategy.num_replicas_in_sync
     print(
         f"{config.preset} at {gan.generator.image_size}x{gan.generator.image_size} on {config.dataset}: "
         f"global batch {config.batch_size} over {replicas} replica(s), model_dir {model_dir}"
+        + (f"; worker {worker} of {workers}" + (" (chief)" if chief else "") if workers > 1 else "")
         + (f"; resumed from {restored} at step {initial_step}" if restored else ""),
         flush=True,
     )
@@ -563,12 +672,24 @@ def _train(config: TrainConfig) -> TrainResult:
     # The tf.data position is not checkpointed: a resumed run re-seeds the order. Built (and so
     # checked for missing data) even when no step remains.
     dataset = build_dataset(config, strategy, config.seed + initial_step)
-    os.makedirs(model_dir, exist_ok=True)
-    _write_config(os.path.join(model_dir, "config.json"), gan, config)
+    if config.strategy != "default":
+        # Each replica gets its rows of the same global batches (the single-process batches).
+        global_batches = dataset
+        dataset = distributed.distribute_global_batches(strategy, lambda: global_batches)
+        _skip_keras_probe_batch(gan)
+    if workers > 1:
+        distributed.work_around_keras_multiworker_logs(gan)
+    if chief:
+        os.makedirs(model_dir, exist_ok=True)
+        _write_config(os.path.join(model_dir, "config.json"), gan, config)
     logs: dict[str, float] = {}
     remaining = config.steps - initial_step
     if remaining > 0:
-        callbacks = make_callbacks(config, manager)
+        save_manager = manager
+        if not chief:  # Takes part in every save; its copy is discarded (distributed.py).
+            save_manager = tf.train.CheckpointManager(checkpoint, scratch, max_to_keep=1)
+        agree = distributed.make_stop_agreement(strategy) if workers > 1 else None
+        callbacks = make_callbacks(config, save_manager, chief=chief, agree_to_stop=agree)
         history = gan.fit(
             dataset,
             epochs=1,
@@ -580,11 +701,12 @@ def _train(config: TrainConfig) -> TrainResult:
         logs = {key: float(values[-1]) for key, values in history.history.items()}
         interrupt = callbacks[0]
         if interrupt.interrupted is not None:
-            raise TrainingInterrupted(callbacks_lib.current_step(gan), manager.latest_checkpoint, interrupt.interrupted)
+            step = callbacks_lib.current_step(gan)
+            raise TrainingInterrupted(step, _chief_checkpoint(manager, chief, step), interrupt.interrupted)
     else:
         print(f"already at step {initial_step} >= steps={config.steps}: nothing to train", flush=True)
 
-    export_dir = config.resolved_export_dir
+    export_dir = config.resolved_export_dir if chief else None
     export_path = None
     if export_dir and remaining <= 0 and list_versions(export_dir):
         # A rerun of a finished command: the weights are those of the latest version already.
@@ -598,6 +720,7 @@ def _train(config: TrainConfig) -> TrainResult:
         step=callbacks_lib.current_step(gan),
         initial_step=initial_step,
         logs=logs,
-        checkpoint=manager.latest_checkpoint,
+        checkpoint=_chief_checkpoint(manager, chief, callbacks_lib.current_step(gan)),
         export_path=export_path,
+        chief=chief,
     )

@@ -70,6 +70,33 @@ def _evaluation(config, monkeypatch):
     return _callbacks(config)["EvaluationCallback"]
 
 
+class _Recorder:
+    """Stands in for a strategy class: records how `make_strategy` built it."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+def _multiworker(config, monkeypatch):
+    """The strategy `make_strategy` builds for `config`, with MultiWorkerMirroredStrategy recorded."""
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setattr(tf.distribute, "MultiWorkerMirroredStrategy", _Recorder)
+    strategy = loop.make_strategy("multiworker", config.collective_timeout)
+    resolver = strategy.kwargs["cluster_resolver"]
+    assert isinstance(resolver, tf.distribute.cluster_resolver.TFConfigClusterResolver)
+    return strategy
+
+
+def _tpu(config, monkeypatch):
+    """make_strategy("tpu") connects to the local TPU, initialises it and builds a TPUStrategy on it."""
+    initialised = []
+    monkeypatch.setattr(tf.tpu.experimental, "initialize_tpu_system", initialised.append)
+    monkeypatch.setattr(tf.distribute, "TPUStrategy", _Recorder)
+    strategy = loop.make_strategy(config.strategy)
+    (resolver,) = strategy.args
+    return isinstance(resolver, tf.distribute.cluster_resolver.TPUClusterResolver) and initialised == [resolver]
+
+
 def _real_count(config):
     with np.load(os.path.join(config.model_dir, loop.REAL_STATS_FILENAME)) as data:
         return int(data["count"])
@@ -131,6 +158,11 @@ CASES = [
     ("--jit_compile=true", "jit_compile", True, lambda c, m: _gan(c).jit_compile is True),
     ("--strategy=mirrored", "strategy", "mirrored",
      lambda c, m: isinstance(loop.make_strategy(c.strategy), tf.distribute.MirroredStrategy)),
+    ("--strategy=multiworker", "strategy", "multiworker",
+     lambda c, m: _multiworker(c, m).kwargs["communication_options"].timeout_seconds is None),
+    ("--strategy=tpu", "strategy", "tpu", _tpu),
+    ("--collective_timeout=30", "collective_timeout", 30.0,
+     lambda c, m: _multiworker(c, m).kwargs["communication_options"].timeout_seconds == 30.0),
     ("--cpu_replicas=2", "cpu_replicas", 2, lambda c, m: _during_train(c, m)["cpu_replicas"] == 2),
     ("--progress_bar", "progress_bar", True, lambda c, m: "ProgressLogger" not in _callbacks(c)),
     ("--model_dir=/tmp/elsewhere", "model_dir", "/tmp/elsewhere",
@@ -177,6 +209,15 @@ def test_every_flag_has_a_case_and_documented_help():
         assert f"train_celeba ({group}):" in text
     for name in names:
         assert (f"--{name}" in text or f"--[no]{name}" in text) and len(fv[name].help) > 15, name
+
+
+def test_every_strategy_choice_has_a_case():
+    fv = flags.FlagValues()
+    example.define_flags(fv)
+    choices = set(fv["strategy"].parser.enum_values)
+    assert choices == set(loop.STRATEGIES)
+    tested = {case[0].split("=")[1] for case in CASES if case[0].startswith("--strategy=")}
+    assert tested == choices - {DEFAULT.strategy}
 
 
 def test_defaults_are_the_readme_demo():
