@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
+from inception_stub import TINY_FEATURES, tiny_weights_file, use_tiny_inception
 from tensorflow.python.framework import config as tf_config
-from test_loop_eval import TINY_FEATURES, tiny_weights_file, use_tiny_inception
 from training_loop_helpers import TINY_FLAGS, load_example
 
 from keras_sagan.metrics import InceptionFeatureExtractor
