@@ -604,18 +604,6 @@ def train(config: TrainConfig) -> TrainResult:
             tf_config.disable_op_determinism()
 
 
-def _skip_keras_probe_batch(gan: SAGAN) -> None:
-    """Keeps `fit()` from reading a batch before training (Keras 3.15, under a strategy).
-
-    For a model built inside a strategy's scope, Keras' `fit()` pulls one batch from a first
-    iterator to build the model symbolically, then trains from a second iterator. A shuffled
-    `tf.data` pipeline continues its reshuffle sequence in the second iterator, so a distributed
-    run would train on other batches than a single-process run. The SAGAN builds its variables
-    in `__init__`, so that build has nothing to do; it is skipped.
-    """
-    gan._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-
-
 def _train(config: TrainConfig) -> TrainResult:
     # First: MultiWorkerMirroredStrategy must start its server before TF runs any op.
     strategy = make_strategy(config.strategy, config.collective_timeout)
@@ -676,7 +664,6 @@ def _run(config, strategy, gan, chief, scratch):
         # Each replica gets its rows of the same global batches (the single-process batches).
         global_batches = dataset
         dataset = distributed.distribute_global_batches(strategy, lambda: global_batches)
-        _skip_keras_probe_batch(gan)
     if workers > 1:
         distributed.work_around_keras_multiworker_logs(gan)
     if chief:

@@ -189,6 +189,14 @@ class SAGAN(keras.Model):
         # counts generator steps (= train steps) for callbacks.
         super().compile(optimizer=self.g_optimizer, jit_compile=jit and not per_replica_xla, **kwargs)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy, Keras' fit() pulls one batch from a first iterator
+        # to build the model symbolically, then trains from a second one, so a
+        # shuffled pipeline moves on and N replicas would train on other
+        # batches than one device. Everything here is built in __init__ and
+        # compile, so there is nothing to build.
+        return
+
     def call(self, z, labels=None, training=False):
         if self.num_classes is None:
             return self.generator(z, training=training)
@@ -204,7 +212,9 @@ class SAGAN(keras.Model):
         if context is None or context.num_replicas_in_sync == 1:
             return global_values
         start = context.replica_id_in_sync_group * local_batch
-        return global_values[start : start + local_batch]
+        # tf.slice with the (static, when known) batch keeps the shape static, as TPUs need.
+        rank = len(global_values.shape)
+        return tf.slice(global_values, [start] + [0] * (rank - 1), [local_batch] + list(global_values.shape[1:]))
 
     def _num_replicas(self):
         context = tf.distribute.get_replica_context()
@@ -264,7 +274,7 @@ class SAGAN(keras.Model):
                 + ("(images, labels) pairs." if self.num_classes else "images only, without labels.")
             )
         real = ops.cast(real, "float32")
-        local_batch = ops.shape(real)[0]
+        local_batch = real.shape[0] if real.shape[0] is not None else ops.shape(real)[0]
         global_batch = ops.cast(local_batch * self._num_replicas(), "float32")
 
         for _ in range(self.d_steps):

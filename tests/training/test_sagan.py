@@ -115,12 +115,33 @@ def test_two_replicas_equal_one_replica_with_the_same_global_batch():
         mirrored.compile(g_optimizer=keras.optimizers.SGD(0.05), d_optimizer=keras.optimizers.SGD(0.05))
     _equal_start(single.generator, mirrored.generator)
     _equal_start(single.discriminator, mirrored.discriminator)
-    dataset = _dataset(_images(8), 8)
+    dataset = _dataset(_images(16), 8)  # two steps
     single.fit(dataset, epochs=1, verbose=0)
     mirrored.fit(dataset, epochs=1, verbose=0)
     for a, b in zip(single.generator.weights + single.discriminator.weights,
                     mirrored.generator.weights + mirrored.discriminator.weights):
         np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-5, err_msg=a.path)
+
+
+def test_fit_under_a_strategy_starts_one_iterator():
+    # Keras' fit() under a strategy starts a first iterator for a probe batch,
+    # which moves a shuffled pipeline on, so replicas would train on other
+    # batches than one device. SAGAN skips that build (everything is built).
+    strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
+    gan = _build(strategy)
+    with strategy.scope():
+        gan.compile()
+    iterators_started = []
+    images = _images(8)
+
+    def examples():
+        iterators_started.append(True)
+        yield from images
+
+    spec = tf.TensorSpec((32, 32, 3), tf.float32)
+    dataset = tf.data.Dataset.from_generator(examples, output_signature=spec).batch(4, drop_remainder=True)
+    gan.fit(dataset, epochs=1, verbose=0)
+    assert len(iterators_started) == 1
 
 
 def test_jit_compile_on_one_device_and_per_replica_under_mirrored():
