@@ -38,9 +38,11 @@ class SpectralNormalization(keras.layers.Wrapper):
 
     `u` is a non-trainable variable updated only when `training=True`. With
     `training=False` no variable changes and sigma is `||u W^T||`, the estimate
-    from the stored `u`. Under `tf.distribute` the update is averaged across
-    replica locally (sync-on-read); every replica computes the same value from
-    the same mirrored kernel, so the copies never drift apart.
+    from the stored `u`, normalised (the initial `u` is not unit length). Under
+    `tf.distribute` each replica updates its own copy of `u` with no
+    communication (sync-on-read, reads take the first replica's); every
+    replica computes the same value from the same mirrored kernel, so the
+    copies never drift apart.
 
     Args:
         layer: `Dense`, `Conv2D`, `Conv2DTranspose` or `Embedding` layer.
@@ -113,7 +115,8 @@ class SpectralNormalization(keras.layers.Wrapper):
         matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))
         u = ops.convert_to_tensor(self.u.value)
         if not training:
-            return ops.sqrt(ops.sum(ops.square(ops.matmul(u, ops.transpose(matrix))))), u
+            u_norm = ops.maximum(ops.sqrt(ops.sum(ops.square(u))), self.epsilon)
+            return ops.sqrt(ops.sum(ops.square(ops.matmul(u, ops.transpose(matrix))))) / u_norm, u
         for _ in range(self.power_iterations):
             v = _l2_normalize(ops.matmul(u, ops.transpose(matrix)), self.epsilon)
             u = _l2_normalize(ops.matmul(v, matrix), self.epsilon)

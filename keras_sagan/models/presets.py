@@ -58,11 +58,6 @@ def preset_config(preset, network, **overrides):
     return config
 
 
-def _split_overrides(overrides):
-    discriminator = {k: v for k, v in overrides.items() if k not in _GENERATOR_ONLY}
-    return overrides, discriminator
-
-
 def build_generator(preset="celeba64", **overrides):
     """Builds a `Generator` from a preset, with any constructor argument overridden.
 
@@ -84,7 +79,7 @@ def build_generator(preset="celeba64", **overrides):
 
 def build_discriminator(preset="celeba64", **overrides):
     """Builds a `Discriminator` from a preset (see `build_generator`)."""
-    overrides = {k: v for k, v in overrides.items() if k not in _GENERATOR_ONLY} if "z_dim" in overrides else overrides
+    overrides = {k: v for k, v in overrides.items() if k not in _GENERATOR_ONLY}
     discriminator = Discriminator(**preset_config(preset, "discriminator", **overrides))
     discriminator.build()
     return discriminator

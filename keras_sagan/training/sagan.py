@@ -45,10 +45,17 @@ class SAGAN(keras.Model):
     full G backward there). Real and fake images go through D as one
     concatenated batch.
 
+    G runs with `training=True` in every D step too (as in the reference), so
+    its BatchNorm moving statistics and spectral-norm `u` advance `d_steps + 1`
+    times per train step; with WGAN-GP, D's `u` advances once more per D step
+    in the penalty's forward pass.
+
     Under `tf.distribute`, noise is drawn for the global batch and each
     replica takes its own slice, losses are divided by the global batch, and
     BatchNorm statistics are synchronised: one step on N replicas equals one
-    step on one device with the same global batch.
+    step on one device with the same global batch. This assumes every replica
+    gets the same number of examples: batch datasets with
+    `drop_remainder=True` (the `keras_sagan.data` pipelines do).
 
     Args:
         generator: `Generator`.
@@ -175,7 +182,9 @@ class SAGAN(keras.Model):
         # Optimizers are built here, inside the caller's strategy scope.
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
-        if ema_decay is not None and self.ema_generator is None:
+        if ema_decay is None:
+            self.ema_generator = None  # a recompile without EMA drops an earlier one
+        elif self.ema_generator is None:
             self.ema_generator = self.generator.__class__.from_config(self.generator.get_config())
             self.ema_generator.build()
             self.ema_generator.trainable = False

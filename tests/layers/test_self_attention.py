@@ -51,10 +51,10 @@ def test_sagan_variant_matches_numpy():
     _randomize(layer, 3)
     out, attention = layer(x, training=False, return_attention=True)
 
-    def sn_kernel(sub):  # eval mode: sigma = ||u W^T|| with the stored u
+    def sn_kernel(sub):  # eval mode: sigma = ||u W^T|| / ||u|| with the stored u
         w = np.asarray(sub.layer.kernel)[0, 0].astype("float64")
         u = np.asarray(sub.u).astype("float64")
-        return w / np.linalg.norm(u @ w.T)
+        return w / (np.linalg.norm(u @ w.T) / np.linalg.norm(u))
 
     q = x.astype("float64") @ sn_kernel(layer.query)
     k = _max_pool(x.astype("float64") @ sn_kernel(layer.key))

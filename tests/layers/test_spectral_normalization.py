@@ -154,3 +154,17 @@ def test_more_power_iterations_converge_faster():
         true_sigma = np.linalg.svd(np.asarray(layer.layer.kernel), compute_uv=False)[0]
         errors.append(abs(float(layer.spectral_norm()) - true_sigma))
     assert errors[1] < errors[0]
+
+
+def test_inference_sigma_does_not_depend_on_the_length_of_u():
+    # The initial u is a random normal vector, not unit length: an untrained
+    # layer in inference mode must still divide by a sigma estimate, not by
+    # ||u|| times one.
+    keras.utils.set_random_seed(0)
+    layer = SpectralNormalization(keras.layers.Dense(64))
+    layer.build((None, 64))
+    true_sigma = np.linalg.svd(layer.layer.kernel.numpy(), compute_uv=False)[0]
+    estimate = float(layer.spectral_norm())
+    assert 0.3 * true_sigma < estimate <= true_sigma * (1 + 1e-5)
+    layer.u.assign(layer.u.numpy() * 5.0)
+    np.testing.assert_allclose(float(layer.spectral_norm()), estimate, rtol=1e-6)

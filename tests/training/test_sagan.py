@@ -89,6 +89,15 @@ def test_ema_is_the_exponential_moving_average_of_the_generator():
     assert not gan.ema_generator.trainable_weights
 
 
+def test_recompiling_without_ema_drops_it():
+    gan = _build()
+    gan.compile(ema_decay=0.9)
+    gan.compile(ema_decay=None)
+    assert gan.ema_generator is None and gan.sampling_generator() is gan.generator
+    history = gan.fit(_dataset(_images(), 4), epochs=1, steps_per_epoch=1, verbose=0).history
+    assert np.isfinite(history["g_loss"]).all()
+
+
 def test_conditional_training_uses_labels():
     gan = _build(architecture="resnet", num_classes=3, attention_variant="sagan")
     gan.compile()
