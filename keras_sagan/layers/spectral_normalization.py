@@ -113,7 +113,8 @@ class SpectralNormalization(keras.layers.Wrapper):
         # The power iteration stays in float32 whatever the dtype policy.
         kernel = self._float32_kernel()
         matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))
-        u = ops.convert_to_tensor(self.u.value)
+        with AutocastScope(None):  # u stays float32 under mixed policies
+            u = ops.cast(ops.convert_to_tensor(self.u), "float32")
         if not training:
             u_norm = ops.maximum(ops.sqrt(ops.sum(ops.square(u))), self.epsilon)
             return ops.sqrt(ops.sum(ops.square(ops.matmul(u, ops.transpose(matrix))))) / u_norm, u
