@@ -89,6 +89,27 @@ def _images_from_element(element: Any) -> Any:
     return element
 
 
+class _FeatureAccumulator:
+    """Streaming statistics of every feature batch, plus the first `keep` feature rows."""
+
+    def __init__(self, keep: int):
+        self.keep = keep
+        self.stats: StreamingStatistics | None = None
+        self._kept: list[np.ndarray] = []
+        self._num_kept = 0
+
+    def add(self, features: np.ndarray) -> None:
+        if self.stats is None:
+            self.stats = StreamingStatistics(features.shape[1])
+        self.stats.update(features)
+        if self._num_kept < self.keep:
+            self._kept.append(features[: self.keep - self._num_kept])
+            self._num_kept += self._kept[-1].shape[0]
+
+    def kept(self) -> np.ndarray:
+        return np.concatenate(self._kept, axis=0)
+
+
 def compute_dataset_statistics(
     dataset: Iterable[Any],
     extractor: Extractor,
@@ -132,9 +153,7 @@ def compute_dataset_statistics(
             f"`keep_features` must be an int >= 0. Received: {keep_features!r}"
         )
     bar = keras.utils.Progbar(num_samples, unit_name="image") if progress else None
-    stats: StreamingStatistics | None = None
-    kept: list[np.ndarray] = []
-    num_kept = 0
+    accumulator = _FeatureAccumulator(keep_features)
     seen = 0
     for element in dataset:
         images = _images_from_element(element)
@@ -146,17 +165,13 @@ def compute_dataset_statistics(
         if num_samples is not None:
             images = images[: num_samples - seen]
         features, _ = extract_features(extractor, images)
-        if stats is None:
-            stats = StreamingStatistics(features.shape[1])
-        stats.update(features)
-        if num_kept < keep_features:
-            kept.append(features[: keep_features - num_kept])
-            num_kept += kept[-1].shape[0]
+        accumulator.add(features)
         seen += features.shape[0]
         if bar is not None:
             bar.update(seen)
         if num_samples is not None and seen >= num_samples:
             break
+    stats = accumulator.stats
     if stats is None:
         raise ValueError("The dataset yielded no images.")
     if num_samples is not None and seen < num_samples:
@@ -165,7 +180,7 @@ def compute_dataset_statistics(
             stacklevel=2,
         )
     if keep_features:
-        return stats, np.concatenate(kept, axis=0)
+        return stats, accumulator.kept()
     return stats
 
 
@@ -331,9 +346,7 @@ def evaluate_generator(
         )
 
     rng = np.random.default_rng(seed)
-    stats: StreamingStatistics | None = None
-    kid_features: list[np.ndarray] = []
-    num_kid = 0
+    accumulator = _FeatureAccumulator(max_kid_features)
     all_probs: list[np.ndarray] = []
     bar = keras.utils.Progbar(num_samples, unit_name="image") if progress else None
     done = 0
@@ -349,18 +362,14 @@ def evaluate_generator(
                 labels = np.asarray(labels_fn(rng, n))
             images = sample(z, labels)
         features, logits = extract_features(extractor, images)
-        if stats is None:
-            stats = StreamingStatistics(features.shape[1])
-        stats.update(features)
-        if num_kid < max_kid_features:
-            kid_features.append(features[: max_kid_features - num_kid])
-            num_kid += kid_features[-1].shape[0]
+        accumulator.add(features)
         if logits is not None:
             all_probs.append(_softmax(logits))
         done += n
         if bar is not None:
             bar.update(done)
 
+    stats = accumulator.stats
     results: dict[str, float] = {
         "fid": math.nan,
         "is_mean": math.nan,
@@ -386,7 +395,7 @@ def evaluate_generator(
     if real_features_for_kid is not None and max_kid_features >= 2:
         results["kid_mean"], results["kid_std"] = kernel_inception_distance(
             real_features_for_kid,
-            np.concatenate(kid_features, axis=0),
+            accumulator.kept(),
             num_subsets=kid_num_subsets,
             subset_size=kid_subset_size,
             seed=seed,
