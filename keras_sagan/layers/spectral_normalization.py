@@ -105,16 +105,14 @@ class SpectralNormalization(keras.layers.Wrapper):
             return self.layer.embeddings
         return self.layer.kernel
 
-    def _float32_kernel(self):
-        with AutocastScope(None):
-            return ops.cast(ops.convert_to_tensor(self._kernel), "float32")
-
-    def _sigma_and_u(self, training):
+    def _float32(self, variable):
         # The power iteration stays in float32 whatever the dtype policy.
-        kernel = self._float32_kernel()
+        with AutocastScope(None):
+            return ops.cast(ops.convert_to_tensor(variable), "float32")
+
+    def _sigma_and_u(self, kernel, training):
         matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))
-        with AutocastScope(None):  # u stays float32 under mixed policies
-            u = ops.cast(ops.convert_to_tensor(self.u), "float32")
+        u = self._float32(self.u)
         if not training:
             u_norm = ops.maximum(ops.sqrt(ops.sum(ops.square(u))), self.epsilon)
             return ops.sqrt(ops.sum(ops.square(ops.matmul(u, ops.transpose(matrix))))) / u_norm, u
@@ -128,14 +126,15 @@ class SpectralNormalization(keras.layers.Wrapper):
 
     def spectral_norm(self):
         """Returns the current sigma estimate without changing any variable."""
-        return self._sigma_and_u(training=False)[0]
+        return self._sigma_and_u(self._float32(self._kernel), training=False)[0]
 
     def normalized_kernel(self, training=False):
         """Returns `W / sigma` (float32). With `training=True`, updates `u`."""
-        sigma, u = self._sigma_and_u(training)
+        kernel = self._float32(self._kernel)
+        sigma, u = self._sigma_and_u(kernel, training)
         if training:
             self.u.assign(u)
-        return self._float32_kernel() / sigma
+        return kernel / sigma
 
     def call(self, inputs, training=None):
         kernel = ops.cast(self.normalized_kernel(training=bool(training)), self.compute_dtype)
