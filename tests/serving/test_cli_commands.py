@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from run_fixtures import ema_sagan, write_run
 
 import keras_sagan
 from keras_sagan import cli, export
@@ -17,34 +18,12 @@ from keras_sagan import cli, export
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def _write_run(model_dir, gan, ema):
-    """A model directory as the training loop writes it: config.json + checkpoints/."""
-    os.makedirs(model_dir)
-    with open(os.path.join(model_dir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump({"generator": gan.generator.get_config(), "discriminator": gan.discriminator.get_config()}, f)
-    objects = dict(
-        generator=gan.generator,
-        discriminator=gan.discriminator,
-        g_optimizer=gan.g_optimizer,
-        d_optimizer=gan.d_optimizer,
-        seed_state=gan.seed_generator.state,  # SeedGenerator itself is not trackable
-        step=gan.g_optimizer.iterations,
-    )
-    if ema:
-        objects["ema_generator"] = gan.ema_generator
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(**objects), os.path.join(model_dir, "checkpoints"), 2)
-    manager.save(checkpoint_number=3)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """`(model_dir, gan)`: a checkpointed SAGAN whose EMA weights differ from its generator's."""
-    gan = keras_sagan.build_sagan("celeba64", image_size=32, conv_dim=8, seed=0)
-    gan.compile(ema_decay=0.5)
-    kernel = gan.ema_generator.to_rgb.kernel
-    kernel.assign(kernel * 3.0)
+    gan = ema_sagan()
     model_dir = str(tmp_path_factory.mktemp("runs") / "celeba")
-    _write_run(model_dir, gan, ema=True)
+    write_run(model_dir, gan)
     return model_dir, gan
 
 
@@ -88,7 +67,7 @@ def test_export_from_checkpoints_subfolder_with_version(run, tmp_path, capsys):
 def test_export_without_ema_uses_generator(tmp_path):
     gan = keras_sagan.build_sagan("celeba64", image_size=32, conv_dim=8, seed=1)
     gan.compile()
-    _write_run(str(tmp_path / "run"), gan, ema=False)
+    write_run(str(tmp_path / "run"), gan)
     generator, used_ema = export.load_generator_from_checkpoint(str(tmp_path / "run"))
     assert not used_ema
     np.testing.assert_allclose(

@@ -14,9 +14,9 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from inception_stub import TINY_FEATURES, use_tiny_inception
 from PIL import Image
+from run_fixtures import ema_sagan, write_run
 
 import keras_sagan
 from keras_sagan import cli, export
@@ -44,16 +44,9 @@ def weights(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """`(checkpoint_dir, saved_base)`: a checkpointed SAGAN (EMA unlike G) and its export (EMA weights)."""
-    gan = keras_sagan.build_sagan("celeba64", image_size=32, conv_dim=8, seed=0)
-    gan.compile(ema_decay=0.5)
-    kernel = gan.ema_generator.to_rgb.kernel
-    kernel.assign(kernel * 3.0)
+    gan = ema_sagan()
     run = str(tmp_path_factory.mktemp("runs") / "celeba")
-    os.makedirs(run)
-    with open(os.path.join(run, "config.json"), "w", encoding="utf-8") as f:
-        json.dump({"generator": gan.generator.get_config()}, f)
-    checkpoint = tf.train.Checkpoint(generator=gan.generator, ema_generator=gan.ema_generator)
-    tf.train.CheckpointManager(checkpoint, os.path.join(run, "checkpoints"), 1).save(checkpoint_number=1)
+    write_run(run, gan, checkpoint_number=1)
     saved = str(tmp_path_factory.mktemp("saved") / "celeba")
     export.export_generator(run, saved)
     return run, saved
