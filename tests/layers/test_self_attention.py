@@ -5,6 +5,7 @@ import tensorflow as tf
 from layer_checks import assert_config_round_trip
 
 from keras_sagan.layers import SelfAttention
+from keras_sagan.layers import self_attention as attention_module
 
 
 def _softmax(x):
@@ -82,7 +83,7 @@ def test_map_shape_rows_sum_to_one_and_gamma_zero_is_identity(variant, pooling, 
 @pytest.mark.parametrize("variant", ["sagan", "reference"])
 def test_query_chunking_equals_full_attention(variant):
     x = np.random.default_rng(5).normal(size=(2, 8, 12, 16)).astype("float32")
-    full = SelfAttention(variant=variant)
+    full = SelfAttention(variant=variant, query_chunk_size=None)  # the whole map, plain autodiff
     full.build(x.shape)
     _randomize(full, 6)
     chunked = SelfAttention(variant=variant, query_chunk_size=10)  # 96 = 9 chunks of 10 + 6
@@ -103,12 +104,55 @@ def test_query_chunking_equals_full_attention(variant):
         np.testing.assert_allclose(g_chunked, g_full, atol=1e-5 * scale)
 
 
-def test_auto_chunking_bounds_the_map_and_none_disables_it():
-    layer = SelfAttention(variant="reference")  # "auto" by default
-    assert layer._chunk_size(1024, 1024) >= 1024  # the 32x32 map fits in one chunk
-    assert layer._chunk_size(4096, 4096) == 1024
-    assert layer._chunk_size(16384, 16384) * 16384 <= 2**22
-    assert SelfAttention(query_chunk_size=None)._chunk_size(16384, 16384) == 16384
+def _numpy_attention_and_grads(q, k, v):
+    """out = softmax(q k^T) v and, for loss = sum(sin(out)), dq, dk, dv (float64)."""
+    q, k, v = (t.astype("float64") for t in (q, k, v))
+    a = _softmax(q @ k.transpose(0, 2, 1))
+    out = a @ v
+    d_out = np.cos(out)
+    d_a = d_out @ v.transpose(0, 2, 1)
+    d_logits = a * (d_a - (d_a * a).sum(-1, keepdims=True))  # the softmax Jacobian, written out
+    return out, d_logits @ k, d_logits.transpose(0, 2, 1) @ q, a.transpose(0, 2, 1) @ d_out
+
+
+@pytest.mark.parametrize(
+    "batch, queries_per_block, block_entries, static_batch",
+    [
+        (5, None, 2 * 24 * 20, True),  # blocks of 2 examples: 3 blocks, the last padded
+        (5, None, 2 * 24 * 20, False),  # the same with the batch unknown when traced
+        (3, None, 7 * 20, False),  # one example per block, chunks of 7 queries: 4 chunks, the last padded
+        (2, 5, 2**21, True),  # explicit chunk size; both examples in one block
+    ],
+)
+def test_blocked_attention_matches_numpy(monkeypatch, batch, queries_per_block, block_entries, static_batch):
+    monkeypatch.setattr(attention_module, "BLOCK_ENTRIES", block_entries)
+    rng = np.random.default_rng(10)
+    q, k, v = (rng.normal(size=(batch, n, c)).astype("float32") for n, c in ((24, 3), (20, 3), (20, 6)))
+    expected = _numpy_attention_and_grads(q, k, v)
+
+    def run(q, k, v):
+        with tf.GradientTape() as tape:
+            tape.watch([q, k, v])
+            out = attention_module.blocked_attention(q, k, v, queries_per_block=queries_per_block)
+            loss = tf.reduce_sum(tf.sin(out))
+        return [out] + tape.gradient(loss, [q, k, v])
+
+    spec = [tf.TensorSpec((batch if static_batch else None,) + t.shape[1:], tf.float32) for t in (q, k, v)]
+    results = tf.function(run, input_signature=spec)(q, k, v)
+    for got, want in zip(results, expected):
+        np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_block_shapes_bound_the_map():
+    entries = attention_module.BLOCK_ENTRIES
+    assert attention_module._block_shape(1024, 1024, None, 64) == (2, 1024)  # the 32x32 map: 2 whole examples
+    assert attention_module._block_shape(4096, 4096, None, 16) == (1, 512)  # 64x64: chunks of queries
+    assert attention_module._block_shape(1024, 1024, None, 3) == (2, 1024)  # 3 examples: blocks of 2 and 1 (+1 pad)
+    assert attention_module._block_shape(64, 64, None, 5) == (5, 64)  # a small batch: one block
+    assert attention_module._block_shape(1024, 1024, 100, None) == (20, 100)  # explicit chunk, unknown batch
+    for n in (256, 1024, 4096, 16384):
+        examples, chunk = attention_module._block_shape(n, n, None, None)
+        assert examples * chunk * n <= entries
 
 
 def test_any_size_and_channel_count_and_errors():

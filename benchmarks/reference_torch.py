@@ -1,0 +1,187 @@
+"""Times a PyTorch model of the reference (heykeetae/Self-Attention-GAN) on this machine, now.
+
+The issue's reference figures were measured on "this kind of machine" at
+another time; cloud CPUs of one kind differ by tens of percent from day to
+day. This script re-measures the reference's workloads beside ours so that a
+speed-up is a ratio of two numbers taken on one machine in one hour:
+
+    python -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch==2.13.0 numpy
+    /tmp/torchvenv/bin/python benchmarks/reference_torch.py            # prints JSON
+    python benchmarks/run.py --reference-python /tmp/torchvenv/bin/python
+
+It is written here from the reference's published architecture (the seed
+document): the 64x64 DCGAN-style SN generator/discriminator with attention on
+the 16x16/32x32 generator features and 8x8/4x4 discriminator features,
+z_dim 128, conv_dim 64, hinge loss, one D and one G step per iteration, and,
+as the reference does, fakes that are *not* detached in the D step (its D
+backward also runs through G). Spectral norm is torch's own one-iteration
+power method, as in the reference. PyTorch runs on 2 threads.
+
+Each workload runs in its own subprocess so its peak RSS is its own.
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _build(torch):
+    nn = torch.nn
+    sn = nn.utils.spectral_norm
+
+    class Attention(nn.Module):
+        def __init__(self, channels):
+            super().__init__()
+            self.query = nn.Conv2d(channels, channels // 8, 1)
+            self.key = nn.Conv2d(channels, channels // 8, 1)
+            self.value = nn.Conv2d(channels, channels, 1)
+            self.gamma = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            b, c, h, w = x.shape
+            q = self.query(x).view(b, -1, h * w).permute(0, 2, 1)
+            k = self.key(x).view(b, -1, h * w)
+            attention = torch.softmax(torch.bmm(q, k), dim=-1)
+            v = self.value(x).view(b, -1, h * w)
+            out = torch.bmm(v, attention.permute(0, 2, 1)).view(b, c, h, w)
+            return self.gamma * out + x, attention
+
+    def up(cin, cout, *args):
+        return nn.Sequential(sn(nn.ConvTranspose2d(cin, cout, 4, *args)), nn.BatchNorm2d(cout), nn.ReLU())
+
+    def down(cin, cout):
+        return nn.Sequential(sn(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.1))
+
+    class Generator(nn.Module):
+        def __init__(self, z_dim=128, dim=64):
+            super().__init__()
+            self.l1, self.l2, self.l3 = up(z_dim, dim * 8), up(dim * 8, dim * 4, 2, 1), up(dim * 4, dim * 2, 2, 1)
+            self.attn1, self.l4, self.attn2 = Attention(dim * 2), up(dim * 2, dim, 2, 1), Attention(dim)
+            self.last = nn.Sequential(nn.ConvTranspose2d(dim, 3, 4, 2, 1), nn.Tanh())
+
+        def forward(self, z):
+            out = self.l3(self.l2(self.l1(z.view(z.size(0), z.size(1), 1, 1))))
+            out, p1 = self.attn1(out)
+            out, p2 = self.attn2(self.l4(out))
+            return self.last(out), p1, p2
+
+    class Discriminator(nn.Module):
+        def __init__(self, dim=64):
+            super().__init__()
+            self.l1, self.l2, self.l3 = down(3, dim), down(dim, dim * 2), down(dim * 2, dim * 4)
+            self.attn1, self.l4, self.attn2 = Attention(dim * 4), down(dim * 4, dim * 8), Attention(dim * 8)
+            self.last = nn.Conv2d(dim * 8, 1, 4)
+
+        def forward(self, x):
+            out, p1 = self.attn1(self.l3(self.l2(self.l1(x))))
+            out, p2 = self.attn2(self.l4(out))
+            return self.last(out).squeeze(), p1, p2
+
+    return Generator, Discriminator, Attention
+
+
+def _run(name, iterations):
+    import torch
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    Generator, Discriminator, Attention = _build(torch)
+    if name.startswith("train"):
+        batch = int(name.split("_b")[1])
+        g, d = Generator(), Discriminator()
+        g_opt = torch.optim.Adam(g.parameters(), 1e-4, betas=(0.0, 0.9))
+        d_opt = torch.optim.Adam(d.parameters(), 4e-4, betas=(0.0, 0.9))
+        real = torch.rand(batch, 3, 64, 64) * 2 - 1
+
+        def step():
+            d_real = d(real)[0]
+            fake = g(torch.randn(batch, 128))[0]  # not detached, as in the reference
+            d_fake = d(fake)[0]
+            d_loss = torch.relu(1.0 - d_real).mean() + torch.relu(1.0 + d_fake).mean()
+            d_opt.zero_grad()
+            g_opt.zero_grad()
+            d_loss.backward()
+            d_opt.step()
+            g_loss = -d(g(torch.randn(batch, 128))[0])[0].mean()
+            d_opt.zero_grad()
+            g_opt.zero_grad()
+            g_loss.backward()
+            g_opt.step()
+
+        per_call = batch
+    elif name == "generate_b64":
+        g = Generator().eval()
+        z = torch.randn(64, 128)
+
+        def step():
+            with torch.no_grad():
+                g(z)
+
+        per_call = 64
+    else:  # attention_<size>
+        size = int(name.split("_")[1])
+        channels, batch = {32: (64, 64), 64: (32, 16)}[size]
+        layer = Attention(channels)
+        with torch.no_grad():
+            layer.gamma.fill_(1.0)
+        x = torch.randn(batch, channels, size, size, requires_grad=True)
+
+        def step():
+            layer(x)[0].sum().backward()
+
+        per_call = batch
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "workload": name,
+        "seconds_per_call": round(median, 4),
+        "images_per_second": round(per_call / median, 1),
+        "peak_rss_mb": round(peak, 1),
+        "rss_increase_mb": round(peak - rss_before, 1),
+        "torch": torch.__version__,
+    }
+
+
+WORKLOADS = ["train_b64", "train_b16", "generate_b64", "attention_32", "attention_64"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=WORKLOADS)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.iterations < 1:
+        parser.error(f"--iterations must be >= 1; received {args.iterations}")
+    if args.child:
+        print(json.dumps(_run(args.child, args.iterations)))
+        return
+    results = {}
+    for name in args.only or WORKLOADS:
+        print(f"reference {name} ...", file=sys.stderr, flush=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", name, "--iterations", str(args.iterations)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"  {name}: {results[name]['seconds_per_call']} s/call, peak RSS {results[name]['peak_rss_mb']} MB",
+              file=sys.stderr, flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
