@@ -259,7 +259,7 @@ class SelfAttention(keras.layers.Layer):
         projected = ops.matmul(flat, kernel)
         if weights[0][1] is not None:
             bias = ops.concatenate([bias for _, bias in weights], axis=-1)
-            projected = projected + ops.cast(bias, projected.dtype)
+            projected = tf.nn.bias_add(projected, ops.cast(bias, projected.dtype))
         query_channels = weights[0][0].shape[-1]
         # A split, not three slices: its gradient is one concat rather than
         # three zero-padded StridedSliceGrads (22 ms of 360 at 32x32).

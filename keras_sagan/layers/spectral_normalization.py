@@ -1,6 +1,7 @@
 """Spectral normalisation wrapper whose gradient flows through sigma."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 # Keras autocasts float variables read inside a mixed-precision layer call;
@@ -163,10 +164,12 @@ class SpectralNormalization(keras.layers.Wrapper):
                 data_format=layer.data_format,
             )
         if layer.use_bias:
-            bias = layer.bias
-            if getattr(layer, "data_format", "channels_last") == "channels_first":
-                bias = ops.reshape(bias, (1, -1) + (1,) * (len(outputs.shape) - 2))
-            outputs = outputs + ops.cast(bias, outputs.dtype)
+            # BiasAdd rather than a broadcast add: Grappler's remapper fuses
+            # conv + BiasAdd + activation, and its add-based pattern fails
+            # ("remapper failed ... missing node") when the activation feeds
+            # both a matmul and its own gradient, dropping all fusions.
+            data_format = "NCHW" if getattr(layer, "data_format", "channels_last") == "channels_first" else "NHWC"
+            outputs = tf.nn.bias_add(outputs, ops.cast(layer.bias, outputs.dtype), data_format=data_format)
         if layer.activation is not None:
             outputs = layer.activation(outputs)
         return outputs

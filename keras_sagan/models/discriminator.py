@@ -16,6 +16,18 @@ from keras_sagan.models.blocks import DiscriminatorBlock
 
 
 @keras.saving.register_keras_serializable(package="keras_sagan")
+def leaky_relu_0_1(x):
+    """LeakyReLU with slope 0.1, as `max(x, 0.1 x)`.
+
+    Not `tf.nn.leaky_relu`: when its output feeds an attention block's matmul,
+    Grappler's remapper (TF 2.21 with oneDNN) fuses conv + BiasAdd + LeakyRelu
+    although LeakyReluGrad still needs the BiasAdd, fails, and logs "remapper
+    failed" for every traced train step.
+    """
+    return ops.maximum(x, 0.1 * x)
+
+
+@keras.saving.register_keras_serializable(package="keras_sagan")
 class Discriminator(keras.Model):
     """Scores images (and optionally labels) with one unbounded logit each.
 
@@ -77,7 +89,7 @@ class Discriminator(keras.Model):
                 stage = keras.Sequential(
                     [
                         SpectralNormalization(keras.layers.Conv2D(conv_dim * 2**i, 4, 2, padding="same")),
-                        keras.layers.LeakyReLU(negative_slope=0.1),
+                        keras.layers.Activation(leaky_relu_0_1),
                     ]
                 )
                 setattr(self, name, stage)
