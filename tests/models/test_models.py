@@ -6,6 +6,7 @@ from layer_checks import assert_config_round_trip, assert_keras_save_load
 
 import keras_sagan
 from keras_sagan.models import Discriminator, Generator
+from keras_sagan.models.discriminator import leaky_relu_0_1
 
 
 def _trainable(model):
@@ -159,3 +160,24 @@ def test_fit_one_step_on_generator():
     generator.fit(np.ones((4, 8), "float32"), np.zeros((4, 32, 32, 3), "float32"), epochs=1, verbose=0)
     assert before and all(not np.array_equal(b, w.numpy()) for b, w in zip(before[:4], generator.trainable_weights))
     assert keras.config.dtype_policy().name == "float32"
+
+
+def test_discriminator_leaky_relu_is_slope_0_1():
+    x = np.linspace(-3, 3, 13).astype("float32")
+    np.testing.assert_allclose(leaky_relu_0_1(x), np.where(x > 0, x, 0.1 * x), rtol=1e-6)
+
+
+def test_traced_discriminator_gradient_keeps_grappler_quiet(capfd):
+    # TF 2.21's remapper failed on conv + BiasAdd + LeakyRelu feeding the
+    # attention matmul and logged an error for every traced train step.
+    d = Discriminator(image_size=32, conv_dim=16, attention_resolutions=[4])
+    x = tf.random.normal((2, 32, 32, 3))
+
+    @tf.function
+    def gradients():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(d(x, training=True))
+        return tape.gradient(loss, d.trainable_variables)
+
+    gradients()
+    assert "remapper failed" not in capfd.readouterr().err
