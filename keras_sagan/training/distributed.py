@@ -169,23 +169,6 @@ def distribute_global_batches(
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
-def work_around_keras_multiworker_logs(model) -> None:
-    """Makes `model.fit()` work under a multi-worker `MultiWorkerMirroredStrategy` (Keras 3.15).
-
-    Keras reduces each log value of `train_step` across workers with
-    `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars ("Invalid reduction
-    dimension 0 for input with 0 dimensions"; tensorflow/tensorflow#72388). The step's logs are
-    given one axis of length 1 here, so that reduction returns the global mean as a scalar.
-    Only for a multi-worker cluster: elsewhere Keras takes another path that keeps the axis.
-    """
-    train_step = model.train_step
-
-    def train_step_with_vector_logs(data):
-        return {key: tf.reshape(value, [1]) for key, value in train_step(data).items()}
-
-    model.train_step = train_step_with_vector_logs
-
-
 # -- agreement between workers --------------------------------------------------------------------
 
 

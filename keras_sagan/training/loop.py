@@ -664,8 +664,6 @@ def _run(config, strategy, gan, chief, scratch):
         # Each replica gets its rows of the same global batches (the single-process batches).
         global_batches = dataset
         dataset = distributed.distribute_global_batches(strategy, lambda: global_batches)
-    if workers > 1:
-        distributed.work_around_keras_multiworker_logs(gan)
     if chief:
         os.makedirs(model_dir, exist_ok=True)
         _write_config(os.path.join(model_dir, "config.json"), gan, config)

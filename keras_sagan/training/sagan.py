@@ -33,6 +33,12 @@ def resolve_jit_compile(jit_compile):
     return jit_compile
 
 
+def _in_multi_worker_mode():
+    """Whether the current strategy spans several workers (a private TF query)."""
+    extended = tf.distribute.get_strategy().extended
+    return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
+
+
 @keras.saving.register_keras_serializable(package="keras_sagan")
 class SAGAN(keras.Model):
     """Trains a Generator against a Discriminator with `fit()`.
@@ -310,6 +316,12 @@ class SAGAN(keras.Model):
         self.d_fake_tracker.update_state(d_fake)
         logs = {m.name: m.result() for m in self.metrics}
         logs.update(self.attention_gammas())
+        if _in_multi_worker_mode():
+            # Keras 3.15 reduces each log across workers with
+            # strategy.reduce("MEAN", value, axis=0), which fails on scalars
+            # ("Invalid reduction dimension 0"; tensorflow/tensorflow#72388).
+            # One axis of length 1 makes that reduction the global mean.
+            logs = {key: ops.reshape(value, (1,)) for key, value in logs.items()}
         return logs
 
     def _update_ema(self):
