@@ -3,11 +3,16 @@
     python benchmarks/run.py                         # everything, JSON to benchmarks/results.json
     python benchmarks/run.py --only train_b64_xla0   # one workload
     python benchmarks/run.py --quick                 # fewer timed iterations
+    python benchmarks/run.py --reference-python /tmp/torchvenv/bin/python
+                                                     # also time the PyTorch reference, beside each workload
 
 Each workload runs in its own subprocess, so the peak RSS (ru_maxrss) is that
-workload's alone. The reference figures are the PyTorch reference
-(heykeetae/Self-Attention-GAN) measured on this machine kind (2 cores, PyTorch
-2.13 CPU, 2 threads): see NOTES.md / issue 5.
+workload's alone. `speedup_vs_reference` divides the issue's figures for the
+PyTorch reference (heykeetae/Self-Attention-GAN; 2 cores, PyTorch 2.13 CPU,
+2 threads) by ours. Shared cloud CPUs drift by tens of percent within an hour,
+so with `--reference-python` (a Python with torch; see
+benchmarks/reference_torch.py) the reference's workload is also timed right
+after ours, and `speedup_vs_live_reference` is the ratio of those two.
 """
 
 import argparse
@@ -26,7 +31,9 @@ WORKLOADS = {
     "train_b16_xla0": ("train", {"batch": 16, "jit": False, "policy": "float32"}),
     "train_b16_xla1": ("train", {"batch": 16, "jit": True, "policy": "float32"}),
     "train_b64_bf16": ("train", {"batch": 64, "jit": False, "policy": "mixed_bfloat16"}),
-    "generate_b64": ("generate", {"batch": 64}),
+    "train_b16_bf16": ("train", {"batch": 16, "jit": False, "policy": "mixed_bfloat16"}),
+    "generate_b64": ("generate", {"batch": 64, "policy": "float32"}),
+    "generate_b64_bf16": ("generate", {"batch": 64, "policy": "mixed_bfloat16"}),
     "attention_32": ("attention", {"size": 32, "channels": 64, "batch": 64}),
     "attention_64": ("attention", {"size": 64, "channels": 32, "batch": 16}),
     "attention_128": ("attention", {"size": 128, "channels": 32, "batch": 16}),
@@ -42,6 +49,15 @@ REFERENCE_SECONDS = {
     "attention_64": 2.9,
 }
 REFERENCE_PEAK_MB = {"train_b64": 2300, "train_b16": 970}
+
+
+def _reference_name(name):
+    """The reference workload that `name` compares with: train_b64_bf16 -> train_b64."""
+    if name.startswith("train"):
+        return "_".join(name.split("_")[:2])
+    if name.startswith("generate"):
+        return "generate_b64"
+    return {"attention_64_full_map": "attention_64"}.get(name, name)
 
 
 def _peak_rss_mb():
@@ -84,6 +100,7 @@ def _run_workload(name, iterations):
         images_per_call = settings["batch"]
         warmup = 2
     elif kind == "generate":
+        keras.config.set_dtype_policy(settings["policy"])
         generator = keras_sagan.build_generator("celeba64")
         z = tf.constant(rng.normal(size=(settings["batch"], 128)).astype("float32"))
         run = tf.function(lambda: generator(z, training=False))
@@ -117,18 +134,37 @@ def _run_workload(name, iterations):
     result.update(
         {
             "seconds_per_call": round(median, 4),
+            "min_seconds_per_call": round(min(times), 4),
             "images_per_second": round(images_per_call / median, 1),
             "peak_rss_mb": round(_peak_rss_mb(), 1),
             "rss_increase_mb": round(_peak_rss_mb() - rss_before, 1),
             "times": [round(t, 4) for t in times],
         }
     )
-    base = name.rsplit("_", 1)[0] if kind == "train" else name
+    base = _reference_name(name)
     if base in REFERENCE_SECONDS:
         result["speedup_vs_reference"] = round(REFERENCE_SECONDS[base] / median, 2)
     if base in REFERENCE_PEAK_MB:
         result["rss_vs_reference"] = round(result["peak_rss_mb"] / REFERENCE_PEAK_MB[base], 2)
     return result
+
+
+def _machine():
+    import platform
+
+    import tensorflow as tf
+
+    model = ""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
 
 
 def main():
@@ -137,6 +173,10 @@ def main():
     parser.add_argument("--iterations", type=int, default=10, help="timed iterations per workload")
     parser.add_argument("--quick", action="store_true", help="3 timed iterations per workload")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results.json"))
+    parser.add_argument(
+        "--reference-python",
+        help="a Python with torch installed: also time the PyTorch reference beside each workload",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     iterations = 3 if args.quick else args.iterations
@@ -146,6 +186,7 @@ def main():
         print(json.dumps(_run_workload(args.child, iterations)))
         return
     results = []
+    reference_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference_torch.py")
     for name in args.only or list(WORKLOADS):
         print(f"running {name} ...", file=sys.stderr, flush=True)
         proc = subprocess.run(
@@ -158,15 +199,34 @@ def main():
             print(f"  {name}: FAILED {results[-1]['error']}", flush=True)
             continue
         result = json.loads(proc.stdout.strip().splitlines()[-1])
+        reference = _reference_name(name)
+        if args.reference_python and reference in REFERENCE_SECONDS:
+            ref = subprocess.run(
+                [args.reference_python, reference_script, "--child", reference, "--iterations", str(iterations)],
+                capture_output=True,
+                text=True,
+            )
+            if ref.returncode == 0:
+                live = json.loads(ref.stdout.strip().splitlines()[-1])
+                result["live_reference"] = live
+                result["speedup_vs_live_reference"] = round(live["seconds_per_call"] / result["seconds_per_call"], 2)
+                if reference in REFERENCE_PEAK_MB:
+                    result["rss_vs_live_reference"] = round(result["peak_rss_mb"] / live["peak_rss_mb"], 2)
+            else:
+                result["live_reference"] = {"error": ref.stderr.strip().splitlines()[-1:]}
         results.append(result)
         extra = f", {result['speedup_vs_reference']}x reference" if "speedup_vs_reference" in result else ""
+        if "speedup_vs_live_reference" in result:
+            live = result["live_reference"]
+            extra += f", {result['speedup_vs_live_reference']}x live reference ({live['seconds_per_call']} s/call)"
         print(
-            f"  {name}: {result['seconds_per_call']} s/call, {result['images_per_second']} img/s, "
-            f"peak RSS {result['peak_rss_mb']} MB (+{result['rss_increase_mb']} MB in the calls){extra}",
+            f"  {name}: {result['seconds_per_call']} s/call (min {result['min_seconds_per_call']}), "
+            f"{result['images_per_second']} img/s, peak RSS {result['peak_rss_mb']} MB "
+            f"(+{result['rss_increase_mb']} MB in the calls){extra}",
             flush=True,
         )
     with open(args.out, "w") as f:
-        json.dump({"machine": {"cpus": os.cpu_count()}, "results": results}, f, indent=2)
+        json.dump({"machine": _machine(), "results": results}, f, indent=2)
     print(f"wrote {args.out}")
 
 
