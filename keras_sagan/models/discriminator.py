@@ -17,14 +17,15 @@ from keras_sagan.models.blocks import DiscriminatorBlock
 
 @keras.saving.register_keras_serializable(package="keras_sagan")
 def leaky_relu_0_1(x):
-    """LeakyReLU with slope 0.1, as `max(x, 0.1 x)`.
+    """LeakyReLU with slope 0.1, as `where(x > 0, x, 0.1 x)`.
 
     Not `tf.nn.leaky_relu`: when its output feeds an attention block's matmul,
     Grappler's remapper (TF 2.21 with oneDNN) fuses conv + BiasAdd + LeakyRelu
     although LeakyReluGrad still needs the BiasAdd, fails, and logs "remapper
-    failed" for every traced train step.
+    failed" for every traced train step. A `where` rather than `max(x, 0.1 x)`
+    keeps a boolean mask for the backward pass instead of a second float copy.
     """
-    return ops.maximum(x, 0.1 * x)
+    return ops.where(x > 0, x, 0.1 * x)
 
 
 @keras.saving.register_keras_serializable(package="keras_sagan")
