@@ -119,7 +119,11 @@ def blocked_attention(queries, keys, values, queries_per_block=None):
         batch_padding = (-batch) % examples
         out = tf.map_fn(
             forward_block,
-            (blocks(q, batch_padding, padded_queries - num_queries), blocks(k, batch_padding), blocks(v, batch_padding)),
+            (
+                blocks(q, batch_padding, padded_queries - num_queries),
+                blocks(k, batch_padding),
+                blocks(v, batch_padding),
+            ),
             parallel_iterations=1,
             fn_output_signature=tf.float32,
         )
