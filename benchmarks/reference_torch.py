@@ -178,8 +178,11 @@ def main():
             check=True,
         )
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"  {name}: {results[name]['seconds_per_call']} s/call, peak RSS {results[name]['peak_rss_mb']} MB",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {name}: {results[name]['seconds_per_call']} s/call, peak RSS {results[name]['peak_rss_mb']} MB",
+            file=sys.stderr,
+            flush=True,
+        )
     print(json.dumps(results))
 
 

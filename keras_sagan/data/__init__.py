@@ -54,9 +54,7 @@ def load_dataset(name: str, **kwargs: Any) -> tf.data.Dataset:
     ```
     """
     if name not in _LOADERS:
-        raise ValueError(
-            f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}"
-        )
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
     return _LOADERS[name](**kwargs)
 
 

@@ -83,9 +83,7 @@ def load_celeba(
     """
     # Check the arguments before a download that can take an hour.
     _check_positive_int("image_size", image_size)
-    validate_global_batch(
-        global_batch_size, strategy.num_replicas_in_sync if strategy else 1
-    )
+    validate_global_batch(global_batch_size, strategy.num_replicas_in_sync if strategy else 1)
     builder = tfds.builder(CELEBA_TFDS_NAME, data_dir=data_dir)
     if not builder.is_prepared():
         if not download:
@@ -106,9 +104,7 @@ def load_celeba(
 
     shuffle_files = shuffle_buffer > 0
     read_config = tfds.ReadConfig(shuffle_seed=seed) if seed is not None else None
-    dataset = builder.as_dataset(
-        split=split, shuffle_files=shuffle_files, read_config=read_config
-    )
+    dataset = builder.as_dataset(split=split, shuffle_files=shuffle_files, read_config=read_config)
     dataset = dataset.map(
         lambda example: preprocess_image(example["image"], image_size, crop),
         num_parallel_calls=tf.data.AUTOTUNE,

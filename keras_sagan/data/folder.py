@@ -42,11 +42,7 @@ def list_images(path: str | os.PathLike) -> list[str]:
     ```
     """
     root = pathlib.Path(path)
-    return sorted(
-        str(file)
-        for file in root.rglob("*")
-        if file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file()
-    )
+    return sorted(str(file) for file in root.rglob("*") if file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file())
 
 
 def _readable(files: list[str]) -> list[str]:
@@ -115,13 +111,9 @@ def load_image_folder(
     ```
     """
     _check_positive_int("image_size", image_size)
-    validate_global_batch(
-        global_batch_size, strategy.num_replicas_in_sync if strategy else 1
-    )
+    validate_global_batch(global_batch_size, strategy.num_replicas_in_sync if strategy else 1)
     if not os.path.isdir(path):
-        raise DatasetNotFoundError(
-            f"image folder {os.fspath(path)!r} does not exist or is not a folder"
-        )
+        raise DatasetNotFoundError(f"image folder {os.fspath(path)!r} does not exist or is not a folder")
     files = list_images(path)
     good = _readable(files)
     readable = set(good)

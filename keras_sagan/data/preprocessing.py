@@ -23,9 +23,7 @@ def _to_rgb(image: tf.Tensor) -> tf.Tensor:
             return tf.tile(image[..., :1], [1, 1, 3])
         if channels in (3, 4):
             return image[..., :3]
-        raise ValueError(
-            f"image must have 1, 2, 3 or 4 channels, got shape {image.shape}"
-        )
+        raise ValueError(f"image must have 1, 2, 3 or 4 channels, got shape {image.shape}")
     # Decoded files (tf.io.decode_image) have an unknown channel count until run time.
     image = tf.cond(
         tf.shape(image)[-1] < 3,
@@ -35,9 +33,7 @@ def _to_rgb(image: tf.Tensor) -> tf.Tensor:
     return tf.ensure_shape(image, [None, None, 3])
 
 
-def preprocess_image(
-    image: tf.Tensor, image_size: int, crop: int | None = None
-) -> tf.Tensor:
+def preprocess_image(image: tf.Tensor, image_size: int, crop: int | None = None) -> tf.Tensor:
     """Turns one decoded image into a square float32 RGB image in [-1, 1].
 
     Steps, in order:
@@ -93,9 +89,7 @@ def preprocess_image(
         image = tf.cast(image, tf.float32) / (image.dtype.max / 2.0) - 1.0
     else:
         image = tf.cast(image, tf.float32) * 2.0 - 1.0
-    image = tf.image.resize(
-        image, [image_size, image_size], method="bilinear", antialias=True
-    )
+    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
     return tf.clip_by_value(image, -1.0, 1.0)
 
 
@@ -191,23 +185,15 @@ def finalize(
     """
     num_replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     validate_global_batch(global_batch_size, num_replicas)
-    if (
-        isinstance(shuffle_buffer, bool)
-        or not isinstance(shuffle_buffer, int)
-        or shuffle_buffer < 0
-    ):
-        raise ValueError(
-            f"shuffle_buffer must be a non-negative integer, got {shuffle_buffer!r}"
-        )
+    if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) or shuffle_buffer < 0:
+        raise ValueError(f"shuffle_buffer must be a non-negative integer, got {shuffle_buffer!r}")
 
     if cache is True:
         dataset = dataset.cache()
     elif cache:
         dataset = dataset.cache(os.fspath(cache))
     if shuffle_buffer:
-        dataset = dataset.shuffle(
-            shuffle_buffer, seed=seed, reshuffle_each_iteration=True
-        )
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(global_batch_size, drop_remainder=True)

@@ -307,7 +307,5 @@ class SelfAttention(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"variant": self.variant, "pooling": self.pooling, "query_chunk_size": self.query_chunk_size}
-        )
+        config.update({"variant": self.variant, "pooling": self.pooling, "query_chunk_size": self.query_chunk_size})
         return config

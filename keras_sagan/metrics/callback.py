@@ -86,14 +86,8 @@ class EvaluationCallback(keras.callbacks.Callback):
             ("kid_num_subsets", kid_num_subsets, 1),
             ("initial_step", initial_step, 0),
         ):
-            if (
-                not isinstance(value, (int, np.integer))
-                or isinstance(value, bool)
-                or value < minimum
-            ):
-                raise ValueError(
-                    f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}"
-                )
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
         if not callable(extractor) and not hasattr(extractor, "features_and_logits"):
             raise ValueError(f"`extractor` must be callable. Received: {extractor!r}")
         self.real_statistics = real_statistics
@@ -134,9 +128,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         if generator is None:
             generator = getattr(self.model, "generator", None)
         if generator is None:
-            raise ValueError(
-                "EvaluationCallback needs a model with a `generator` attribute."
-            )
+            raise ValueError("EvaluationCallback needs a model with a `generator` attribute.")
         return generator
 
     def evaluate(self, step: int) -> dict[str, float]:

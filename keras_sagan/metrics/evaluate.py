@@ -26,9 +26,7 @@ Extractor = Any
 RealStatistics = Any  # StreamingStatistics | str | os.PathLike | (mu, sigma) | dataset
 
 
-def extract_features(
-    extractor: Extractor, images: Any
-) -> tuple[np.ndarray, np.ndarray | None]:
+def extract_features(extractor: Extractor, images: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Runs an extractor on a batch and returns `(features, logits or None)` as arrays.
 
     Args:
@@ -49,22 +47,17 @@ def extract_features(
         if isinstance(outputs, (tuple, list)):
             if len(outputs) != 2:
                 raise ValueError(
-                    "An extractor must return features or (features, logits). "
-                    f"Received {len(outputs)} outputs."
+                    f"An extractor must return features or (features, logits). Received {len(outputs)} outputs."
                 )
             features, logits = outputs
         else:
             features, logits = outputs, None
     features = np.asarray(features, dtype=np.float32)
     if features.ndim != 2:
-        raise ValueError(
-            f"Extractor features must be (batch, dim). Received: {features.shape}"
-        )
+        raise ValueError(f"Extractor features must be (batch, dim). Received: {features.shape}")
     expected = getattr(extractor, "feature_dim", None)
     if expected is not None and features.shape[1] != expected:
-        raise ValueError(
-            f"Extractor returned {features.shape[1]}-d features but its feature_dim is {expected}."
-        )
+        raise ValueError(f"Extractor returned {features.shape[1]}-d features but its feature_dim is {expected}.")
     if logits is not None:
         logits = np.asarray(logits, dtype=np.float32)
     return features, logits
@@ -80,9 +73,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 def _images_from_element(element: Any) -> Any:
     if isinstance(element, dict):
         if "image" not in element:
-            raise ValueError(
-                f"Dict dataset elements need an 'image' key. Received keys: {list(element)}"
-            )
+            raise ValueError(f"Dict dataset elements need an 'image' key. Received keys: {list(element)}")
         return element["image"]
     if isinstance(element, (tuple, list)):
         return element[0]
@@ -142,16 +133,10 @@ def compute_dataset_statistics(
     stats.save("celeba64_inception.npz")
     ```
     """
-    if num_samples is not None and (
-        not isinstance(num_samples, (int, np.integer)) or num_samples < 1
-    ):
-        raise ValueError(
-            f"`num_samples` must be a positive int or None. Received: {num_samples!r}"
-        )
+    if num_samples is not None and (not isinstance(num_samples, (int, np.integer)) or num_samples < 1):
+        raise ValueError(f"`num_samples` must be a positive int or None. Received: {num_samples!r}")
     if not isinstance(keep_features, int) or keep_features < 0:
-        raise ValueError(
-            f"`keep_features` must be an int >= 0. Received: {keep_features!r}"
-        )
+        raise ValueError(f"`keep_features` must be an int >= 0. Received: {keep_features!r}")
     bar = keras.utils.Progbar(num_samples, unit_name="image") if progress else None
     accumulator = _FeatureAccumulator(keep_features)
     seen = 0
@@ -204,12 +189,9 @@ def resolve_real_statistics(
         with np.load(real_statistics) as data:
             if "mu" not in data.files or "sigma" not in data.files:
                 raise ValueError(
-                    f"{os.fspath(real_statistics)!r} must contain `mu` and `sigma`. "
-                    f"Received keys: {data.files}"
+                    f"{os.fspath(real_statistics)!r} must contain `mu` and `sigma`. Received keys: {data.files}"
                 )
-            return np.asarray(data["mu"], np.float64), np.asarray(
-                data["sigma"], np.float64
-            )
+            return np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
     if isinstance(real_statistics, (tuple, list)) and len(real_statistics) == 2:
         mu, sigma = (np.asarray(a, dtype=np.float64) for a in real_statistics)
         if mu.ndim == 1 and sigma.ndim == 2:
@@ -221,9 +203,7 @@ def resolve_real_statistics(
 
 
 def _is_dataset(value: Any) -> bool:
-    if isinstance(
-        value, (StreamingStatistics, str, os.PathLike, tuple, list, np.ndarray)
-    ):
+    if isinstance(value, (StreamingStatistics, str, os.PathLike, tuple, list, np.ndarray)):
         return False
     return isinstance(value, Iterable)  # tf.data.Dataset included
 
@@ -300,23 +280,13 @@ def evaluate_generator(
     ```
     """
     for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
-        if (
-            not isinstance(value, (int, np.integer))
-            or isinstance(value, bool)
-            or value < 1
-        ):
-            raise ValueError(
-                f"`{name}` must be a positive int. Received: {name}={value!r}"
-            )
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
     if num_samples < 2:
-        raise ValueError(
-            f"`num_samples` must be >= 2. Received: num_samples={num_samples}"
-        )
+        raise ValueError(f"`num_samples` must be >= 2. Received: num_samples={num_samples}")
     if z_dim is None:
         if not hasattr(generator, "z_dim"):
-            raise ValueError(
-                "`generator` must have a `z_dim` attribute (or pass `z_dim`)."
-            )
+            raise ValueError("`generator` must have a `z_dim` attribute (or pass `z_dim`).")
         z_dim = int(generator.z_dim)
         num_classes = getattr(generator, "num_classes", None)
 
@@ -337,13 +307,9 @@ def evaluate_generator(
             real_mu_sigma = resolve_real_statistics(real_statistics)
 
     if num_classes is None:
-        sample = tf.function(
-            lambda z: generator(z, training=False), reduce_retracing=True
-        )
+        sample = tf.function(lambda z: generator(z, training=False), reduce_retracing=True)
     else:
-        sample = tf.function(
-            lambda z, y: generator(z, y, training=False), reduce_retracing=True
-        )
+        sample = tf.function(lambda z, y: generator(z, y, training=False), reduce_retracing=True)
 
     rng = np.random.default_rng(seed)
     accumulator = _FeatureAccumulator(max_kid_features)
@@ -381,17 +347,12 @@ def evaluate_generator(
     if real_mu_sigma is not None:
         if real_mu_sigma[0].shape[0] != stats.dim:
             raise ValueError(
-                f"Real statistics are {real_mu_sigma[0].shape[0]}-d but the extractor "
-                f"gives {stats.dim}-d features."
+                f"Real statistics are {real_mu_sigma[0].shape[0]}-d but the extractor gives {stats.dim}-d features."
             )
-        results["fid"] = frechet_distance(
-            real_mu_sigma[0], real_mu_sigma[1], stats.mean, stats.covariance
-        )
+        results["fid"] = frechet_distance(real_mu_sigma[0], real_mu_sigma[1], stats.mean, stats.covariance)
     if all_probs:
         probs = np.concatenate(all_probs, axis=0)
-        results["is_mean"], results["is_std"] = inception_score(
-            probs, splits=min(is_splits, probs.shape[0])
-        )
+        results["is_mean"], results["is_std"] = inception_score(probs, splits=min(is_splits, probs.shape[0]))
     if real_features_for_kid is not None and max_kid_features >= 2:
         results["kid_mean"], results["kid_std"] = kernel_inception_distance(
             real_features_for_kid,

@@ -7,15 +7,11 @@ from typing import Any
 import numpy as np
 
 
-def _as_mean_and_covariance(
-    mu: Any, sigma: Any, name: str
-) -> tuple[np.ndarray, np.ndarray]:
+def _as_mean_and_covariance(mu: Any, sigma: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     mu = np.asarray(mu, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)
     if mu.ndim != 1:
-        raise ValueError(
-            f"`mu{name}` must be a vector. Received: mu{name}.shape={mu.shape}"
-        )
+        raise ValueError(f"`mu{name}` must be a vector. Received: mu{name}.shape={mu.shape}")
     if sigma.shape != (mu.shape[0], mu.shape[0]):
         raise ValueError(
             f"`sigma{name}` must have shape ({mu.shape[0]}, {mu.shape[0]}) to match "
@@ -26,9 +22,7 @@ def _as_mean_and_covariance(
     return mu, sigma
 
 
-def _psd_eigh(
-    sigma: np.ndarray, eps: float, name: str, vectors: bool = True
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _psd_eigh(sigma: np.ndarray, eps: float, name: str, vectors: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Eigendecomposition of a covariance; rejects clearly non-PSD input, clips round-off."""
     scale = max(float(np.max(np.abs(sigma))), np.finfo(np.float64).tiny)
     if np.max(np.abs(sigma - sigma.T)) > eps * scale:
@@ -51,17 +45,11 @@ def _trace_sqrt_psd(matrix: np.ndarray) -> float:
     eigvals = np.linalg.eigvalsh((matrix + matrix.T) / 2.0)
     # Eigenvalues within `n * machine_eps * ||M||` of zero are round-off (the same
     # tolerance as `np.linalg.matrix_rank`); the square root would blow them up.
-    tol = (
-        matrix.shape[0]
-        * np.finfo(np.float64).eps
-        * max(float(np.max(np.abs(eigvals))), 0.0)
-    )
+    tol = matrix.shape[0] * np.finfo(np.float64).eps * max(float(np.max(np.abs(eigvals))), 0.0)
     return float(np.sum(np.sqrt(eigvals[eigvals > tol])))
 
 
-def frechet_distance(
-    mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 1e-6
-) -> float:
+def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 1e-6) -> float:
     """Fréchet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2).
 
     `d^2 = ||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2))`; on Inception
@@ -115,6 +103,4 @@ def frechet_distance(
     sqrt_sigma1 = (eigvecs1 * np.sqrt(eigvals1)) @ eigvecs1.T
     trace_sqrt_product = _trace_sqrt_psd(sqrt_sigma1 @ sigma2 @ sqrt_sigma1)
     diff = mu1 - mu2
-    return float(
-        diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product
-    )
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product)

@@ -43,9 +43,7 @@ def _keras_cache_dirs() -> list[str]:
     return dirs
 
 
-def inception_weights_path(
-    include_top: bool = True, allow_download: bool = False
-) -> str:
+def inception_weights_path(include_top: bool = True, allow_download: bool = False) -> str:
     """Path of Keras' ImageNet InceptionV3 weights file, found in the Keras cache.
 
     Looks in `$KERAS_HOME/models/` (default `~/.keras/models/`) for the file that
@@ -79,9 +77,7 @@ def inception_weights_path(
             cache_subdir="models",
             file_hash=_WEIGHTS_MD5 if include_top else _WEIGHTS_MD5_NO_TOP,
         )
-    raise FileNotFoundError(
-        _missing_weights_message(f"not found in {dirs}", url, fname)
-    )
+    raise FileNotFoundError(_missing_weights_message(f"not found in {dirs}", url, fname))
 
 
 def _missing_weights_message(problem: str, url: str, fname: str) -> str:
@@ -168,14 +164,10 @@ class InceptionFeatureExtractor:
             if not os.path.isfile(path):
                 url = WEIGHTS_URL if self.include_top else WEIGHTS_URL_NO_TOP
                 raise FileNotFoundError(
-                    _missing_weights_message(
-                        f"file not found: weights={path!r}", url, url.rsplit("/", 1)[-1]
-                    )
+                    _missing_weights_message(f"file not found: weights={path!r}", url, url.rsplit("/", 1)[-1])
                 )
         else:
-            raise ValueError(
-                f"`weights` must be 'imagenet', a file path or None. Received: weights={weights!r}"
-            )
+            raise ValueError(f"`weights` must be 'imagenet', a file path or None. Received: weights={weights!r}")
 
         # Features must stay float32 even under a mixed-precision global policy.
         previous_policy = keras.config.dtype_policy()
@@ -202,9 +194,7 @@ class InceptionFeatureExtractor:
                     base.get_layer("avg_pool").output,
                     base.get_layer("predictions").output,
                 ]
-                self.model = keras.Model(
-                    base.inputs, outputs, name="inception_v3_features"
-                )
+                self.model = keras.Model(base.inputs, outputs, name="inception_v3_features")
             else:
                 self.model = base
         finally:
@@ -225,9 +215,7 @@ class InceptionFeatureExtractor:
         """
         x = tf.convert_to_tensor(images)
         if x.shape.rank != 4 or x.shape[-1] not in (1, 3):
-            raise ValueError(
-                f"`images` must have shape (batch, height, width, 1 or 3). Received: {x.shape}"
-            )
+            raise ValueError(f"`images` must have shape (batch, height, width, 1 or 3). Received: {x.shape}")
         if x.dtype == tf.uint8:
             x = tf.cast(x, tf.float32) / 127.5 - 1.0
         elif x.dtype.is_floating:
@@ -242,15 +230,11 @@ class InceptionFeatureExtractor:
             if self.quantize:
                 x = tf.round((x + 1.0) * 127.5) / 127.5 - 1.0
         else:
-            raise ValueError(
-                f"`images` must be float or uint8. Received: dtype={x.dtype.name}"
-            )
+            raise ValueError(f"`images` must be float or uint8. Received: dtype={x.dtype.name}")
         if x.shape[-1] == 1:
             x = tf.tile(x, [1, 1, 1, 3])
         if x.shape[1] != IMAGE_SIZE or x.shape[2] != IMAGE_SIZE:
-            x = tf.image.resize(
-                x, (IMAGE_SIZE, IMAGE_SIZE), method="bilinear", antialias=self.antialias
-            )
+            x = tf.image.resize(x, (IMAGE_SIZE, IMAGE_SIZE), method="bilinear", antialias=self.antialias)
         return x
 
     def features_and_logits(self, images: Any) -> tuple[np.ndarray, np.ndarray | None]:

@@ -7,9 +7,7 @@ from typing import Any
 import numpy as np
 
 
-def inception_score(
-    probs: Any, splits: int = 10, atol: float = 1e-3
-) -> tuple[float, float]:
+def inception_score(probs: Any, splits: int = 10, atol: float = 1e-3) -> tuple[float, float]:
     """Inception Score `exp(E_x KL(p(y|x) || p(y)))`, as mean and std over splits.
 
     The samples are cut into `splits` contiguous parts (`np.array_split`, so sizes may
@@ -42,17 +40,9 @@ def inception_score(
     """
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2 or p.shape[0] < 1 or p.shape[1] < 1:
-        raise ValueError(
-            f"`probs` must have shape (n, num_classes). Received: shape={p.shape}"
-        )
-    if (
-        not isinstance(splits, (int, np.integer))
-        or isinstance(splits, bool)
-        or not (1 <= splits <= p.shape[0])
-    ):
-        raise ValueError(
-            f"`splits` must be an int in [1, n={p.shape[0]}]. Received: splits={splits!r}"
-        )
+        raise ValueError(f"`probs` must have shape (n, num_classes). Received: shape={p.shape}")
+    if not isinstance(splits, (int, np.integer)) or isinstance(splits, bool) or not (1 <= splits <= p.shape[0]):
+        raise ValueError(f"`splits` must be an int in [1, n={p.shape[0]}]. Received: splits={splits!r}")
     if not np.all(np.isfinite(p)) or np.any(p < 0):
         raise ValueError("`probs` must be finite and non-negative.")
     row_sums = p.sum(axis=1)
@@ -68,8 +58,6 @@ def inception_score(
         # 0 * log(0 / q) = 0; where p > 0 the marginal is > 0 too.
         safe_p = np.where(part > 0, part, 1.0)
         safe_m = np.where(part > 0, marginal, 1.0)
-        kl = np.sum(
-            np.where(part > 0, part * (np.log(safe_p) - np.log(safe_m)), 0.0), axis=1
-        )
+        kl = np.sum(np.where(part > 0, part * (np.log(safe_p) - np.log(safe_m)), 0.0), axis=1)
         scores.append(np.exp(np.mean(kl)))
     return float(np.mean(scores)), float(np.std(scores))

@@ -72,18 +72,13 @@ def kernel_inception_distance(
             f"feats1.shape={x.shape}, feats2.shape={y.shape}"
         )
     if not isinstance(num_subsets, (int, np.integer)) or num_subsets < 1:
-        raise ValueError(
-            f"`num_subsets` must be a positive int. Received: {num_subsets!r}"
-        )
+        raise ValueError(f"`num_subsets` must be a positive int. Received: {num_subsets!r}")
     if not isinstance(subset_size, (int, np.integer)) or subset_size < 2:
-        raise ValueError(
-            f"`subset_size` must be an int >= 2. Received: {subset_size!r}"
-        )
+        raise ValueError(f"`subset_size` must be an int >= 2. Received: {subset_size!r}")
     m = min(int(subset_size), x.shape[0], y.shape[0])
     if m < 2:
         raise ValueError(
-            "KID needs at least 2 rows in each set. Received: "
-            f"feats1.shape={x.shape}, feats2.shape={y.shape}"
+            f"KID needs at least 2 rows in each set. Received: feats1.shape={x.shape}, feats2.shape={y.shape}"
         )
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise ValueError("`feats1` and `feats2` must be finite.")

@@ -61,9 +61,7 @@ class StreamingStatistics:
         """
         x = np.asarray(features, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(
-                f"`features` must have shape (batch, {self.dim}). Received: shape={x.shape}"
-            )
+            raise ValueError(f"`features` must have shape (batch, {self.dim}). Received: shape={x.shape}")
         n_b = x.shape[0]
         if n_b == 0:
             return
@@ -95,9 +93,7 @@ class StreamingStatistics:
     def covariance(self) -> np.ndarray:
         """Unbiased (`n - 1`) covariance matrix, shape `(dim, dim)`, float64."""
         if self._count < 2:
-            raise ValueError(
-                f"The covariance needs at least 2 samples. Received: count={self._count}"
-            )
+            raise ValueError(f"The covariance needs at least 2 samples. Received: count={self._count}")
         sigma = self._m2 / (self._count - 1)
         # Merging adds the same outer products on both sides; symmetrise away round-off.
         return (sigma + sigma.T) / 2.0

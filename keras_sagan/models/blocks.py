@@ -98,7 +98,5 @@ class DiscriminatorBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"filters": self.filters, "downsample": self.downsample, "preactivation": self.preactivation}
-        )
+        config.update({"filters": self.filters, "downsample": self.downsample, "preactivation": self.preactivation})
         return config

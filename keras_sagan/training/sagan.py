@@ -87,8 +87,7 @@ class SAGAN(keras.Model):
         super().__init__(**kwargs)
         if generator.image_size != discriminator.image_size:
             raise ValueError(
-                f"generator image_size {generator.image_size} != discriminator image_size "
-                f"{discriminator.image_size}."
+                f"generator image_size {generator.image_size} != discriminator image_size {discriminator.image_size}."
             )
         if generator.num_classes != discriminator.num_classes:
             raise ValueError(

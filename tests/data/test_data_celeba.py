@@ -28,9 +28,7 @@ def _constant_faces(values):
 
 def test_mock_data_shapes_dtype_range_and_drop_remainder(tmp_path):
     with tfds.testing.mock_data(num_examples=10):
-        dataset = load_celeba(
-            image_size=32, global_batch_size=4, data_dir=tmp_path, seed=0, repeat=False
-        )
+        dataset = load_celeba(image_size=32, global_batch_size=4, data_dir=tmp_path, seed=0, repeat=False)
         batches = [b.numpy() for b in dataset]
     assert len(batches) == 2  # 10 examples -> 2 full batches of 4, 2 dropped
     for batch in batches:
@@ -61,9 +59,7 @@ def test_default_crop_keeps_the_central_160_square(tmp_path):
 
 
 def test_split_is_passed_to_tfds(tmp_path):
-    fake = _fake_as_dataset(
-        lambda split: _constant_faces([255 if split == "test" else 0])
-    )
+    fake = _fake_as_dataset(lambda split: _constant_faces([255 if split == "test" else 0]))
     kwargs = {"global_batch_size": 1, "data_dir": tmp_path, "repeat": False}
     with tfds.testing.mock_data(as_dataset_fn=fake):
         test = next(iter(load_celeba(split="test", **kwargs))).numpy()
@@ -85,10 +81,7 @@ def test_shuffle_buffer_and_seed(tmp_path):
             repeat=False,
             **kwargs,
         )
-        return [
-            round(float(m + 1) * 127.5)
-            for m in next(iter(dataset)).numpy().mean((1, 2, 3))
-        ]
+        return [round(float(m + 1) * 127.5) for m in next(iter(dataset)).numpy().mean((1, 2, 3))]
 
     with tfds.testing.mock_data(as_dataset_fn=fake):
         in_order = order(shuffle_buffer=0)
@@ -139,9 +132,7 @@ def test_download_failure_is_wrapped(tmp_path, monkeypatch):
         raise ConnectionError("network is unreachable")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
-    with pytest.raises(
-        DatasetNotFoundError, match="ConnectionError: network is unreachable"
-    ) as info:
+    with pytest.raises(DatasetNotFoundError, match="ConnectionError: network is unreachable") as info:
         load_celeba(data_dir=tmp_path, download=True)
     assert str(tmp_path) in str(info.value)
     assert isinstance(info.value.__cause__, ConnectionError)
@@ -151,8 +142,6 @@ def test_bad_batch_fails_before_touching_tfds(tmp_path):
     class FakeStrategy:
         num_replicas_in_sync = 4
 
-    with pytest.raises(
-        ValueError, match="global batch size 10 does not divide across 4"
-    ):
+    with pytest.raises(ValueError, match="global batch size 10 does not divide across 4"):
         load_celeba(global_batch_size=10, data_dir=tmp_path, strategy=FakeStrategy())
     assert not any(tmp_path.iterdir())

@@ -10,9 +10,7 @@ from keras_sagan.data import DATASETS, demo_num_examples, load_dataset, load_dem
 
 def _faces_in_order(**kwargs):
     """All 100 demo images at their native 25x25, unshuffled, as one array."""
-    dataset = load_demo(
-        image_size=25, global_batch_size=100, shuffle_buffer=0, repeat=False, **kwargs
-    )
+    dataset = load_demo(image_size=25, global_batch_size=100, shuffle_buffer=0, repeat=False, **kwargs)
     return next(iter(dataset)).numpy()
 
 
@@ -31,9 +29,7 @@ def test_has_the_100_faces():
 
 def test_images_are_the_first_100_of_lfw_subset_in_rgb():
     faces = skimage.data.lfw_subset()[:100].astype(np.float32) * 2 - 1
-    np.testing.assert_allclose(
-        _faces_in_order(), np.repeat(faces[..., None], 3, -1), atol=1e-5
-    )
+    np.testing.assert_allclose(_faces_in_order(), np.repeat(faces[..., None], 3, -1), atol=1e-5)
 
 
 def test_image_size_and_batch_options():
@@ -74,9 +70,7 @@ def test_flip_mirrors_some_images_differently_each_epoch():
         return np.concatenate(flipped)
 
     def two_epochs(seed):
-        dataset = load_demo(
-            image_size=25, global_batch_size=100, shuffle_buffer=0, seed=seed, flip=True
-        )
+        dataset = load_demo(image_size=25, global_batch_size=100, shuffle_buffer=0, seed=seed, flip=True)
         return flips(dataset.take(2))
 
     first = two_epochs(seed=7)
@@ -89,9 +83,7 @@ def test_strategy_divisibility():
     class FakeStrategy:
         num_replicas_in_sync = 3
 
-    with pytest.raises(
-        ValueError, match="global batch size 20 does not divide across 3"
-    ):
+    with pytest.raises(ValueError, match="global batch size 20 does not divide across 3"):
         load_demo(strategy=FakeStrategy())
 
 
@@ -100,9 +92,7 @@ def test_load_dataset_dispatches(tmp_path):
     batch = next(iter(load_dataset("demo", image_size=16, global_batch_size=4)))
     assert batch.shape == (4, 16, 16, 3)
     Image.new("RGB", (10, 10)).save(tmp_path / "a.png")
-    batch = next(
-        iter(load_dataset("folder", path=tmp_path, image_size=8, global_batch_size=2))
-    )
+    batch = next(iter(load_dataset("folder", path=tmp_path, image_size=8, global_batch_size=2)))
     assert batch.shape == (2, 8, 8, 3)
 
 

@@ -14,11 +14,7 @@ from keras_sagan.data import DatasetNotFoundError, list_images, load_image_folde
 
 def _values(dataset):
     """The mean pixel of every example, as 0..255 levels, in dataset order."""
-    return [
-        round((float(image.mean()) + 1) * 127.5)
-        for batch in dataset.as_numpy_iterator()
-        for image in batch
-    ]
+    return [round((float(image.mean()) + 1) * 127.5) for batch in dataset.as_numpy_iterator() for image in batch]
 
 
 def _colour(like, *rgb):
@@ -91,9 +87,7 @@ def test_warning_names_at_most_three_files(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "good.png")
     for i in range(5):
         (tmp_path / f"bad{i}.png").write_bytes(b"nope")
-    with pytest.warns(
-        UserWarning, match=r"skipped 5 unreadable.*bad2\.png and 2 more"
-    ) as caught:
+    with pytest.warns(UserWarning, match=r"skipped 5 unreadable.*bad2\.png and 2 more") as caught:
         load_image_folder(tmp_path, global_batch_size=1)
     assert "bad3.png" not in str(caught[0].message)
 
@@ -124,23 +118,15 @@ def test_crop_option(tmp_path):
 
 
 def test_global_batch_drop_remainder_and_repeat(numbered_folder):
-    once = list(
-        load_image_folder(
-            numbered_folder, image_size=8, global_batch_size=5, repeat=False
-        )
-    )
+    once = list(load_image_folder(numbered_folder, image_size=8, global_batch_size=5, repeat=False))
     assert [tuple(b.shape) for b in once] == [(5, 8, 8, 3)] * 2
-    repeated = load_image_folder(
-        numbered_folder, image_size=8, global_batch_size=5, repeat=True
-    )
+    repeated = load_image_folder(numbered_folder, image_size=8, global_batch_size=5, repeat=True)
     assert len(list(repeated.take(7))) == 7
 
 
 def test_shuffle_buffer_and_seed(numbered_folder):
     def order(**kwargs):
-        dataset = load_image_folder(
-            numbered_folder, image_size=8, global_batch_size=12, repeat=False, **kwargs
-        )
+        dataset = load_image_folder(numbered_folder, image_size=8, global_batch_size=12, repeat=False, **kwargs)
         return _values(dataset)
 
     sorted_order = [10 * (i + 1) for i in range(12)]
@@ -173,9 +159,7 @@ def test_cache_serves_later_epochs_without_the_files(numbered_folder, cache):
     shutil.rmtree(numbered_folder)
     if cache:
         later = [next(iterator) for _ in range(30)]
-        assert _values(tf.data.Dataset.from_tensor_slices(later))[:12] == [
-            10 * (i + 1) for i in range(12)
-        ]
+        assert _values(tf.data.Dataset.from_tensor_slices(later))[:12] == [10 * (i + 1) for i in range(12)]
     else:
         with pytest.raises(tf.errors.NotFoundError):
             for _ in range(30):

@@ -16,9 +16,7 @@ def _ids(dataset):
     return [int(x) for batch in dataset for x in np.ravel(batch.numpy())]
 
 
-@pytest.mark.parametrize(
-    "value, expected", [(255, 1.0), (0, -1.0), (51, 51 / 127.5 - 1)]
-)
+@pytest.mark.parametrize("value, expected", [(255, 1.0), (0, -1.0), (51, 51 / 127.5 - 1)])
 def test_constant_uint8_image_maps_to_expected_value(value, expected):
     image = np.full((30, 20, 3), value, np.uint8)
     out = preprocess_image(image, image_size=8).numpy()
@@ -52,9 +50,7 @@ def test_crop_larger_than_image_is_clamped():
 def test_resize_is_antialiased_like_pil():
     image = np.random.RandomState(1).randint(0, 256, (160, 160, 3)).astype(np.uint8)
     ours = (preprocess_image(image, 64).numpy() + 1) * 127.5
-    pil = np.asarray(
-        Image.fromarray(image).resize((64, 64), Image.BILINEAR), np.float64
-    )
+    pil = np.asarray(Image.fromarray(image).resize((64, 64), Image.BILINEAR), np.float64)
     # Plain bilinear (no antialias) is ~30 levels off on this noise; antialiased is under 1.
     assert np.abs(ours - pil).mean() < 1.0
 
@@ -65,9 +61,7 @@ def test_grayscale_is_tiled_and_alpha_dropped():
     np.testing.assert_allclose(out, np.repeat(gray, 3, axis=-1) / 127.5 - 1, atol=1e-6)
     rgb = np.random.RandomState(2).randint(0, 256, (4, 4, 3)).astype(np.uint8)
     rgba = np.concatenate([rgb, np.zeros((4, 4, 1), np.uint8)], axis=-1)
-    np.testing.assert_allclose(
-        preprocess_image(rgba, 4), preprocess_image(rgb, 4), atol=1e-6
-    )
+    np.testing.assert_allclose(preprocess_image(rgba, 4), preprocess_image(rgb, 4), atol=1e-6)
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
@@ -108,12 +102,8 @@ def test_validate_global_batch():
     validate_global_batch(8, 4)
     with pytest.raises(ValueError) as info:
         validate_global_batch(10, 4)
-    assert str(info.value) == (
-        "global batch size 10 does not divide across 4 replicas; use a multiple of 4"
-    )
-    with pytest.raises(
-        ValueError, match="global_batch_size must be a positive integer, got 0"
-    ):
+    assert str(info.value) == ("global batch size 10 does not divide across 4 replicas; use a multiple of 4")
+    with pytest.raises(ValueError, match="global_batch_size must be a positive integer, got 0"):
         validate_global_batch(0)
 
 
@@ -127,9 +117,7 @@ def test_finalize_checks_strategy_replicas():
 
 
 def test_finalize_drops_remainder_and_repeat_false_ends():
-    batches = list(
-        finalize(tf.data.Dataset.range(10), 4, shuffle_buffer=0, repeat=False)
-    )
+    batches = list(finalize(tf.data.Dataset.range(10), 4, shuffle_buffer=0, repeat=False))
     assert [b.shape[0] for b in batches] == [4, 4]
     assert _ids(batches) == list(range(8))
 
@@ -142,15 +130,11 @@ def test_finalize_repeat_true_runs_past_one_epoch():
 def test_shuffle_buffer_bounds_how_far_an_element_can_move():
     in_order = finalize(tf.data.Dataset.range(50), 50, shuffle_buffer=0, repeat=False)
     assert _ids(in_order) == list(range(50))
-    small = _ids(
-        finalize(tf.data.Dataset.range(50), 50, shuffle_buffer=2, seed=0, repeat=False)
-    )
+    small = _ids(finalize(tf.data.Dataset.range(50), 50, shuffle_buffer=2, seed=0, repeat=False))
     assert small != list(range(50))
     # A buffer of 2 can emit element i + 1 at position i, never anything later.
     assert all(x <= i + 1 for i, x in enumerate(small))
-    full = _ids(
-        finalize(tf.data.Dataset.range(50), 50, shuffle_buffer=50, seed=0, repeat=False)
-    )
+    full = _ids(finalize(tf.data.Dataset.range(50), 50, shuffle_buffer=50, seed=0, repeat=False))
     assert any(x > i + 1 for i, x in enumerate(full))
 
 
@@ -177,9 +161,7 @@ def _counting_dataset(counter):
         counter.append(1)
         yield from range(6)
 
-    return tf.data.Dataset.from_generator(
-        generate, output_signature=tf.TensorSpec([], tf.int64)
-    )
+    return tf.data.Dataset.from_generator(generate, output_signature=tf.TensorSpec([], tf.int64))
 
 
 @pytest.mark.parametrize("cache", [False, True, "file"])

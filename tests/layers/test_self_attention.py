@@ -164,7 +164,7 @@ def test_any_size_and_channel_count_and_errors():
         SelfAttention(variant="bogus")
     with pytest.raises(ValueError, match="even height and width"):
         SelfAttention()(np.zeros((1, 5, 4, 8), "float32"))
-    with pytest.raises(ValueError, match="query_chunk_size must be None, \"auto\" or an int >= 1; received 0"):
+    with pytest.raises(ValueError, match='query_chunk_size must be None, "auto" or an int >= 1; received 0'):
         SelfAttention(query_chunk_size=0)
 
 

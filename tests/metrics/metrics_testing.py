@@ -16,9 +16,7 @@ class TinyGenerator(keras.Model):
         self.shift = shift
         self.traces = 0
         init = keras.initializers.GlorotUniform(seed=seed)
-        self.dense = keras.layers.Dense(
-            int(np.prod(IMAGE_SHAPE)), kernel_initializer=init
-        )
+        self.dense = keras.layers.Dense(int(np.prod(IMAGE_SHAPE)), kernel_initializer=init)
         if num_classes is not None:
             self.embedding = keras.layers.Embedding(num_classes, z_dim)
 
@@ -34,21 +32,13 @@ def tiny_extractor(with_logits=True, feature_dim=16, num_classes=10):
     """Flatten -> Dense features (and Dense logits): a stand-in for InceptionV3."""
     inputs = keras.Input(IMAGE_SHAPE)
     x = keras.layers.Flatten()(inputs)
-    features = keras.layers.Dense(
-        feature_dim, kernel_initializer=keras.initializers.GlorotUniform(seed=1)
-    )(x)
+    features = keras.layers.Dense(feature_dim, kernel_initializer=keras.initializers.GlorotUniform(seed=1))(x)
     if not with_logits:
         return keras.Model(inputs, features)
-    logits = keras.layers.Dense(
-        num_classes, kernel_initializer=keras.initializers.GlorotUniform(seed=2)
-    )(features)
+    logits = keras.layers.Dense(num_classes, kernel_initializer=keras.initializers.GlorotUniform(seed=2))(features)
     return keras.Model(inputs, [features, logits])
 
 
 def sample_images(generator, n, seed):
-    z = (
-        np.random.default_rng(seed)
-        .standard_normal((n, generator.z_dim))
-        .astype("float32")
-    )
+    z = np.random.default_rng(seed).standard_normal((n, generator.z_dim)).astype("float32")
     return np.asarray(generator(z, training=False))

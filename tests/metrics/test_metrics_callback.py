@@ -43,9 +43,7 @@ def _events(log_dir):
     for path in glob.glob(f"{log_dir}/**/events.out.tfevents.*", recursive=True):
         for event in tf.compat.v1.train.summary_iterator(path):
             for value in event.summary.value:
-                found.setdefault(value.tag, []).append(
-                    (event.step, float(tf.make_ndarray(value.tensor)))
-                )
+                found.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
     return found
 
 
@@ -68,18 +66,14 @@ def test_fit_evaluates_every_n_steps_and_writes_tensorboard(real, tmp_path):
     )
     gan = FakeGAN()
     gan.compile()
-    history = gan.fit(
-        _batches(5), epochs=1, verbose=0, shuffle=False, callbacks=[callback]
-    )
+    history = gan.fit(_batches(5), epochs=1, verbose=0, shuffle=False, callbacks=[callback])
     assert [step for step, _ in callback.history] == [2, 4]
     events = _events(tmp_path)
     assert [step for step, _ in events["eval/fid"]] == [2, 4]
     assert [step for step, _ in events["eval/kid"]] == [2, 4]
     assert "eval/is" in events
     fid = callback.history[-1][1]["fid"]
-    assert math.isfinite(fid) and events["eval/fid"][-1][1] == pytest.approx(
-        fid, rel=1e-5
-    )
+    assert math.isfinite(fid) and events["eval/fid"][-1][1] == pytest.approx(fid, rel=1e-5)
     assert history.history["eval/fid"] == [pytest.approx(fid, rel=1e-6)]
     # A second fit keeps counting batches: steps 6 and 8.
     gan.fit(_batches(4), epochs=1, verbose=0, shuffle=False, callbacks=[callback])
@@ -90,13 +84,9 @@ def test_resume_counts_from_g_optimizer_and_prefers_ema(real):
     extractor, stats, _ = real
     gan = FakeGAN(with_g_optimizer=True, with_ema=True)
     gan.g_optimizer.iterations.assign(3)  # As if restored from a checkpoint at step 3.
-    callback = EvaluationCallback(
-        stats, extractor, every_n_steps=2, num_samples=16, batch_size=16
-    )
+    callback = EvaluationCallback(stats, extractor, every_n_steps=2, num_samples=16, batch_size=16)
     gan.compile()
-    gan.fit(
-        _batches(4), epochs=1, verbose=0, shuffle=False, callbacks=[callback]
-    )  # Steps 4, 5, 6, 7.
+    gan.fit(_batches(4), epochs=1, verbose=0, shuffle=False, callbacks=[callback])  # Steps 4, 5, 6, 7.
     assert [step for step, _ in callback.history] == [4, 6]
     assert math.isnan(callback.history[0][1]["kid_mean"])  # No real features given.
     assert gan.ema_generator.traces > 0 and gan.generator.traces == 0
@@ -105,9 +95,7 @@ def test_resume_counts_from_g_optimizer_and_prefers_ema(real):
 def test_batch_logs_receive_results(real):
     extractor, stats, _ = real
     gan = FakeGAN()
-    callback = EvaluationCallback(
-        stats, extractor, every_n_steps=1, num_samples=8, batch_size=8
-    )
+    callback = EvaluationCallback(stats, extractor, every_n_steps=1, num_samples=8, batch_size=8)
     callback.set_model(gan)
     logs = {}
     callback.on_train_batch_end(0, logs)
@@ -122,9 +110,7 @@ def test_constructor_validates(real, tmp_path):
     with pytest.raises(ValueError, match="num_samples=1"):
         EvaluationCallback(stats, extractor, every_n_steps=5, num_samples=1)
     with pytest.raises(ValueError, match=r"real_features_for_kid.*\(10, 3\)"):
-        EvaluationCallback(
-            stats, extractor, every_n_steps=5, real_features_for_kid=np.zeros((10, 3))
-        )
+        EvaluationCallback(stats, extractor, every_n_steps=5, real_features_for_kid=np.zeros((10, 3)))
     with pytest.raises(ValueError, match="real_statistics"):
         EvaluationCallback(object(), extractor, every_n_steps=5)
     path = tmp_path / "real.npz"

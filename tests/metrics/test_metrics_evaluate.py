@@ -38,9 +38,7 @@ def test_compute_dataset_statistics_counts_and_keeps_features(generator, extract
     assert isinstance(stats, StreamingStatistics) and stats.count == 100
     features, _ = extract_features(extractor, images[:100])
     np.testing.assert_allclose(stats.mean, features.mean(0), rtol=1e-5, atol=1e-6)
-    stats, kept = compute_dataset_statistics(
-        _dataset(images, 40, with_labels=True), extractor, keep_features=45
-    )
+    stats, kept = compute_dataset_statistics(_dataset(images, 40, with_labels=True), extractor, keep_features=45)
     assert stats.count == 130 and kept.shape == (45, 16)
     with pytest.warns(UserWarning, match="ended after 130"):
         compute_dataset_statistics(_dataset(images), extractor, num_samples=200)
@@ -49,12 +47,8 @@ def test_compute_dataset_statistics_counts_and_keeps_features(generator, extract
 def test_evaluate_generator_against_own_and_shifted_statistics(generator, extractor):
     real = sample_images(generator, 600, seed=1)
     shifted = sample_images(TinyGenerator(z_dim=8, shift=0.4), 600, seed=1)
-    own_stats, own_feats = compute_dataset_statistics(
-        _dataset(real), extractor, keep_features=600
-    )
-    far_stats, far_feats = compute_dataset_statistics(
-        _dataset(shifted), extractor, keep_features=600
-    )
+    own_stats, own_feats = compute_dataset_statistics(_dataset(real), extractor, keep_features=600)
+    far_stats, far_feats = compute_dataset_statistics(_dataset(shifted), extractor, keep_features=600)
     kwargs = {
         "num_samples": 600,
         "batch_size": 64,
@@ -63,12 +57,8 @@ def test_evaluate_generator_against_own_and_shifted_statistics(generator, extrac
         "kid_subset_size": 200,
         "kid_num_subsets": 20,
     }
-    own = evaluate_generator(
-        generator, real_statistics=own_stats, real_features_for_kid=own_feats, **kwargs
-    )
-    far = evaluate_generator(
-        generator, real_statistics=far_stats, real_features_for_kid=far_feats, **kwargs
-    )
+    own = evaluate_generator(generator, real_statistics=own_stats, real_features_for_kid=own_feats, **kwargs)
+    far = evaluate_generator(generator, real_statistics=far_stats, real_features_for_kid=far_feats, **kwargs)
     assert set(own) == KEYS and own["num_samples"] == 600
     assert all(math.isfinite(v) for v in own.values())
     assert far["fid"] > 10 * own["fid"] and far["fid"] > 0.1
@@ -88,9 +78,7 @@ def test_evaluate_generator_with_dataset_and_conditional_labels(extractor):
         calls.append(n)
         return rng.integers(0, 3, size=(n,)).astype("int32")
 
-    real = _dataset(
-        sample_images(TinyGenerator(z_dim=8), 100, seed=2), with_labels=True
-    )
+    real = _dataset(sample_images(TinyGenerator(z_dim=8), 100, seed=2), with_labels=True)
     results = evaluate_generator(
         conditional,
         100,
@@ -106,9 +94,7 @@ def test_evaluate_generator_with_dataset_and_conditional_labels(extractor):
 
 
 def test_missing_inputs_give_nan(generator):
-    results = evaluate_generator(
-        generator, 20, 8, tiny_extractor(with_logits=False), progress=False
-    )
+    results = evaluate_generator(generator, 20, 8, tiny_extractor(with_logits=False), progress=False)
     assert set(results) == KEYS
     assert math.isnan(results["fid"]) and math.isnan(results["is_mean"])
     assert math.isnan(results["kid_mean"])

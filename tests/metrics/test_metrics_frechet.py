@@ -49,9 +49,7 @@ def test_identical_rank_deficient_is_zero():
 def test_rank_deficient_pair_is_finite_and_non_negative():
     rng = np.random.default_rng(4)
     x, y = rng.standard_normal((10, 32)), 0.5 + rng.standard_normal((10, 32))
-    d = frechet_distance(
-        x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False)
-    )
+    d = frechet_distance(x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
     assert np.isfinite(d) and d > 0
 
 

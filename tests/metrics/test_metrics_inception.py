@@ -47,10 +47,7 @@ def test_missing_imagenet_weights_raise_with_hint(tmp_path, monkeypatch):
         InceptionFeatureExtractor(weights="imagenet")
     message = str(info.value)
     assert inception_module.WEIGHTS_URL in message
-    assert (
-        "weights='/path/to/inception_v3_weights_tf_dim_ordering_tf_kernels.h5'"
-        in message
-    )
+    assert "weights='/path/to/inception_v3_weights_tf_dim_ordering_tf_kernels.h5'" in message
     assert "allow_download=True" in message
     with pytest.raises(FileNotFoundError, match="notop"):
         inception_weights_path(include_top=False)
@@ -71,9 +68,7 @@ def test_weights_found_in_keras_cache(tmp_path, monkeypatch):
     assert inception_weights_path() == str(target)
 
 
-def _tiny_inception(
-    include_top, weights, input_shape, classifier_activation=None, pooling=None
-):
+def _tiny_inception(include_top, weights, input_shape, classifier_activation=None, pooling=None):
     """Stand-in for keras.applications.InceptionV3 with the same output layer names."""
     assert weights is None
     inputs = keras.Input(input_shape)
@@ -91,9 +86,7 @@ def test_weights_path_is_loaded(tmp_path, monkeypatch):
     reference.model.save_weights(path)
     loaded = InceptionFeatureExtractor(weights=path)
     images = np.random.default_rng(1).uniform(-1, 1, (2, 20, 20, 3)).astype("float32")
-    for a, b in zip(
-        reference.features_and_logits(images), loaded.features_and_logits(images)
-    ):
+    for a, b in zip(reference.features_and_logits(images), loaded.features_and_logits(images)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     no_top = InceptionFeatureExtractor(weights=None, include_top=False)
     features, logits = no_top.features_and_logits(images)

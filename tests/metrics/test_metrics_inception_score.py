@@ -34,9 +34,7 @@ def test_single_class_scores_one_and_uneven_splits_work():
 
 def test_errors():
     with pytest.raises(ValueError, match="sum to 1"):
-        inception_score(
-            np.random.default_rng(0).standard_normal((20, 5)) + 5.0, splits=2
-        )
+        inception_score(np.random.default_rng(0).standard_normal((20, 5)) + 5.0, splits=2)
     with pytest.raises(ValueError, match=r"splits.*n=4.*splits=5"):
         inception_score(np.full((4, 2), 0.5), splits=5)
     with pytest.raises(ValueError, match="non-negative"):

@@ -11,12 +11,8 @@ def _reference_unbiased_mmd2(x, y):
     def k(a, b):
         return (float(np.dot(a, b)) / d + 1.0) ** 3
 
-    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (
-        m * (m - 1)
-    )
-    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (
-        m * (m - 1)
-    )
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
     return xx + yy - 2.0 * xy
 
@@ -33,12 +29,8 @@ def test_matches_reference_on_a_small_case():
 def test_same_distribution_near_zero_and_shift_clearly_positive():
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((1000, 16)), rng.standard_normal((1000, 16))
-    same_mean, same_std = kernel_inception_distance(
-        x, y, num_subsets=50, subset_size=100
-    )
-    shifted_mean, _ = kernel_inception_distance(
-        x, y + 0.3, num_subsets=50, subset_size=100
-    )
+    same_mean, same_std = kernel_inception_distance(x, y, num_subsets=50, subset_size=100)
+    shifted_mean, _ = kernel_inception_distance(x, y + 0.3, num_subsets=50, subset_size=100)
     assert shifted_mean > 0.1
     assert abs(same_mean) < 0.05 * shifted_mean
     assert same_std > 0
@@ -76,9 +68,7 @@ def test_subset_size_is_clamped_and_seeded():
 
 def test_errors():
     x = np.zeros((10, 4))
-    with pytest.raises(
-        ValueError, match=r"feats1.shape=\(10, 4\), feats2.shape=\(10, 3\)"
-    ):
+    with pytest.raises(ValueError, match=r"feats1.shape=\(10, 4\), feats2.shape=\(10, 3\)"):
         kernel_inception_distance(x, np.zeros((10, 3)))
     with pytest.raises(ValueError, match="at least 2 rows"):
         kernel_inception_distance(x, np.zeros((1, 4)))

@@ -18,9 +18,7 @@ def test_matches_numpy_on_uneven_batches():
         stats.update(x[start : start + size])
     assert stats.count == 300
     np.testing.assert_allclose(stats.mean, x.mean(axis=0), rtol=1e-13)
-    np.testing.assert_allclose(
-        stats.covariance, np.cov(x, rowvar=False), rtol=1e-9, atol=1e-9
-    )
+    np.testing.assert_allclose(stats.covariance, np.cov(x, rowvar=False), rtol=1e-9, atol=1e-9)
     assert stats.mean.dtype == np.float64 and stats.covariance.dtype == np.float64
     np.testing.assert_array_equal(stats.covariance, stats.covariance.T)
 
@@ -52,9 +50,7 @@ def test_save_load_round_trip_and_resume(tmp_path):
     np.testing.assert_array_equal(loaded.mean, stats.mean)
     np.testing.assert_allclose(loaded.covariance, stats.covariance, rtol=1e-14)
     loaded.update(x[100:])
-    np.testing.assert_allclose(
-        loaded.covariance, np.cov(x, rowvar=False), rtol=1e-9, atol=1e-9
-    )
+    np.testing.assert_allclose(loaded.covariance, np.cov(x, rowvar=False), rtol=1e-9, atol=1e-9)
 
 
 def test_save_with_one_sample_round_trips(tmp_path):
@@ -63,9 +59,7 @@ def test_save_with_one_sample_round_trips(tmp_path):
     stats.save(tmp_path / "one.npz")
     loaded = StreamingStatistics.load(tmp_path / "one.npz")
     loaded.update([[3.0, 6.0]])
-    np.testing.assert_allclose(
-        loaded.covariance, np.cov([[1.0, 2.0], [3.0, 6.0]], rowvar=False)
-    )
+    np.testing.assert_allclose(loaded.covariance, np.cov([[1.0, 2.0], [3.0, 6.0]], rowvar=False))
 
 
 def test_errors(tmp_path):

@@ -127,8 +127,10 @@ def test_two_replicas_equal_one_replica_with_the_same_global_batch():
     dataset = _dataset(_images(16), 8)  # two steps
     single.fit(dataset, epochs=1, verbose=0)
     mirrored.fit(dataset, epochs=1, verbose=0)
-    for a, b in zip(single.generator.weights + single.discriminator.weights,
-                    mirrored.generator.weights + mirrored.discriminator.weights):
+    for a, b in zip(
+        single.generator.weights + single.discriminator.weights,
+        mirrored.generator.weights + mirrored.discriminator.weights,
+    ):
         np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-5, err_msg=a.path)
 
 
@@ -196,7 +198,7 @@ def test_default_optimizers_are_the_papers_ttur():
         ({"loss": "lsgan"}, "loss must be one of.*'lsgan'"),
         ({"d_steps": 0}, "d_steps must be an int >= 1; received 0"),
         ({"ema_decay": 1.0}, r"ema_decay must be None or in \[0, 1\); received 1.0"),
-        ({"gp_weight": 5.0}, "gp_weight only applies to loss=\"wgan-gp\""),
+        ({"gp_weight": 5.0}, 'gp_weight only applies to loss="wgan-gp"'),
         ({"jit_compile": "yes"}, "jit_compile must be True, False or \"auto\"; received 'yes'"),
     ],
 )
