@@ -206,14 +206,14 @@ def main():
                 capture_output=True,
                 text=True,
             )
-            if ref.returncode == 0:
+            if ref.returncode == 0 and ref.stdout.strip():
                 live = json.loads(ref.stdout.strip().splitlines()[-1])
                 result["live_reference"] = live
                 result["speedup_vs_live_reference"] = round(live["seconds_per_call"] / result["seconds_per_call"], 2)
                 if reference in REFERENCE_PEAK_MB:
                     result["rss_vs_live_reference"] = round(result["peak_rss_mb"] / live["peak_rss_mb"], 2)
             else:
-                result["live_reference"] = {"error": ref.stderr.strip().splitlines()[-1:]}
+                result["live_reference"] = {"error": ref.stderr.strip().splitlines()[-1:] or ["no output"]}
         results.append(result)
         extra = f", {result['speedup_vs_reference']}x reference" if "speedup_vs_reference" in result else ""
         if "speedup_vs_live_reference" in result:

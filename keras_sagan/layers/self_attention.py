@@ -7,22 +7,47 @@ from keras import ops
 from keras_sagan.layers.spectral_normalization import SpectralNormalization
 
 VARIANTS = ("sagan", "reference")
-# Map entries per block of the memory-efficient path: 2**21 float32 entries
-# (8 MiB) stay in the CPU caches between the logits matmul, the softmax and
-# the output matmul. Measured on the generator's 32x32 block at batch 64
+# Map entries per block of the memory-efficient path on a CPU: 2**21 float32
+# entries (8 MiB) stay in the caches between the logits matmul, the softmax
+# and the output matmul. Measured on the generator's 32x32 block at batch 64
 # (2 cores): 2**19 / 2**20 / 2**21 / 2**22 / the whole map = 102 / 83 / 76 /
 # 78 / 100 ms forward.
 BLOCK_ENTRIES = 2**21
+# On a GPU, many small sequential blocks would leave it idle, so blocks there
+# are bounded by memory only: 2**27 entries (512 MiB). Not measured: no GPU
+# was available.
+GPU_BLOCK_ENTRIES = 2**27
+
+
+def _block_entries():
+    return GPU_BLOCK_ENTRIES if tf.config.list_logical_devices("GPU") else BLOCK_ENTRIES
+
+
+def _spread(batch, max_examples):
+    """Examples per block: `batch` spread evenly over the fewest blocks of at most `max_examples`.
+
+    `batch` is an int, or a scalar tensor when the batch size is unknown when
+    traced (export signatures, `predict`): then the block size is computed at
+    run time, so a small batch is never padded up to `max_examples`.
+    """
+    if isinstance(batch, int):
+        if batch == 0:
+            return 1
+        return -(-batch // -(-batch // min(max_examples, batch)))
+    cap = tf.maximum(tf.minimum(max_examples, batch), 1)
+    num_blocks = tf.maximum((batch + cap - 1) // cap, 1)
+    return tf.maximum((batch + num_blocks - 1) // num_blocks, 1)
 
 
 def _block_shape(num_queries, num_keys, queries_per_block, batch):
-    """`(examples, queries)` per block for `BLOCK_ENTRIES`-sized blocks."""
+    """`(examples, queries)` per block; with `batch=None`, the most examples a block may hold."""
+    entries = _block_entries()
     if queries_per_block is None:
-        queries_per_block = num_queries if num_queries * num_keys <= BLOCK_ENTRIES else BLOCK_ENTRIES // num_keys
+        queries_per_block = num_queries if num_queries * num_keys <= entries else entries // num_keys
     queries_per_block = max(1, min(queries_per_block, num_queries))
-    examples = max(1, BLOCK_ENTRIES // (queries_per_block * num_keys))
-    if batch is not None:  # spread the batch evenly over the fewest blocks
-        examples = -(-batch // -(-batch // min(examples, batch)))
+    examples = max(1, entries // (queries_per_block * num_keys))
+    if batch is not None:
+        examples = _spread(batch, examples)
     return examples, queries_per_block
 
 
@@ -65,15 +90,16 @@ def blocked_attention(queries, keys, values, queries_per_block=None):
         keys: `(B, Nk, Cq)`.
         values: `(B, Nk, C)`.
         queries_per_block: int or None. Queries per chunk; `None` chunks only
-            examples whose map exceeds `BLOCK_ENTRIES`.
+            examples whose map exceeds the block size (`BLOCK_ENTRIES` on a
+            CPU, `GPU_BLOCK_ENTRIES` when a GPU is visible).
     """
     out_dtype = values.dtype
     num_queries, num_keys = queries.shape[1], keys.shape[1]
-    examples, chunk = _block_shape(num_queries, num_keys, queries_per_block, queries.shape[0])
+    max_examples, chunk = _block_shape(num_queries, num_keys, queries_per_block, None)
     num_chunks = -(-num_queries // chunk)
     padded_queries = num_chunks * chunk
 
-    def blocks(tensor, batch_padding, row_padding=0):
+    def blocks(tensor, examples, batch_padding, row_padding=0):
         # (B, rows, C) -> (blocks, examples, rows + row_padding, C), zero-padded.
         tensor = tf.pad(tensor, [[0, batch_padding], [0, row_padding], [0, 0]])
         return tf.reshape(tensor, [-1, examples, tensor.shape[1], tensor.shape[2]])
@@ -83,10 +109,10 @@ def blocked_attention(queries, keys, values, queries_per_block=None):
 
     def chunks(tensor):
         # (examples, padded_queries, C) -> (num_chunks, examples, chunk, C)
-        return tf.transpose(tf.reshape(tensor, [examples, num_chunks, chunk, tensor.shape[-1]]), [1, 0, 2, 3])
+        return tf.transpose(tf.reshape(tensor, [-1, num_chunks, chunk, tensor.shape[-1]]), [1, 0, 2, 3])
 
     def unchunk(tensor):
-        return tf.reshape(tf.transpose(tensor, [1, 0, 2, 3]), [examples, padded_queries, tensor.shape[-1]])
+        return tf.reshape(tf.transpose(tensor, [1, 0, 2, 3]), [-1, padded_queries, tensor.shape[-1]])
 
     def forward_block(block):
         q, k, v = block
@@ -115,14 +141,15 @@ def blocked_attention(queries, keys, values, queries_per_block=None):
 
     @tf.custom_gradient
     def attend(q, k, v):
-        batch = tf.shape(q)[0]
+        batch = q.shape[0] if q.shape[0] is not None else tf.shape(q)[0]
+        examples = _spread(batch, max_examples)
         batch_padding = (-batch) % examples
         out = tf.map_fn(
             forward_block,
             (
-                blocks(q, batch_padding, padded_queries - num_queries),
-                blocks(k, batch_padding),
-                blocks(v, batch_padding),
+                blocks(q, examples, batch_padding, padded_queries - num_queries),
+                blocks(k, examples, batch_padding),
+                blocks(v, examples, batch_padding),
             ),
             parallel_iterations=1,
             fn_output_signature=tf.float32,
@@ -134,11 +161,11 @@ def blocked_attention(queries, keys, values, queries_per_block=None):
             d_q, d_k, d_v = tf.map_fn(
                 backward_block,
                 (
-                    blocks(q, batch_padding, row_padding),
-                    blocks(k, batch_padding),
-                    blocks(v, batch_padding),
-                    blocks(d_out, batch_padding, row_padding),
-                    blocks(out, batch_padding, row_padding),
+                    blocks(q, examples, batch_padding, row_padding),
+                    blocks(k, examples, batch_padding),
+                    blocks(v, examples, batch_padding),
+                    blocks(d_out, examples, batch_padding, row_padding),
+                    blocks(out, examples, batch_padding, row_padding),
                 ),
                 parallel_iterations=1,
                 fn_output_signature=(tf.float32, tf.float32, tf.float32),
@@ -189,8 +216,9 @@ class SelfAttention(keras.layers.Layer):
             `True` for `"sagan"` and `False` for `"reference"`.
         query_chunk_size: int, `"auto"` or None. Queries per block on the
             memory-efficient path. `"auto"` sizes blocks to `BLOCK_ENTRIES`
-            (2**21) map entries: whole examples while they fit, else chunks
-            of queries. `None` computes the full map with plain autodiff.
+            (2**21) map entries on a CPU, `GPU_BLOCK_ENTRIES` (2**27) when a
+            GPU is visible: whole examples while they fit, else chunks of
+            queries. `None` computes the full map with plain autodiff.
             Defaults to `"auto"`.
 
     Call arguments:
@@ -248,7 +276,7 @@ class SelfAttention(keras.layers.Layer):
     def _pointwise_weights(self, layer, training):
         """A 1x1 conv's `(C_in, C_out)` kernel (normalised if SN) and bias."""
         if isinstance(layer, SpectralNormalization):
-            kernel, bias = layer.normalized_kernel(training=training), layer.layer.bias
+            kernel, bias = layer.normalized_kernel(training=bool(training)), layer.layer.bias
         else:
             kernel, bias = layer.kernel, layer.bias
         return ops.reshape(kernel, (kernel.shape[-2], kernel.shape[-1])), bias
@@ -273,8 +301,8 @@ class SelfAttention(keras.layers.Layer):
         """Full attention, map included (for `return_attention=True`)."""
         logits = ops.einsum("bqc,bkc->bqk", ops.cast(queries, "float32"), ops.cast(keys, "float32"))
         attention = ops.softmax(logits, axis=-1)
-        out = ops.einsum("bqk,bkc->bqc", ops.cast(attention, values.dtype), values)
-        return out, attention
+        out = ops.einsum("bqk,bkc->bqc", attention, ops.cast(values, "float32"))  # float32, as the blocked path
+        return ops.cast(out, values.dtype), attention
 
     def call(self, inputs, training=None, return_attention=False):
         batch = ops.shape(inputs)[0]

@@ -34,9 +34,14 @@ def resolve_jit_compile(jit_compile):
 
 
 def _in_multi_worker_mode():
-    """Whether the current strategy spans several workers (a private TF query)."""
-    extended = tf.distribute.get_strategy().extended
-    return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
+    """Whether the step runs under a multi-worker `MultiWorkerMirroredStrategy`.
+
+    The same test as Keras' own (`_collective_all_reduce_multi_worker`), which
+    decides when logs are reduced along axis 0; `_in_multi_worker_mode` is a
+    private TF query.
+    """
+    strategy = tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
 
 
 @keras.saving.register_keras_serializable(package="keras_sagan")

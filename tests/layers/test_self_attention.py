@@ -155,6 +155,19 @@ def test_block_shapes_bound_the_map():
         assert examples * chunk * n <= entries
 
 
+def test_unknown_batch_is_spread_at_run_time_not_padded_to_the_cap():
+    # Export signatures and predict() trace with batch None; one example must not be padded to 32.
+    for batch, cap, expected in [(1, 32, 1), (3, 32, 3), (5, 2, 2), (64, 2, 2), (7, 3, 3), (0, 4, 1)]:
+        assert attention_module._spread(batch, cap) == expected
+        assert int(attention_module._spread(tf.constant(batch), cap)) == expected
+
+
+def test_gpu_blocks_are_bounded_by_memory_only(monkeypatch):
+    monkeypatch.setattr(attention_module.tf.config, "list_logical_devices", lambda kind=None: ["a GPU"])
+    assert attention_module._block_shape(1024, 1024, None, 64) == (64, 1024)  # one block for the 32x32 map
+    assert attention_module._block_shape(16384, 16384, None, 16) == (1, 8192)
+
+
 def test_any_size_and_channel_count_and_errors():
     layer = SelfAttention()
     assert layer(np.zeros((1, 6, 10, 40), "float32")).shape == (1, 6, 10, 40)
