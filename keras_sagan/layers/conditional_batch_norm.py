@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_sagan.layers.batch_normalization import BatchNormalization
+
 
 @keras.saving.register_keras_serializable(package="keras_sagan")
 class ConditionalBatchNormalization(keras.layers.Layer):
@@ -40,7 +42,7 @@ class ConditionalBatchNormalization(keras.layers.Layer):
         self.momentum = momentum
         self.epsilon = epsilon
         self.synchronized = synchronized
-        self.batch_norm = keras.layers.BatchNormalization(
+        self.batch_norm = BatchNormalization(
             momentum=momentum, epsilon=epsilon, center=False, scale=False, synchronized=synchronized
         )
 

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_sagan.layers import ConditionalBatchNormalization, SpectralNormalization
+from keras_sagan.layers import BatchNormalization, ConditionalBatchNormalization, SpectralNormalization
 
 
 def sn_conv(filters, kernel_size):
@@ -12,7 +12,7 @@ def sn_conv(filters, kernel_size):
 
 def _batch_norm(num_classes):
     if num_classes is None:
-        return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True)
+        return BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True)
     return ConditionalBatchNormalization(num_classes)
 
 

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from keras_sagan.layers import SelfAttention, SpectralNormalization
+from keras_sagan.layers import BatchNormalization, SelfAttention, SpectralNormalization
 from keras_sagan.models.architectures import (
     RESNET_GENERATOR,
     check_attention_resolutions,
@@ -19,7 +19,7 @@ def _dcgan_stage(filters, kernel_size, strides, padding):
     return keras.Sequential(
         [
             SpectralNormalization(keras.layers.Conv2DTranspose(filters, kernel_size, strides, padding=padding)),
-            keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True),
+            BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True),
             keras.layers.ReLU(),
         ]
     )
@@ -111,7 +111,7 @@ class Generator(keras.Model):
                 name = f"up{i}"
                 setattr(self, name, GeneratorBlock(conv_dim * multiplier, num_classes))
                 self._block_names.append(name)
-            self.output_norm = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True)
+            self.output_norm = BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True)
             self.to_rgb = sn_conv(3, 3)
         resolutions = default if attention_resolutions is None else attention_resolutions
         self._attention = check_attention_resolutions(resolutions, available, "Generator")
