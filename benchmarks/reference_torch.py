@@ -22,11 +22,10 @@ Each workload runs in its own subprocess so its peak RSS is its own.
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
 import sys
-import time
+
+from timing import peak_rss_mb, time_calls
 
 
 def _build(torch):
@@ -134,16 +133,9 @@ def _run(name, iterations):
             layer(x)[0].sum().backward()
 
         per_call = batch
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = peak_rss_mb()
+    median, _ = time_calls(step, 2, iterations)
+    peak = peak_rss_mb()
     return {
         "workload": name,
         "seconds_per_call": round(median, 4),

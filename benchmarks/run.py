@@ -18,11 +18,11 @@ after ours, and `speedup_vs_live_reference` is the ratio of those two.
 import argparse
 import json
 import os
-import resource
-import statistics
 import subprocess
 import sys
 import time
+
+from timing import peak_rss_mb, time_calls
 
 # name -> (kind, settings)
 WORKLOADS = {
@@ -58,21 +58,6 @@ def _reference_name(name):
     if name.startswith("generate"):
         return "generate_b64"
     return {"attention_64_full_map": "attention_64"}.get(name, name)
-
-
-def _peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _time(fn, warmup, iterations):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
 
 
 def _run_workload(name, iterations):
@@ -129,15 +114,15 @@ def _run_workload(name, iterations):
 
         images_per_call = batch
         warmup = 1
-    rss_before = _peak_rss_mb()  # after building, before the first call
-    median, times = _time(step, warmup, iterations)
+    rss_before = peak_rss_mb()  # after building, before the first call
+    median, times = time_calls(step, warmup, iterations)
     result.update(
         {
             "seconds_per_call": round(median, 4),
             "min_seconds_per_call": round(min(times), 4),
             "images_per_second": round(images_per_call / median, 1),
-            "peak_rss_mb": round(_peak_rss_mb(), 1),
-            "rss_increase_mb": round(_peak_rss_mb() - rss_before, 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "rss_increase_mb": round(peak_rss_mb() - rss_before, 1),
             "times": [round(t, 4) for t in times],
         }
     )

@@ -263,6 +263,19 @@ def _start_workers(procs, tmp_path, args, prefix):
         procs.start(f"{prefix}{index}", [sys.executable, str(EXAMPLE), *args], env)
 
 
+def _kill_and_get_the_survivors_error(procs, killed, survivor):
+    """SIGKILLs one worker; the other must exit 1 with one error line and no traceback. Returns that line."""
+    procs.kill(killed)
+    started = time.monotonic()
+    code = procs.wait([survivor], timeout=FAILURE_TIMEOUT)[survivor]
+    print(f"{survivor} failed {time.monotonic() - started:.1f} s after {killed} was killed")
+    stdout, stderr = procs.output(survivor)
+    assert code == 1, stderr[-3000:]
+    assert "Traceback" not in stderr + stdout
+    (line,) = error_lines(stderr)
+    return line
+
+
 @pytest.mark.slow
 def test_killed_worker_fails_its_peer_and_a_restart_resumes(tmp_path):
     run = tmp_path / "run"
@@ -272,14 +285,7 @@ def test_killed_worker_fails_its_peer_and_a_restart_resumes(tmp_path):
         # 1. Kill the non-chief worker once the chief saved a checkpoint: the chief fails fast.
         _start_workers(procs, tmp_path, [*args, "--steps=100000"], "first")
         wait_for(lambda: latest_step(run) is not None, procs, ["first0", "first1"], START_TIMEOUT, "checkpoint")
-        procs.kill("first1")
-        started = time.monotonic()
-        code = procs.wait(["first0"], timeout=FAILURE_TIMEOUT)["first0"]
-        print(f"the chief failed {time.monotonic() - started:.1f} s after its peer was killed")
-        stdout, stderr = procs.output("first0")
-        assert code == 1, stderr[-3000:]
-        assert "Traceback" not in stderr + stdout
-        (line,) = error_lines(stderr)
+        line = _kill_and_get_the_survivors_error(procs, killed="first1", survivor="first0")
         killed_at = latest_step(run)
         assert "multi-worker training stopped at step" in line and "peer worker" in line
         assert line.endswith(f"restart every worker to resume from {run / 'checkpoints' / f'ckpt-{killed_at}'}")
@@ -309,14 +315,7 @@ def test_killed_chief_fails_the_other_worker(tmp_path):
     with processes(tmp_path) as procs:
         _start_workers(procs, tmp_path, args, "worker")
         wait_for(lambda: latest_step(run) is not None, procs, ["worker0", "worker1"], START_TIMEOUT, "checkpoint")
-        procs.kill("worker0")
-        started = time.monotonic()
-        code = procs.wait(["worker1"], timeout=FAILURE_TIMEOUT)["worker1"]
-        print(f"the worker failed {time.monotonic() - started:.1f} s after the chief was killed")
-        stdout, stderr = procs.output("worker1")
-    assert code == 1, stderr[-3000:]
-    assert "Traceback" not in stderr + stdout
-    (line,) = error_lines(stderr)
+        line = _kill_and_get_the_survivors_error(procs, killed="worker0", survivor="worker1")
     assert "a peer worker stopped, crashed or became unreachable" in line
     assert "restart every worker to resume from " in line
 
