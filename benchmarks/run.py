@@ -167,10 +167,21 @@ def main():
     iterations = 3 if args.quick else args.iterations
     if args.iterations < 1:
         parser.error(f"--iterations must be >= 1; received {args.iterations}")
+    if args.reference_python and not (
+        os.path.isfile(args.reference_python) and os.access(args.reference_python, os.X_OK)
+    ):
+        parser.error(f"--reference-python must be an executable Python with torch; received {args.reference_python!r}")
     if args.child:
         print(json.dumps(_run_workload(args.child, iterations)))
         return
     results = []
+    machine = _machine()
+
+    def write():
+        # After every workload, so an interrupted run keeps what it measured.
+        with open(args.out, "w") as f:
+            json.dump({"machine": machine, "results": results}, f, indent=2)
+
     reference_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference_torch.py")
     for name in args.only or list(WORKLOADS):
         print(f"running {name} ...", file=sys.stderr, flush=True)
@@ -182,6 +193,7 @@ def main():
         if proc.returncode != 0:
             results.append({"workload": name, "error": proc.stderr.strip().splitlines()[-1:]})
             print(f"  {name}: FAILED {results[-1]['error']}", flush=True)
+            write()
             continue
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         reference = _reference_name(name)
@@ -200,6 +212,7 @@ def main():
             else:
                 result["live_reference"] = {"error": ref.stderr.strip().splitlines()[-1:] or ["no output"]}
         results.append(result)
+        write()
         extra = f", {result['speedup_vs_reference']}x reference" if "speedup_vs_reference" in result else ""
         if "speedup_vs_live_reference" in result:
             live = result["live_reference"]
@@ -210,10 +223,11 @@ def main():
             f"(+{result['rss_increase_mb']} MB in the calls){extra}",
             flush=True,
         )
-    with open(args.out, "w") as f:
-        json.dump({"machine": _machine(), "results": results}, f, indent=2)
     print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted: the workloads finished so far are in the JSON file")
