@@ -1,33 +1,28 @@
-"""keras_sagan: Self-Attention GAN layers, models, training and export for Keras 3."""
+"""keras_sagan: Self-Attention GAN layers, models, training and export for Keras 3.
 
-from keras_sagan.export import export_generator
+`import keras_sagan` loads only the network (layers and models). The application layer
+(`SAGAN`, `build_sagan`, `export_generator`, `load_generator`, `TrainConfig`, `train`) is
+imported on first attribute access (PEP 562), so importing the network never pulls in
+tensorflow_datasets or the training loop.
+"""
+
+import importlib
+
 from keras_sagan.layers import ConditionalBatchNormalization, SelfAttention, SpectralNormalization
 from keras_sagan.models import Discriminator, Generator, build_discriminator, build_generator, list_presets
-from keras_sagan.training import SAGAN
 
-
-def build_sagan(preset="celeba64", seed=None, **overrides):
-    """Builds a `SAGAN` (generator + discriminator) from a preset.
-
-    Args:
-        preset: str. A name from `list_presets()`.
-        seed: int or None. Seeds the noise drawn during training.
-        **overrides: constructor arguments for both networks (`z_dim` goes to
-            the generator only).
-
-    Example:
-
-    >>> gan = keras_sagan.build_sagan("celeba64", seed=0)
-    >>> gan.compile(loss="hinge", ema_decay=0.999)
-    """
-    generator = build_generator(preset, **overrides)
-    discriminator = build_discriminator(preset, **overrides)
-    return SAGAN(generator, discriminator, seed=seed)
-
+# name -> module that defines it, imported on first access.
+_LAZY = {
+    "SAGAN": "keras_sagan.training.sagan",
+    "build_sagan": "keras_sagan.training.sagan",
+    "export_generator": "keras_sagan.export",
+    "load_generator": "keras_sagan.loading",
+    "TrainConfig": "keras_sagan.training",
+    "train": "keras_sagan.training",
+}
 
 __version__ = "0.1.0"
 __all__ = [
-    "SAGAN",
     "ConditionalBatchNormalization",
     "Discriminator",
     "Generator",
@@ -35,7 +30,18 @@ __all__ = [
     "SpectralNormalization",
     "build_discriminator",
     "build_generator",
-    "build_sagan",
-    "export_generator",
     "list_presets",
+    *_LAZY,
 ]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later accesses skip this hook
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

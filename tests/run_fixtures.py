@@ -1,12 +1,9 @@
 """Training-run directories for the export/CLI tests, written with the training loop's own checkpoint."""
 
-import json
 import os
 
-import tensorflow as tf
-
 import keras_sagan
-from keras_sagan.training.loop import make_checkpoint
+from keras_sagan.run_directory import RunDirectory, make_checkpoint
 
 
 def ema_sagan(seed=0):
@@ -21,7 +18,6 @@ def ema_sagan(seed=0):
 def write_run(model_dir, gan, checkpoint_number=3):
     """A model directory as `train()` writes it: config.json + checkpoints/ (EMA included when `gan` has one)."""
     os.makedirs(model_dir)
-    with open(os.path.join(model_dir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump({"generator": gan.generator.get_config(), "discriminator": gan.discriminator.get_config()}, f)
-    manager = tf.train.CheckpointManager(make_checkpoint(gan), os.path.join(model_dir, "checkpoints"), 2)
-    manager.save(checkpoint_number=checkpoint_number)
+    run = RunDirectory(model_dir)
+    run.write_config(gan.generator.get_config(), gan.discriminator.get_config(), {})
+    run.make_manager(make_checkpoint(gan), keep=2).save(checkpoint_number=checkpoint_number)

@@ -3,12 +3,15 @@
 Every loader returns a `tf.data.Dataset` of float32 batches of shape
 `(global_batch_size, image_size, image_size, 3)` in [-1, 1], with `drop_remainder=True`.
 
+`DataSpec` (data/spec.py) is the one dispatch from dataset arguments to a loader call.
+
 Example:
 
 ```python
-from keras_sagan.data import load_dataset
+from keras_sagan.data import DataSpec, load_dataset
 
 ds = load_dataset("demo", image_size=32, global_batch_size=20, seed=0)
+ds = DataSpec("folder", image_folder="faces").load(image_size=64, global_batch_size=64, seed=0)
 ```
 """
 
@@ -29,6 +32,7 @@ from keras_sagan.data.preprocessing import (
     to_uint8,
     validate_global_batch,
 )
+from keras_sagan.data.spec import DataSpec, check_data_arguments
 
 DATASETS = ("celeba", "folder", "demo")
 """Names accepted by `load_dataset`."""
@@ -61,9 +65,11 @@ def load_dataset(name: str, **kwargs: Any) -> tf.data.Dataset:
 __all__ = [
     "DATASETS",
     "DEFAULT_SHUFFLE_BUFFER",
+    "DataSpec",
     "DatasetNotFoundError",
     "demo_num_examples",
     "finalize",
+    "check_data_arguments",
     "list_images",
     "load_celeba",
     "load_dataset",

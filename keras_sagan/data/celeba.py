@@ -15,18 +15,13 @@ from keras_sagan.data.preprocessing import (
     preprocess_image,
     validate_global_batch,
 )
+from keras_sagan.errors import one_line
 
 CELEBA_TFDS_NAME = "celeb_a:2.1.0"
 """The TFDS builder, with its version pinned so that a TFDS upgrade cannot change the data."""
 
 CELEBA_CROP = 160
 """Central crop of the aligned 178x218 (WxH) faces, as in the PyTorch reference's CenterCrop(160)."""
-
-
-def _first_line(error: BaseException, limit: int = 200) -> str:
-    lines = str(error).strip().splitlines()
-    text = lines[0] if lines else ""
-    return f"{type(error).__name__}: {text[:limit]}"
 
 
 def load_celeba(
@@ -97,7 +92,8 @@ def load_celeba(
             builder.download_and_prepare()
         except Exception as err:
             raise DatasetNotFoundError(
-                f"could not download CelebA into {builder.data_dir} ({_first_line(err)}); "
+                f"could not download CelebA into {builder.data_dir} "
+                f"({type(err).__name__}: {one_line(err, limit=200)}); "
                 "download img_align_celeba.zip by hand and use load_image_folder(path) "
                 "on the unzipped img_align_celeba/"
             ) from err

@@ -1,10 +1,16 @@
-"""Image preprocessing and the shared tail (cache, shuffle, repeat, batch) of every pipeline."""
+"""Image preprocessing and the shared tail (cache, shuffle, repeat, batch) of every pipeline.
+
+The inverse of the [-1, 1] scaling, `to_uint8`, is owned by `keras_sagan.images` and re-exported
+here (as `keras_sagan.data.to_uint8`).
+"""
 
 from __future__ import annotations
 
 import os
 
 import tensorflow as tf
+
+from keras_sagan.images import to_uint8  # noqa: F401  (re-exported: the inverse of the scaling below)
 
 DEFAULT_SHUFFLE_BUFFER = 2048
 """Default shuffle buffer, in examples. 2048 float32 images of 64x64x3 take about 100 MB."""
@@ -91,29 +97,6 @@ def preprocess_image(image: tf.Tensor, image_size: int, crop: int | None = None)
         image = tf.cast(image, tf.float32) * 2.0 - 1.0
     image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
     return tf.clip_by_value(image, -1.0, 1.0)
-
-
-def to_uint8(images: tf.Tensor) -> tf.Tensor:
-    """Maps images in [-1, 1] back to uint8 in [0, 255]; the inverse of the scaling above.
-
-    Values are rounded to the nearest integer (ties to even) and clipped, so generator outputs
-    slightly outside [-1, 1] are safe to pass.
-
-    Args:
-        images: float tensor or array of any shape with values in [-1, 1].
-
-    Returns:
-        A uint8 tensor of the same shape.
-
-    Example:
-
-    ```python
-    pixels = to_uint8(generator(z)).numpy()  # ready for PIL.Image.fromarray
-    ```
-    """
-    images = tf.cast(tf.convert_to_tensor(images), tf.float32)
-    images = tf.round((images + 1.0) * 127.5)
-    return tf.cast(tf.clip_by_value(images, 0.0, 255.0), tf.uint8)
 
 
 def validate_global_batch(global_batch_size: int, num_replicas: int = 1) -> None:

@@ -10,23 +10,25 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_sagan.errors import bad_value
 from keras_sagan.metrics.evaluate import (
     Extractor,
     RealStatistics,
     evaluate_generator,
     resolve_real_statistics,
 )
+from keras_sagan.metrics.statistics_file import StatisticsFile
 
 
 class EvaluationCallback(keras.callbacks.Callback):
     """Computes FID and KID every `every_n_steps` training batches.
 
-    The step is the generator optimizer's `iterations` (`model.g_optimizer`) when the
-    model has one, so numbering continues after a restored checkpoint; otherwise the
-    callback counts batches from `initial_step`. It evaluates when the step is a
-    multiple of `every_n_steps` (once per step value). It samples `model.ema_generator`
-    when that is not None, else `model.generator`, and compares with precomputed real
-    statistics (and, for KID, real features).
+    The model is a `SAGAN` or anything with its two public members: `step` (the training
+    step, which continues after a restored checkpoint) and `sampling_generator()` (the EMA
+    generator when there is one). After each batch the callback reads `model.step` and
+    evaluates when it is a multiple of `every_n_steps` (once per step value), sampling
+    `model.sampling_generator()` and comparing with precomputed real statistics (and, for
+    KID, real features).
 
     Results are written as TensorBoard scalars `eval/fid`, `eval/kid` (and `eval/is`
     when the extractor gives logits) into `log_dir`, added to the batch `logs` under the
@@ -34,30 +36,29 @@ class EvaluationCallback(keras.callbacks.Callback):
     appended to `self.history` as `(step, results_dict)`.
 
     Args:
-        real_statistics: a `StreamingStatistics`, a `.npz` path, or `(mu, sigma)`;
-            compute them once with `compute_dataset_statistics`.
-        extractor: an `InceptionFeatureExtractor`, or a callable / small keras model
-            (see `extract_features`).
+        real_statistics: a `StatisticsFile`, a `StreamingStatistics`, a statistics file
+            path, or `(mu, sigma)`; compute them once with `real_statistics(...)`.
+        extractor: an `InceptionFeatureExtractor` (see `make_extractor`), or a callable /
+            small keras model (see `extract_features`).
         every_n_steps: int. Evaluation period in training steps.
         num_samples: int. Generated images per evaluation. Defaults to `5000`.
         batch_size: int. Generator batch size. Defaults to `100`.
         log_dir: str or None. TensorBoard directory; `None` writes no summaries.
             Defaults to `None`.
         real_features_for_kid: array `(n, D)` or None. Real features for KID; without
-            them KID is NaN and not logged. Defaults to `None`.
+            them KID is NaN and not logged. Defaults to `None` (a `StatisticsFile`'s own
+            `features`).
         kid_subset_size: int. KID subset size. Defaults to `1000`.
         kid_num_subsets: int. KID subsets. Defaults to `100`.
         seed: int. Sampling seed: the same latents at every evaluation. Defaults to `0`.
-        initial_step: int. Step offset used when the model has no `g_optimizer`.
-            Defaults to `0`.
         progress: bool. Show a progress bar while evaluating. Defaults to `False`.
 
     Example:
 
     ```python
-    real = StreamingStatistics.load("celeba64_inception.npz")
-    callback = EvaluationCallback(real, InceptionFeatureExtractor(), every_n_steps=5000,
-                                  log_dir="runs/sagan")
+    extractor = make_extractor("inception_v3_weights_tf_dim_ordering_tf_kernels.h5")
+    real = StatisticsFile.load("celeba64_inception.npz", extractor)
+    callback = EvaluationCallback(real, extractor, every_n_steps=5000, log_dir="runs/sagan/logs/eval")
     gan.fit(dataset, epochs=10, callbacks=[callback])
     ```
     """
@@ -74,7 +75,6 @@ class EvaluationCallback(keras.callbacks.Callback):
         kid_subset_size: int = 1000,
         kid_num_subsets: int = 100,
         seed: int = 0,
-        initial_step: int = 0,
         progress: bool = False,
     ) -> None:
         super().__init__()
@@ -84,12 +84,13 @@ class EvaluationCallback(keras.callbacks.Callback):
             ("batch_size", batch_size, 1),
             ("kid_subset_size", kid_subset_size, 2),
             ("kid_num_subsets", kid_num_subsets, 1),
-            ("initial_step", initial_step, 0),
         ):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
+                raise ValueError(bad_value(name, value, f"an int >= {minimum}"))
         if not callable(extractor) and not hasattr(extractor, "features_and_logits"):
-            raise ValueError(f"`extractor` must be callable. Received: {extractor!r}")
+            raise ValueError(bad_value("extractor", extractor, "callable"))
+        if real_features_for_kid is None and isinstance(real_statistics, StatisticsFile):
+            real_features_for_kid = real_statistics.features
         self.real_statistics = real_statistics
         self.extractor = extractor
         self.every_n_steps = int(every_n_steps)
@@ -100,7 +101,6 @@ class EvaluationCallback(keras.callbacks.Callback):
         self.kid_subset_size = int(kid_subset_size)
         self.kid_num_subsets = int(kid_num_subsets)
         self.seed = seed
-        self.initial_step = int(initial_step)
         self.progress = progress
 
         self._real_mu_sigma = resolve_real_statistics(real_statistics)
@@ -108,36 +108,28 @@ class EvaluationCallback(keras.callbacks.Callback):
             feats = np.asarray(real_features_for_kid)
             if feats.ndim != 2 or feats.shape[1] != self._real_mu_sigma[0].shape[0]:
                 raise ValueError(
-                    f"`real_features_for_kid` must be (n, {self._real_mu_sigma[0].shape[0]}) "
-                    f"to match `real_statistics`. Received: shape={feats.shape}"
+                    bad_value(
+                        "real_features_for_kid.shape",
+                        feats.shape,
+                        f"(n, {self._real_mu_sigma[0].shape[0]}) to match `real_statistics`",
+                    )
                 )
         self.history: list[tuple[int, dict[str, float]]] = []
-        self._step = self.initial_step
         self._last_evaluated_step: int | None = None
         self._evaluated_this_epoch: dict[str, float] | None = None
         self._writer: Any = None
 
-    def _current_step(self) -> int:
-        optimizer = getattr(self.model, "g_optimizer", None)
-        if optimizer is not None and hasattr(optimizer, "iterations"):
-            return int(optimizer.iterations.numpy())
-        return self._step
-
-    def _generator(self) -> keras.Model:
-        generator = getattr(self.model, "ema_generator", None)
-        if generator is None:
-            generator = getattr(self.model, "generator", None)
-        if generator is None:
-            raise ValueError("EvaluationCallback needs a model with a `generator` attribute.")
-        return generator
+    def set_model(self, model: keras.Model) -> None:
+        if not callable(getattr(model, "sampling_generator", None)) or not hasattr(model, "step"):
+            raise ValueError(
+                bad_value("model", type(model).__name__, "a model with `step` and `sampling_generator()` (a SAGAN)")
+            )
+        super().set_model(model)
 
     def evaluate(self, step: int) -> dict[str, float]:
-        """Runs one evaluation, logs it at `step` and returns the results dict."""
-        generator = self._generator()
-        # An EMA copy may lack the contract's attributes; fall back to the generator's.
-        source = generator if hasattr(generator, "z_dim") else self.model.generator
+        """Runs one evaluation of `model.sampling_generator()`, logs it at `step` and returns the results dict."""
         results = evaluate_generator(
-            generator,
+            self.model.sampling_generator(),
             num_samples=self.num_samples,
             batch_size=self.batch_size,
             extractor=self.extractor,
@@ -148,8 +140,6 @@ class EvaluationCallback(keras.callbacks.Callback):
             kid_num_subsets=self.kid_num_subsets,
             kid_subset_size=self.kid_subset_size,
             max_kid_features=self.num_samples,
-            z_dim=int(source.z_dim),
-            num_classes=getattr(source, "num_classes", None),
         )
         scalars = self._scalars(results)
         if self.log_dir is not None:
@@ -173,8 +163,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         self._evaluated_this_epoch = None
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self._step += 1
-        step = self._current_step()
+        step = self.model.step
+        step = int(step.numpy() if hasattr(step, "numpy") else step)  # A variable, a tensor or an int.
         if step % self.every_n_steps != 0 or step == self._last_evaluated_step:
             return
         self._last_evaluated_step = step

@@ -16,6 +16,7 @@ from keras_sagan.metrics.frechet import frechet_distance
 from keras_sagan.metrics.inception_score import inception_score
 from keras_sagan.metrics.kid import kernel_inception_distance
 from keras_sagan.metrics.statistics import StreamingStatistics
+from keras_sagan.metrics.statistics_file import StatisticsFile
 
 # An extractor is either an object with `features_and_logits(images)` (like
 # `InceptionFeatureExtractor`) or any callable (a function, a small keras model) mapping
@@ -23,7 +24,7 @@ from keras_sagan.metrics.statistics import StreamingStatistics
 # `(features, logits)` when it can also classify (then the Inception Score is computed
 # from `softmax(logits)`). A `feature_dim` attribute, when present, is checked.
 Extractor = Any
-RealStatistics = Any  # StreamingStatistics | str | os.PathLike | (mu, sigma) | dataset
+RealStatistics = Any  # StatisticsFile | StreamingStatistics | str | os.PathLike | (mu, sigma) | dataset
 
 
 def extract_features(extractor: Extractor, images: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -175,35 +176,32 @@ def resolve_real_statistics(
     """Turns precomputed real statistics into `(mu, sigma)` float64 arrays.
 
     Args:
-        real_statistics: a `StreamingStatistics`, a path to a `.npz` file with keys `mu`
-            and `sigma` (as written by `StreamingStatistics.save`; pytorch-fid/TTUR files
-            load too, though their numbers come from another network), or a pair
-            `(mu, sigma)`.
+        real_statistics: a `StatisticsFile`, a `StreamingStatistics`, the path of a statistics
+            file (read by `StatisticsFile.load`: ours, old ones, and pytorch-fid/TTUR files, though
+            their numbers come from another network), or a pair `(mu, sigma)`.
 
     Returns:
         `(mu, sigma)`.
     """
+    if isinstance(real_statistics, StatisticsFile):
+        return real_statistics.mu, real_statistics.sigma
     if isinstance(real_statistics, StreamingStatistics):
         return real_statistics.mean, real_statistics.covariance
     if isinstance(real_statistics, (str, os.PathLike)):
-        with np.load(real_statistics) as data:
-            if "mu" not in data.files or "sigma" not in data.files:
-                raise ValueError(
-                    f"{os.fspath(real_statistics)!r} must contain `mu` and `sigma`. Received keys: {data.files}"
-                )
-            return np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
+        loaded = StatisticsFile.load(real_statistics, what="real_statistics")
+        return loaded.mu, loaded.sigma
     if isinstance(real_statistics, (tuple, list)) and len(real_statistics) == 2:
         mu, sigma = (np.asarray(a, dtype=np.float64) for a in real_statistics)
         if mu.ndim == 1 and sigma.ndim == 2:
             return mu, sigma
     raise ValueError(
-        "`real_statistics` must be a StreamingStatistics, a .npz path or a (mu, sigma) "
-        f"pair. Received: {type(real_statistics).__name__}"
+        "`real_statistics` must be a StatisticsFile, a StreamingStatistics, a statistics file path or a "
+        f"(mu, sigma) pair; received: {type(real_statistics).__name__}"
     )
 
 
 def _is_dataset(value: Any) -> bool:
-    if isinstance(value, (StreamingStatistics, str, os.PathLike, tuple, list, np.ndarray)):
+    if isinstance(value, (StatisticsFile, StreamingStatistics, str, os.PathLike, tuple, list, np.ndarray)):
         return False
     return isinstance(value, Iterable)  # tf.data.Dataset included
 
@@ -244,11 +242,11 @@ def evaluate_generator(
         batch_size: int. Images per generator call.
         extractor: an `InceptionFeatureExtractor`, or a callable / small keras model
             returning features or `(features, logits)`; see `extract_features`.
-        real_statistics: precomputed real statistics (a `StreamingStatistics`, a `.npz`
-            path or `(mu, sigma)`), or a batched dataset of real images, from which the
-            statistics of `num_samples` images are computed (and, when
-            `real_features_for_kid` is None, up to `max_kid_features` features kept for
-            KID). Defaults to `None` (no FID).
+        real_statistics: precomputed real statistics (a `StatisticsFile`, whose features
+            serve KID, a `StreamingStatistics`, a `.npz` path or `(mu, sigma)`), or a
+            batched dataset of real images, from which the statistics of `num_samples`
+            images are computed (and, when `real_features_for_kid` is None, up to
+            `max_kid_features` features kept for KID). Defaults to `None` (no FID).
         real_features_for_kid: array `(n, D)` or None. Real features for KID. Defaults
             to `None`.
         seed: int. Seed for latents and default labels. Defaults to `0`.
@@ -274,8 +272,8 @@ def evaluate_generator(
 
     ```python
     extractor = InceptionFeatureExtractor()
-    real = StreamingStatistics.load("celeba64_inception.npz")
-    results = evaluate_generator(gan.ema_generator, 10_000, 100, extractor, real)
+    real = StatisticsFile.load("celeba64_inception.npz", extractor)
+    results = evaluate_generator(gan.sampling_generator(), 10_000, 100, extractor, real)
     print(results["fid"])
     ```
     """
@@ -305,6 +303,8 @@ def evaluate_generator(
             real_mu_sigma = (computed.mean, computed.covariance)
         else:
             real_mu_sigma = resolve_real_statistics(real_statistics)
+            if isinstance(real_statistics, StatisticsFile) and real_features_for_kid is None:
+                real_features_for_kid = real_statistics.features
 
     if num_classes is None:
         sample = tf.function(lambda z: generator(z, training=False), reduce_retracing=True)

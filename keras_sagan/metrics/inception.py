@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -24,6 +25,10 @@ _WEIGHTS_MD5_NO_TOP = "bcbd6486424b2319ff4ef7d526e38f63"
 IMAGE_SIZE = 299
 FEATURE_DIM = 2048
 NUM_CLASSES = 1000
+NETWORK = "keras.applications.InceptionV3/avg_pool"
+"""The network and layer whose features the statistics files record (their provenance)."""
+RANDOM = "random"
+"""`weights_sha256` of a randomly initialised network."""
 
 # Looked up at call time so tests can substitute a small model with the same layer names.
 _build_inception_v3 = keras.applications.InceptionV3
@@ -138,6 +143,8 @@ class InceptionFeatureExtractor:
     """
 
     feature_dim = FEATURE_DIM
+    network = NETWORK
+    image_size = IMAGE_SIZE
 
     def __init__(
         self,
@@ -168,6 +175,8 @@ class InceptionFeatureExtractor:
                 )
         else:
             raise ValueError(f"`weights` must be 'imagenet', a file path or None. Received: weights={weights!r}")
+        self.weights_path = path
+        self._sha256: str | None = None
 
         # Features must stay float32 even under a mixed-precision global policy.
         previous_policy = keras.config.dtype_policy()
@@ -200,6 +209,24 @@ class InceptionFeatureExtractor:
         finally:
             keras.config.set_dtype_policy(previous_policy)
         self._forward = tf.function(self._forward_fn, reduce_retracing=True)
+
+    @property
+    def resize_method(self) -> str:
+        """How images reach 299x299: `"bilinear"`, plus `+antialias` and `+quantize` when on."""
+        return "bilinear" + ("+antialias" if self.antialias else "") + ("+quantize" if self.quantize else "")
+
+    @property
+    def weights_sha256(self) -> str:
+        """SHA-256 of the weights file (read once), or `"random"` for a randomly initialised network."""
+        if self.weights_path is None:
+            return RANDOM
+        if self._sha256 is None:
+            digest = hashlib.sha256()
+            with open(self.weights_path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            self._sha256 = digest.hexdigest()
+        return self._sha256
 
     def _forward_fn(self, x: tf.Tensor) -> Any:
         return self.model(x, training=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -35,8 +34,8 @@ class StreamingStatistics:
     stats = StreamingStatistics(2048)
     for images in dataset:
         stats.update(extractor(images))
-    stats.save("celeba64_train.npz")
     mu, sigma = stats.mean, stats.covariance
+    StatisticsFile.from_streaming(stats).save("celeba64_train.npz")  # Files: statistics_file.py.
     ```
 
     Reference:
@@ -97,49 +96,6 @@ class StreamingStatistics:
         sigma = self._m2 / (self._count - 1)
         # Merging adds the same outer products on both sides; symmetrise away round-off.
         return (sigma + sigma.T) / 2.0
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Writes the statistics to a `.npz` file with keys `mu`, `sigma` and `count`.
-
-        `sigma` is stored as zeros while fewer than 2 samples have been seen (there
-        is no covariance yet). NumPy appends `.npz` to `path` if it lacks it.
-
-        Args:
-            path: str or path-like. Destination file.
-        """
-        sigma = self.covariance if self._count >= 2 else np.zeros_like(self._m2)
-        np.savez(path, mu=self._mean, sigma=sigma, count=np.int64(self._count))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> StreamingStatistics:
-        """Reads statistics written by `save`; further `update` calls keep accumulating.
-
-        Args:
-            path: str or path-like. A `.npz` file with keys `mu`, `sigma`, `count`.
-
-        Returns:
-            A `StreamingStatistics` equal to the one saved.
-        """
-        with np.load(path) as data:
-            missing = [k for k in ("mu", "sigma", "count") if k not in data.files]
-            if missing:
-                raise ValueError(
-                    f"{os.fspath(path)!r} lacks the keys {missing}; expected `mu`, `sigma` "
-                    f"and `count`. Received keys: {data.files}"
-                )
-            mu = np.asarray(data["mu"], dtype=np.float64)
-            sigma = np.asarray(data["sigma"], dtype=np.float64)
-            count = int(data["count"])
-        if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]) or count < 0:
-            raise ValueError(
-                f"Inconsistent statistics in {os.fspath(path)!r}: mu.shape={mu.shape}, "
-                f"sigma.shape={sigma.shape}, count={count}"
-            )
-        stats = cls(mu.shape[0])
-        stats._count = count
-        stats._mean = mu.copy()
-        stats._m2 = sigma * max(count - 1, 0)
-        return stats
 
     def __repr__(self) -> str:
         return f"StreamingStatistics(dim={self.dim}, count={self._count})"

@@ -1,68 +1,162 @@
-"""Declarative architecture tables and argument checks shared by G and D."""
+"""Declarative per-architecture tables for G and D, and the argument checks both share.
+
+Each architecture is data: channel multipliers of `conv_dim` per image size, which feature maps may
+take attention, and the default attention placement. `Generator` and `Discriminator` are one class
+each that build their block lists from these tables.
+"""
+
+import dataclasses
 
 import numpy as np
 from keras import ops
 
+from keras_sagan.errors import bad_value
+
 ARCHITECTURES = ("dcgan", "resnet")
 IMAGE_SIZES = (32, 64, 128)
 
-# Residual architecture, in the BigGAN/SNGAN style of the SAGAN paper. Channel
-# multipliers of `conv_dim`, one entry per block.
-RESNET_GENERATOR = {
-    32: {"in": (4, 4, 4), "out": (4, 4, 4)},
-    64: {"in": (16, 16, 8, 4), "out": (16, 8, 4, 2)},
-    128: {"in": (16, 16, 8, 4, 2), "out": (16, 8, 4, 2, 1)},
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorLayout:
+    """The generator of one architecture at one image size.
+
+    stem: channels of the 4x4 map made from `z`, in multiples of `conv_dim`.
+    blocks: output channels of each up-sampling block, in multiples of `conv_dim`.
+    attend_stem: whether attention may run on the stem's 4x4 map (the reference's dcgan allows it).
+    attention: the default attention resolutions, in the order their layers are created.
+    """
+
+    stem: int
+    blocks: tuple
+    attend_stem: bool
+    attention: tuple
+
+    def resolutions(self):
+        """Feature-map resolutions at which attention may run, in forward order."""
+        return ((4,) if self.attend_stem else ()) + tuple(8 * 2**i for i in range(len(self.blocks)))
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscriminatorLayout:
+    """The discriminator of one architecture at one image size.
+
+    blocks: output channels of each block, in multiples of `conv_dim`.
+    downsample: whether each block halves the resolution.
+    attention: the default attention resolutions, in the order their layers are created.
+    """
+
+    blocks: tuple
+    downsample: tuple
+    attention: tuple
+
+    def resolutions(self, image_size):
+        """The output resolution of each block, in forward order."""
+        sizes, size = [], image_size
+        for halves in self.downsample:
+            size //= 2 if halves else 1
+            sizes.append(size)
+        return tuple(sizes)
+
+
+# dcgan: the PyTorch reference's transposed-conv (G) and stride-2 conv (D) stages, generalised to
+# any size: G starts at conv_dim * image_size / 8 channels and halves them per stage, and a last
+# transposed conv makes the image; attention on the two largest maps (16 and 32 in G, 8 and 4 in
+# D at 64x64, as in the reference). resnet: the paper's residual BigGAN/SNGAN-style networks,
+# attention at image_size / 2.
+GENERATOR_LAYOUTS = {
+    "dcgan": {
+        32: GeneratorLayout(stem=4, blocks=(2, 1), attend_stem=True, attention=(8, 16)),
+        64: GeneratorLayout(stem=8, blocks=(4, 2, 1), attend_stem=True, attention=(16, 32)),
+        128: GeneratorLayout(stem=16, blocks=(8, 4, 2, 1), attend_stem=True, attention=(32, 64)),
+    },
+    "resnet": {
+        32: GeneratorLayout(stem=4, blocks=(4, 4, 4), attend_stem=False, attention=(16,)),
+        64: GeneratorLayout(stem=16, blocks=(16, 8, 4, 2), attend_stem=False, attention=(32,)),
+        128: GeneratorLayout(stem=16, blocks=(16, 8, 4, 2, 1), attend_stem=False, attention=(64,)),
+    },
 }
-RESNET_DISCRIMINATOR = {
-    32: {"out": (4, 4, 4, 4), "downsample": (True, True, False, False)},
-    64: {"out": (1, 2, 4, 8, 16), "downsample": (True, True, True, True, False)},
-    128: {"out": (1, 2, 4, 8, 16, 16), "downsample": (True, True, True, True, True, False)},
+DISCRIMINATOR_LAYOUTS = {
+    "dcgan": {
+        32: DiscriminatorLayout(blocks=(1, 2, 4), downsample=(True,) * 3, attention=(8, 4)),
+        64: DiscriminatorLayout(blocks=(1, 2, 4, 8), downsample=(True,) * 4, attention=(8, 4)),
+        128: DiscriminatorLayout(blocks=(1, 2, 4, 8, 16), downsample=(True,) * 5, attention=(8, 4)),
+    },
+    "resnet": {
+        32: DiscriminatorLayout(blocks=(4, 4, 4, 4), downsample=(True, True, False, False), attention=(16,)),
+        64: DiscriminatorLayout(blocks=(1, 2, 4, 8, 16), downsample=(True,) * 4 + (False,), attention=(32,)),
+        128: DiscriminatorLayout(blocks=(1, 2, 4, 8, 16, 16), downsample=(True,) * 5 + (False,), attention=(64,)),
+    },
 }
 
 
 def check_common(architecture, image_size, conv_dim, num_classes):
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture must be one of {ARCHITECTURES}; received {architecture!r}.")
+        raise ValueError(bad_value("architecture", architecture, f"one of {ARCHITECTURES}"))
     if image_size not in IMAGE_SIZES:
-        raise ValueError(f"image_size must be one of {IMAGE_SIZES}; received {image_size!r}.")
-    if not isinstance(conv_dim, int) or conv_dim < 1:
-        raise ValueError(f"conv_dim must be an int >= 1; received {conv_dim!r}.")
+        raise ValueError(bad_value("image_size", image_size, f"one of {IMAGE_SIZES}"))
+    if not isinstance(conv_dim, int) or isinstance(conv_dim, bool) or conv_dim < 1:
+        raise ValueError(bad_value("conv_dim", conv_dim, "an int >= 1"))
     if num_classes is not None:
         if architecture == "dcgan":
-            raise ValueError(
-                f"num_classes={num_classes!r} needs architecture='resnet'; the dcgan architecture is unconditional."
-            )
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be None or an int >= 1; received {num_classes!r}.")
+            expected = "None with architecture='dcgan' (it is unconditional; use architecture='resnet')"
+            raise ValueError(bad_value("num_classes", num_classes, expected))
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+            raise ValueError(bad_value("num_classes", num_classes, "None or an int >= 1"))
 
 
 def check_attention_resolutions(resolutions, available, model_name):
-    resolutions = tuple(int(r) for r in resolutions)
-    for resolution in resolutions:
-        if resolution not in available:
-            raise ValueError(
-                f"{model_name} has no feature map at resolution {resolution} for attention; "
-                f"available resolutions: {tuple(sorted(set(available)))}."
-            )
-    return resolutions
+    try:
+        checked = tuple(int(r) for r in resolutions)
+    except (TypeError, ValueError):
+        checked = None
+    if checked is None or any(r not in available for r in checked):
+        expected = f"resolutions of the {model_name}'s feature maps, from {tuple(sorted(set(available)))}"
+        raise ValueError(bad_value("attention_resolutions", resolutions, expected))
+    return checked
 
 
 def check_labels(labels, num_classes, model_name):
     """Validates class labels: required iff conditional, and in range."""
     if num_classes is None:
         if labels is not None:
-            raise ValueError(f"{model_name} is unconditional (num_classes=None) but received labels.")
+            raise ValueError(
+                f"`labels` must be None for the unconditional {model_name} (num_classes=None); "
+                f"received: labels.shape={tuple(labels.shape)}"
+            )
         return None
     if labels is None:
-        raise ValueError(f"{model_name} is conditional (num_classes={num_classes}) and needs labels.")
+        raise ValueError(
+            bad_value("labels", None, f"given: the {model_name} is conditional (num_classes={num_classes})")
+        )
     if len(labels.shape) != 1:
-        raise ValueError(f"labels must have shape (batch,); received shape {tuple(labels.shape)}.")
+        raise ValueError(f"`labels` must have shape (batch,); received: labels.shape={tuple(labels.shape)}")
     try:
         values = np.asarray(labels)
     except Exception:  # A symbolic tensor inside a traced function.
         values = None
     if values is not None and values.size and (values.min() < 0 or values.max() >= num_classes):
         raise ValueError(
-            f"labels must be in [0, {num_classes}); received values from {values.min()} to {values.max()}."
+            f"`labels` must be in [0, {num_classes}); received: labels from {values.min()} to {values.max()}"
         )
     return ops.cast(labels, "int32")
+
+
+def check_input_shape(name, shape, expected):
+    """`shape` (leading batch dimension free) must equal `expected`; one-line error naming both."""
+    shape = tuple(shape)
+    if len(shape) != len(expected) or any(e is not None and s != e for s, e in zip(shape, expected)):
+        shown = "(batch, " + ", ".join(str(e) for e in expected[1:]) + ")"
+        raise ValueError(f"`{name}` must have shape {shown}; received: {name}.shape={shape}")
+
+
+def track_checkpoint_names(model, named_layers):
+    """Names `named_layers` (`{name: layer}`) as `model`'s dependencies in `tf.train.Checkpoint`.
+
+    Keras keeps layers held in lists out of TensorFlow checkpoints (NOTES.md), and a checkpoint
+    finds an object by these names: they are the keys that runs wrote before the blocks moved
+    into lists (`generator/up0/...`, `generator/attention_16/...`), so those runs still resume.
+    """
+    track = getattr(model, "_track_trackable", None)  # TensorFlow backend only
+    if track is not None:
+        for name, layer in named_layers.items():
+            track(layer, name=name, overwrite=True)

@@ -1,4 +1,4 @@
-"""Residual up/down blocks of the paper's ("resnet") architecture."""
+"""The blocks of both architectures: dcgan stages (`keras.Sequential`) and residual up/down blocks."""
 
 import keras
 from keras import ops
@@ -8,6 +8,40 @@ from keras_sagan.layers import BatchNormalization, ConditionalBatchNormalization
 
 def sn_conv(filters, kernel_size):
     return SpectralNormalization(keras.layers.Conv2D(filters, kernel_size, padding="same"))
+
+
+def dcgan_up_stage(filters, kernel_size=4, strides=2, padding="same"):
+    """SN transposed conv + BatchNorm + ReLU: the reference generator's stage."""
+    return keras.Sequential(
+        [
+            SpectralNormalization(keras.layers.Conv2DTranspose(filters, kernel_size, strides, padding=padding)),
+            BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True),
+            keras.layers.ReLU(),
+        ]
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_sagan")
+def leaky_relu_0_1(x):
+    """LeakyReLU with slope 0.1, as `where(x > 0, x, 0.1 x)`.
+
+    Not `tf.nn.leaky_relu`: when its output feeds an attention block's matmul,
+    Grappler's remapper (TF 2.21 with oneDNN) fuses conv + BiasAdd + LeakyRelu
+    although LeakyReluGrad still needs the BiasAdd, fails, and logs "remapper
+    failed" for every traced train step. A `where` rather than `max(x, 0.1 x)`
+    keeps a boolean mask for the backward pass instead of a second float copy.
+    """
+    return ops.where(x > 0, x, 0.1 * x)
+
+
+def dcgan_down_stage(filters):
+    """SN 4x4 stride-2 conv + LeakyReLU(0.1): the reference discriminator's stage."""
+    return keras.Sequential(
+        [
+            SpectralNormalization(keras.layers.Conv2D(filters, 4, 2, padding="same")),
+            keras.layers.Activation(leaky_relu_0_1),
+        ]
+    )
 
 
 def _batch_norm(num_classes):

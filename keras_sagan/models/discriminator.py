@@ -1,38 +1,27 @@
-"""The SAGAN discriminator."""
-
-import math
+"""The SAGAN discriminator: one class, its block stack read from a per-architecture table."""
 
 import keras
 from keras import ops
 
 from keras_sagan.layers import SelfAttention, SpectralNormalization
 from keras_sagan.models.architectures import (
-    RESNET_DISCRIMINATOR,
+    DISCRIMINATOR_LAYOUTS,
     check_attention_resolutions,
     check_common,
+    check_input_shape,
     check_labels,
+    track_checkpoint_names,
 )
-from keras_sagan.models.blocks import DiscriminatorBlock
+from keras_sagan.models.blocks import DiscriminatorBlock, dcgan_down_stage, leaky_relu_0_1
 
-
-@keras.saving.register_keras_serializable(package="keras_sagan")
-def leaky_relu_0_1(x):
-    """LeakyReLU with slope 0.1, as `where(x > 0, x, 0.1 x)`.
-
-    Not `tf.nn.leaky_relu`: when its output feeds an attention block's matmul,
-    Grappler's remapper (TF 2.21 with oneDNN) fuses conv + BiasAdd + LeakyRelu
-    although LeakyReluGrad still needs the BiasAdd, fails, and logs "remapper
-    failed" for every traced train step. A `where` rather than `max(x, 0.1 x)`
-    keeps a boolean mask for the backward pass instead of a second float copy.
-    """
-    return ops.where(x > 0, x, 0.1 * x)
+__all__ = ["Discriminator", "leaky_relu_0_1"]
 
 
 @keras.saving.register_keras_serializable(package="keras_sagan")
 class Discriminator(keras.Model):
     """Scores images (and optionally labels) with one unbounded logit each.
 
-    Two architectures:
+    Two architectures, each a table in `architectures.DISCRIMINATOR_LAYOUTS`:
     - `"dcgan"`: the PyTorch reference's discriminator, generalised: SN 4x4
       stride-2 convs + LeakyReLU(0.1) doubling the channels from `conv_dim`
       down to a 4x4 map, then an unnormalised 4x4 conv to one logit. Default
@@ -80,49 +69,37 @@ class Discriminator(keras.Model):
     ):
         super().__init__(**kwargs)
         check_common(architecture, image_size, conv_dim, num_classes)
-        self._block_names = []
+        layout = DISCRIMINATOR_LAYOUTS[architecture][image_size]
+        available = layout.resolutions(image_size)
+        resolutions = layout.attention if attention_resolutions is None else attention_resolutions
+        self._attention = check_attention_resolutions(resolutions, available, "Discriminator")
+        # Attention at a resolution runs after the first block that outputs it: block index -> resolution.
+        self._attention_after = {}
+        for index, resolution in enumerate(available):
+            if resolution in self._attention and resolution not in self._attention_after.values():
+                self._attention_after[index] = resolution
+
+        # Layers are created in the order of main 3d4666c (blocks, head, attention): the weight
+        # order, which the optimizer's checkpointed slots follow.
         if architecture == "dcgan":
-            num_down = int(math.log2(image_size)) - 2  # image_size -> 4x4
-            available = [image_size // 2 ** (i + 1) for i in range(num_down)]
-            default = available[-2:]
-            for i in range(num_down):
-                name = f"down{i}"
-                stage = keras.Sequential(
-                    [
-                        SpectralNormalization(keras.layers.Conv2D(conv_dim * 2**i, 4, 2, padding="same")),
-                        keras.layers.Activation(leaky_relu_0_1),
-                    ]
-                )
-                setattr(self, name, stage)
-                self._block_names.append(name)
+            self.stages = [dcgan_down_stage(conv_dim * m) for m in layout.blocks]
             self.logit = keras.layers.Conv2D(1, 4, padding="valid")
         else:
-            table = RESNET_DISCRIMINATOR[image_size]
-            available, resolution = [], image_size
-            for i, (multiplier, downsample) in enumerate(zip(table["out"], table["downsample"])):
-                name = f"down{i}"
-                setattr(self, name, DiscriminatorBlock(conv_dim * multiplier, downsample, preactivation=i > 0))
-                self._block_names.append(name)
-                resolution //= 2 if downsample else 1
-                available.append(resolution)
-            default = [image_size // 2]
+            self.stages = [
+                DiscriminatorBlock(conv_dim * m, downsample, preactivation=i > 0)
+                for i, (m, downsample) in enumerate(zip(layout.blocks, layout.downsample))
+            ]
             self.logit = SpectralNormalization(keras.layers.Dense(1))
             if num_classes is not None:
                 self.projection = SpectralNormalization(
-                    keras.layers.Embedding(num_classes, conv_dim * table["out"][-1])
+                    keras.layers.Embedding(num_classes, conv_dim * layout.blocks[-1])
                 )
-        resolutions = default if attention_resolutions is None else attention_resolutions
-        self._attention = check_attention_resolutions(resolutions, available, "Discriminator")
-        self._attention_after = {}  # resolution -> first block that outputs it
-        for name, resolution in zip(self._block_names, available):
-            if resolution in self._attention and resolution not in self._attention_after.values():
-                self._attention_after[name] = resolution
         for resolution in self._attention:
-            setattr(
-                self,
-                f"attention_{resolution}",
-                SelfAttention(attention_variant, query_chunk_size=query_chunk_size, name=f"attention_{resolution}"),
-            )
+            # Attribute names, not a list: `.weights.h5` and `.keras` files address a layer by its
+            # attribute path (`attention_16/...`), so files saved before keep loading.
+            layer = SelfAttention(attention_variant, query_chunk_size=query_chunk_size, name=f"attention_{resolution}")
+            setattr(self, f"attention_{resolution}", layer)
+        track_checkpoint_names(self, self.named_blocks())
 
         self.image_size = image_size
         self.conv_dim = conv_dim
@@ -132,35 +109,48 @@ class Discriminator(keras.Model):
         self.num_classes = num_classes
         self.query_chunk_size = query_chunk_size
 
+    def named_blocks(self):
+        """`{name: layer}` of the blocks (`down0`, ...), the attention layers (`attention_8`, ...)
+        and the head: stable names, the checkpoint keys of every run."""
+        named = {f"down{i}": block for i, block in enumerate(self.stages)}
+        named.update({f"attention_{r}": self._attention_at(r) for r in self._attention})
+        named["logit"] = self.logit
+        if hasattr(self, "projection"):
+            named["projection"] = self.projection
+        return named
+
+    def _attention_at(self, resolution):
+        return getattr(self, f"attention_{resolution}")
+
     @property
     def attention_layers(self):
         """The `SelfAttention` layers, in forward order."""
-        return [getattr(self, f"attention_{r}") for r in self._attention_after.values()]
+        return [self._attention_at(r) for r in self._attention_after.values()]
 
     def build(self, input_shape=None):
+        if input_shape is not None:
+            check_input_shape("images", input_shape, (None, self.image_size, self.image_size, 3))
         labels = None if self.num_classes is None else ops.zeros((1,), "int32")
         self.call(ops.zeros((1, self.image_size, self.image_size, 3)), labels, training=False)
         self.built = True
 
     def call(self, images, labels=None, training=None, return_attention=False):
-        expected = (self.image_size, self.image_size, 3)
-        if len(images.shape) != 4 or tuple(images.shape[1:]) != expected:
-            raise ValueError(f"images must have shape (batch, *{expected}); received shape {tuple(images.shape)}.")
+        check_input_shape("images", images.shape, (None, self.image_size, self.image_size, 3))
         labels = check_labels(labels, self.num_classes, "Discriminator")
         x = ops.cast(images, self.compute_dtype)
         maps = []
-        for name in self._block_names:
-            x = getattr(self, name)(x, training=training)
-            if name in self._attention_after:
-                layer = getattr(self, f"attention_{self._attention_after[name]}")
+        for index, block in enumerate(self.stages):
+            x = block(x, training=training)
+            if index in self._attention_after:
+                layer = self._attention_at(self._attention_after[index])
                 if return_attention:
                     x, attention = layer(x, training=training, return_attention=True)
                     maps.append(attention)
                 else:
                     x = layer(x, training=training)
-        if self.architecture == "dcgan":
+        if self.architecture == "dcgan":  # a valid 4x4 conv of the 4x4 map
             logits = ops.reshape(self.logit(x), (-1,))
-        else:
+        else:  # global sum pooling, SN dense, and the projection term when conditional
             features = ops.sum(ops.relu(x), axis=(1, 2))
             logits = ops.reshape(self.logit(features, training=training), (-1,))
             if self.num_classes is not None:

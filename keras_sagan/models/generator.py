@@ -1,35 +1,26 @@
-"""The SAGAN generator."""
-
-import math
+"""The SAGAN generator: one class, its block stack read from a per-architecture table."""
 
 import keras
 from keras import ops
 
+from keras_sagan.errors import bad_value
 from keras_sagan.layers import BatchNormalization, SelfAttention, SpectralNormalization
 from keras_sagan.models.architectures import (
-    RESNET_GENERATOR,
+    GENERATOR_LAYOUTS,
     check_attention_resolutions,
     check_common,
+    check_input_shape,
     check_labels,
+    track_checkpoint_names,
 )
-from keras_sagan.models.blocks import GeneratorBlock, sn_conv
-
-
-def _dcgan_stage(filters, kernel_size, strides, padding):
-    return keras.Sequential(
-        [
-            SpectralNormalization(keras.layers.Conv2DTranspose(filters, kernel_size, strides, padding=padding)),
-            BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True),
-            keras.layers.ReLU(),
-        ]
-    )
+from keras_sagan.models.blocks import GeneratorBlock, dcgan_up_stage, sn_conv
 
 
 @keras.saving.register_keras_serializable(package="keras_sagan")
 class Generator(keras.Model):
     """Maps noise `z` (and optionally class labels) to images in [-1, 1].
 
-    Two architectures:
+    Two architectures, each a table in `architectures.GENERATOR_LAYOUTS`:
     - `"dcgan"`: the PyTorch reference's generator, generalised to any
       `image_size` and `conv_dim`: an SN 4x4 transposed conv from `z` to a
       4x4 map of `conv_dim * image_size / 8` channels, then SN transposed-conv
@@ -86,41 +77,29 @@ class Generator(keras.Model):
     ):
         super().__init__(**kwargs)
         check_common(architecture, image_size, conv_dim, num_classes)
-        if not isinstance(z_dim, int) or z_dim < 1:
-            raise ValueError(f"z_dim must be an int >= 1; received {z_dim!r}.")
-        num_up = int(math.log2(image_size)) - 2  # 4x4 -> image_size
+        if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
+            raise ValueError(bad_value("z_dim", z_dim, "an int >= 1"))
+        self._layout = layout = GENERATOR_LAYOUTS[architecture][image_size]
+        resolutions = layout.attention if attention_resolutions is None else attention_resolutions
+        self._attention = check_attention_resolutions(resolutions, layout.resolutions(), "Generator")
+
+        # Layers are created in the order of main 3d4666c (stem, blocks, head, attention): the
+        # weight order, which the optimizer's checkpointed slots follow.
         if architecture == "dcgan":
-            available = [4 * 2**i for i in range(num_up)]  # intermediate maps only
-            default = available[-2:]
-            filters = conv_dim * image_size // 8
-            self.initial = _dcgan_stage(filters, 4, 1, "valid")
-            self._block_names = []
-            for i in range(num_up - 1):
-                filters //= 2
-                name = f"up{i}"
-                setattr(self, name, _dcgan_stage(filters, 4, 2, "same"))
-                self._block_names.append(name)
+            self.initial = dcgan_up_stage(conv_dim * layout.stem, strides=1, padding="valid")
+            self.stages = [dcgan_up_stage(conv_dim * m) for m in layout.blocks]
             self.to_rgb = keras.layers.Conv2DTranspose(3, 4, 2, padding="same")
         else:
-            table = RESNET_GENERATOR[image_size]
-            available = [8 * 2**i for i in range(num_up)]
-            default = [image_size // 2]
-            self.initial = SpectralNormalization(keras.layers.Dense(16 * conv_dim * table["in"][0]))
-            self._block_names = []
-            for i, multiplier in enumerate(table["out"]):
-                name = f"up{i}"
-                setattr(self, name, GeneratorBlock(conv_dim * multiplier, num_classes))
-                self._block_names.append(name)
+            self.initial = SpectralNormalization(keras.layers.Dense(16 * conv_dim * layout.stem))
+            self.stages = [GeneratorBlock(conv_dim * m, num_classes) for m in layout.blocks]
             self.output_norm = BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True)
             self.to_rgb = sn_conv(3, 3)
-        resolutions = default if attention_resolutions is None else attention_resolutions
-        self._attention = check_attention_resolutions(resolutions, available, "Generator")
         for resolution in self._attention:
-            setattr(
-                self,
-                f"attention_{resolution}",
-                SelfAttention(attention_variant, query_chunk_size=query_chunk_size, name=f"attention_{resolution}"),
-            )
+            # Attribute names, not a list: `.weights.h5` and `.keras` files address a layer by its
+            # attribute path (`attention_16/...`), so files saved before keep loading.
+            layer = SelfAttention(attention_variant, query_chunk_size=query_chunk_size, name=f"attention_{resolution}")
+            setattr(self, f"attention_{resolution}", layer)
+        track_checkpoint_names(self, self.named_blocks())
 
         self.image_size = image_size
         self.z_dim = z_dim
@@ -131,21 +110,35 @@ class Generator(keras.Model):
         self.num_classes = num_classes
         self.query_chunk_size = query_chunk_size
 
+    def named_blocks(self):
+        """`{name: layer}` of the stem, the blocks (`up0`, ...), the attention layers (`attention_16`,
+        ...) and the head: stable names, the checkpoint keys of every run."""
+        named = {"initial": self.initial, **{f"up{i}": block for i, block in enumerate(self.stages)}}
+        named.update({f"attention_{r}": self._attention_at(r) for r in self._attention})
+        if hasattr(self, "output_norm"):
+            named["output_norm"] = self.output_norm
+        named["to_rgb"] = self.to_rgb
+        return named
+
     @property
     def attention_layers(self):
         """The `SelfAttention` layers, in forward order."""
-        return [getattr(self, f"attention_{r}") for r in self._attention]
+        return [self._attention_at(r) for r in sorted(self._attention)]  # resolutions grow in G
+
+    def _attention_at(self, resolution):
+        return getattr(self, f"attention_{resolution}") if resolution in self._attention else None
 
     def build(self, input_shape=None):
+        if input_shape is not None:
+            check_input_shape("z", input_shape, (None, self.z_dim))
         labels = None if self.num_classes is None else ops.zeros((1,), "int32")
         self.call(ops.zeros((1, self.z_dim)), labels, training=False)
         self.built = True
 
     def _maybe_attend(self, x, training, return_attention, maps):
-        resolution = x.shape[1]
-        if resolution not in self._attention:
+        layer = self._attention_at(x.shape[1])
+        if layer is None:
             return x
-        layer = getattr(self, f"attention_{resolution}")
         if return_attention:
             x, attention = layer(x, training=training, return_attention=True)
             maps.append(attention)
@@ -153,25 +146,23 @@ class Generator(keras.Model):
         return layer(x, training=training)
 
     def call(self, z, labels=None, training=None, return_attention=False):
-        if len(z.shape) != 2 or z.shape[-1] != self.z_dim:
-            raise ValueError(f"z must have shape (batch, {self.z_dim}); received shape {tuple(z.shape)}.")
+        check_input_shape("z", z.shape, (None, self.z_dim))
         labels = check_labels(labels, self.num_classes, "Generator")
         maps = []
-        if self.architecture == "dcgan":
-            x = self.initial(ops.reshape(z, (-1, 1, 1, self.z_dim)), training=training)
-            x = self._maybe_attend(x, training, return_attention, maps)
-            for name in self._block_names:
-                x = getattr(self, name)(x, training=training)
-                x = self._maybe_attend(x, training, return_attention, maps)
+
+        def attend(x):
+            return self._maybe_attend(x, training, return_attention, maps)
+
+        if self.architecture == "dcgan":  # 1x1 noise -> 4x4 by a valid transposed conv
+            x = attend(self.initial(ops.reshape(z, (-1, 1, 1, self.z_dim)), training=training))
+            for block in self.stages:
+                x = attend(block(x, training=training))
             x = self.to_rgb(x)
-        else:
-            x = self.initial(z, training=training)
-            x = ops.reshape(x, (-1, 4, 4, x.shape[-1] // 16))
-            for name in self._block_names:
-                x = getattr(self, name)(x, labels, training=training)
-                x = self._maybe_attend(x, training, return_attention, maps)
-            x = ops.relu(self.output_norm(x, training=training))
-            x = self.to_rgb(x, training=training)
+        else:  # dense -> 4x4, residual blocks that take the labels, BN-ReLU-conv head
+            x = ops.reshape(self.initial(z, training=training), (-1, 4, 4, self.conv_dim * self._layout.stem))
+            for block in self.stages:
+                x = attend(block(x, labels, training=training))
+            x = self.to_rgb(ops.relu(self.output_norm(x, training=training)), training=training)
         images = ops.tanh(ops.cast(x, "float32"))
         if return_attention:
             return images, maps

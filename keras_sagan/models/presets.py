@@ -2,6 +2,7 @@
 
 import copy
 
+from keras_sagan.errors import bad_value
 from keras_sagan.models.discriminator import Discriminator
 from keras_sagan.models.generator import Generator
 
@@ -40,8 +41,6 @@ PRESETS = {
     },
 }
 
-_GENERATOR_ONLY = ("z_dim",)
-
 
 def list_presets():
     """Returns `{name: description}` for every preset."""
@@ -51,7 +50,7 @@ def list_presets():
 def preset_config(preset, network, **overrides):
     """Returns the constructor arguments of `network` ("generator" or "discriminator")."""
     if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; available presets: {sorted(PRESETS)}.")
+        raise ValueError(bad_value("preset", preset, f"one of {sorted(PRESETS)}"))
     config = copy.deepcopy(PRESETS[preset]["common"])
     config.update(PRESETS[preset][network])
     config.update(overrides)
@@ -78,8 +77,16 @@ def build_generator(preset="celeba64", **overrides):
 
 
 def build_discriminator(preset="celeba64", **overrides):
-    """Builds a `Discriminator` from a preset (see `build_generator`)."""
-    overrides = {k: v for k, v in overrides.items() if k not in _GENERATOR_ONLY}
+    """Builds a `Discriminator` from a preset (see `build_generator`).
+
+    `z_dim` is a generator argument: passing it here is an error (`build_sagan` routes it).
+    """
+    if "z_dim" in overrides:
+        raise ValueError(
+            bad_value(
+                "z_dim", overrides["z_dim"], "left out: the discriminator has no noise input (a generator argument)"
+            )
+        )
     discriminator = Discriminator(**preset_config(preset, "discriminator", **overrides))
     discriminator.build()
     return discriminator

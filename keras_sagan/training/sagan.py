@@ -1,23 +1,34 @@
-"""The SAGAN keras.Model: adversarial training with a custom train_step."""
+"""The SAGAN keras.Model: adversarial training with a custom train_step.
+
+It owns the paper's TTUR optimizer defaults (`TTUR`), the training step, and the answer to
+"which generator samples": `sampling_generator()` (the EMA generator when there is one).
+"""
+
+import types
 
 import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_sagan.errors import bad_value
+from keras_sagan.models import build_discriminator, build_generator
 from keras_sagan.training.losses import LOSSES, gradient_penalty
+
+TTUR = types.MappingProxyType({"g_lr": 1e-4, "d_lr": 4e-4, "beta1": 0.0, "beta2": 0.9})
+"""The paper's two time-scale update rule: Adam learning rates of G and D, and Adam's betas.
+
+The paper states beta_2 = 0.9; Google's released code runs 0.999.
+"""
 
 
 def default_g_optimizer():
-    """Adam(1e-4, beta_1=0, beta_2=0.9): the paper's TTUR generator optimizer."""
-    return keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
+    """Adam(1e-4, beta_1=0, beta_2=0.9): the paper's TTUR generator optimizer (`TTUR`)."""
+    return keras.optimizers.Adam(TTUR["g_lr"], beta_1=TTUR["beta1"], beta_2=TTUR["beta2"])
 
 
 def default_d_optimizer():
-    """Adam(4e-4, beta_1=0, beta_2=0.9): the paper's TTUR discriminator optimizer.
-
-    The paper states beta_2 = 0.9; Google's released code runs 0.999.
-    """
-    return keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9)
+    """Adam(4e-4, beta_1=0, beta_2=0.9): the paper's TTUR discriminator optimizer (`TTUR`)."""
+    return keras.optimizers.Adam(TTUR["d_lr"], beta_1=TTUR["beta1"], beta_2=TTUR["beta2"])
 
 
 def resolve_jit_compile(jit_compile):
@@ -29,7 +40,7 @@ def resolve_jit_compile(jit_compile):
     if jit_compile == "auto":
         return bool(tf.config.list_logical_devices("GPU"))
     if not isinstance(jit_compile, bool):
-        raise ValueError(f'jit_compile must be True, False or "auto"; received {jit_compile!r}.')
+        raise ValueError(bad_value("jit_compile", jit_compile, 'True, False or "auto"'))
     return jit_compile
 
 
@@ -90,20 +101,17 @@ class SAGAN(keras.Model):
 
     def __init__(self, generator, discriminator, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if generator.image_size != discriminator.image_size:
-            raise ValueError(
-                f"generator image_size {generator.image_size} != discriminator image_size {discriminator.image_size}."
-            )
-        if generator.num_classes != discriminator.num_classes:
-            raise ValueError(
-                f"generator num_classes {generator.num_classes} != discriminator num_classes "
-                f"{discriminator.num_classes}."
-            )
+        for name in ("image_size", "num_classes"):
+            expected = getattr(generator, name)
+            if getattr(discriminator, name) != expected:
+                received = getattr(discriminator, name)
+                raise ValueError(bad_value(f"discriminator.{name}", received, f"the generator's {name} ({expected})"))
         self.generator = generator
         self.discriminator = discriminator
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.ema_generator = None
+        self.g_optimizer = self.d_optimizer = None  # set by compile()
         # Variables must exist before fit() traces the step (and, under a
         # strategy, inside its scope): build both networks now.
         if not generator.built:
@@ -150,23 +158,23 @@ class SAGAN(keras.Model):
                 Defaults to `10.0` there.
             jit_compile: bool or `"auto"`. XLA-compile the train step; `"auto"`
                 is on with a GPU, off on CPU. Under a multi-replica strategy
-                Keras' whole-step XLA cannot run the cross-replica gradient
-                all-reduce inside the compiled cluster, so XLA is applied per
-                replica to the discriminator's gradient computation, which
-                has no cross-replica communication; the generator step runs
-                without XLA there because its synchronised BatchNorm
-                all-reduces batch statistics.
+                Keras' whole-step XLA cannot hold the gradient all-reduce, so
+                only D's gradient computation (no cross-replica communication)
+                is compiled, per replica; G's synchronised BatchNorm keeps its
+                step out of XLA.
         """
         if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}; received {loss!r}.")
-        if not isinstance(d_steps, int) or d_steps < 1:
-            raise ValueError(f"d_steps must be an int >= 1; received {d_steps!r}.")
+            raise ValueError(bad_value("loss", loss, f"one of {sorted(LOSSES)}"))
+        if not isinstance(d_steps, int) or isinstance(d_steps, bool) or d_steps < 1:
+            raise ValueError(bad_value("d_steps", d_steps, "an int >= 1"))
         if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be None or in [0, 1); received {ema_decay!r}.")
+            raise ValueError(bad_value("ema_decay", ema_decay, "None or in [0, 1)"))
         if gp_weight is not None and loss != "wgan-gp":
-            raise ValueError(f'gp_weight only applies to loss="wgan-gp"; received loss={loss!r}.')
+            raise ValueError(
+                bad_value("gp_weight", gp_weight, f'None with loss={loss!r} (it is the "wgan-gp" penalty)')
+            )
         if gp_weight is not None and gp_weight < 0:
-            raise ValueError(f"gp_weight must be >= 0; received {gp_weight!r}.")
+            raise ValueError(bad_value("gp_weight", gp_weight, ">= 0"))
         jit = resolve_jit_compile(jit_compile)
         strategy = tf.distribute.get_strategy()
         per_replica_xla = jit and strategy.num_replicas_in_sync > 1
@@ -188,7 +196,6 @@ class SAGAN(keras.Model):
         self.d_steps = d_steps
         self.ema_decay = ema_decay
         self.gp_weight = (10.0 if loss == "wgan-gp" else 0.0) if gp_weight is None else float(gp_weight)
-        self.jit_compile_setting = jit_compile
         # Optimizers are built here, inside the caller's strategy scope.
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
@@ -217,9 +224,8 @@ class SAGAN(keras.Model):
         return
 
     def call(self, z, labels=None, training=False):
-        if self.num_classes is None:
-            return self.generator(z, training=training)
-        return self.generator(z, labels, training=training)
+        # Keras needs a `call` for `__call__`; generation has one path, `_generate`.
+        return self._generate(z, labels, training=training)
 
     # -- sampling ---------------------------------------------------------
 
@@ -288,10 +294,9 @@ class SAGAN(keras.Model):
     def train_step(self, data):
         real, real_labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         if (real_labels is None) != (self.num_classes is None):
-            raise ValueError(
-                f"A model with num_classes={self.num_classes} needs a dataset of "
-                + ("(images, labels) pairs." if self.num_classes else "images only, without labels.")
-            )
+            expected = "(images, labels) pairs" if self.num_classes else "images only, without labels"
+            received = "images without labels" if real_labels is None else "(images, labels) pairs"
+            raise ValueError(f"`data` must be {expected} for num_classes={self.num_classes}; received: data={received}")
         real = ops.cast(real, "float32")
         local_batch = real.shape[0] if real.shape[0] is not None else ops.shape(real)[0]
         global_batch = ops.cast(local_batch * self._num_replicas(), "float32")
@@ -345,8 +350,16 @@ class SAGAN(keras.Model):
         return gammas
 
     def sampling_generator(self):
-        """The EMA generator when there is one, else the generator."""
+        """The generator to sample from: the EMA generator when there is one, else the generator.
+
+        The package's one owner of that choice (sample grids, evaluation and export use it).
+        """
         return self.ema_generator if self.ema_generator is not None else self.generator
+
+    @property
+    def step(self):
+        """int. Generator updates so far (`g_optimizer.iterations`); 0 before `compile()`."""
+        return 0 if self.g_optimizer is None else int(self.g_optimizer.iterations)
 
     def get_config(self):
         config = super().get_config()
@@ -365,3 +378,23 @@ class SAGAN(keras.Model):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         return cls(**config)
+
+
+def build_sagan(preset="celeba64", seed=None, **overrides):
+    """Builds a `SAGAN` (generator + discriminator) from a preset.
+
+    Args:
+        preset: str. A name from `list_presets()`.
+        seed: int or None. Seeds the noise drawn during training.
+        **overrides: constructor arguments for both networks (`z_dim` goes to
+            the generator only).
+
+    Example:
+
+    >>> gan = keras_sagan.build_sagan("celeba64", seed=0)
+    >>> gan.compile(loss="hinge", ema_decay=0.999)
+    """
+    generator = build_generator(preset, **overrides)
+    overrides.pop("z_dim", None)  # the discriminator has no noise input
+    discriminator = build_discriminator(preset, **overrides)
+    return SAGAN(generator, discriminator, seed=seed)

@@ -7,22 +7,28 @@ import pytest
 import tensorflow as tf
 from metrics_testing import TinyGenerator, sample_images, tiny_extractor
 
-from keras_sagan.metrics import EvaluationCallback, compute_dataset_statistics
+from keras_sagan.metrics import EvaluationCallback, StatisticsFile, compute_dataset_statistics
 
 
 class FakeGAN(keras.Model):
-    """Just enough of the SAGAN model for the callback: generators and a G optimizer."""
+    """Just enough of SAGAN's public interface for the callback: `step` and `sampling_generator()`."""
 
-    def __init__(self, with_g_optimizer=False, with_ema=False):
+    def __init__(self, with_ema=False):
         super().__init__()
         self.generator = TinyGenerator(z_dim=8)
-        self.ema_generator = TinyGenerator(z_dim=8, seed=3) if with_ema else None
-        self.g_optimizer = keras.optimizers.Adam() if with_g_optimizer else None
+        self.ema = TinyGenerator(z_dim=8, seed=3) if with_ema else None
+        self.iterations = self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False, name="step")
         self.bias = self.add_weight(shape=(), initializer="zeros", name="bias")
 
+    @property
+    def step(self):
+        return self.iterations
+
+    def sampling_generator(self):
+        return self.ema if self.ema is not None else self.generator
+
     def train_step(self, data):
-        if self.g_optimizer is not None:
-            self.g_optimizer.iterations.assign_add(1)
+        self.iterations.assign_add(1)
         return {"loss": self.bias + 1.0}
 
 
@@ -75,21 +81,29 @@ def test_fit_evaluates_every_n_steps_and_writes_tensorboard(real, tmp_path):
     fid = callback.history[-1][1]["fid"]
     assert math.isfinite(fid) and events["eval/fid"][-1][1] == pytest.approx(fid, rel=1e-5)
     assert history.history["eval/fid"] == [pytest.approx(fid, rel=1e-6)]
-    # A second fit keeps counting batches: steps 6 and 8.
+    # A second fit continues from the model's step: steps 6 and 8.
     gan.fit(_batches(4), epochs=1, verbose=0, shuffle=False, callbacks=[callback])
     assert [step for step, _ in callback.history] == [2, 4, 6, 8]
 
 
-def test_resume_counts_from_g_optimizer_and_prefers_ema(real):
+def test_resume_counts_from_the_model_step_and_samples_its_sampling_generator(real):
     extractor, stats, _ = real
-    gan = FakeGAN(with_g_optimizer=True, with_ema=True)
-    gan.g_optimizer.iterations.assign(3)  # As if restored from a checkpoint at step 3.
+    gan = FakeGAN(with_ema=True)
+    gan.iterations.assign(3)  # As if restored from a checkpoint at step 3.
     callback = EvaluationCallback(stats, extractor, every_n_steps=2, num_samples=16, batch_size=16)
     gan.compile()
     gan.fit(_batches(4), epochs=1, verbose=0, shuffle=False, callbacks=[callback])  # Steps 4, 5, 6, 7.
     assert [step for step, _ in callback.history] == [4, 6]
     assert math.isnan(callback.history[0][1]["kid_mean"])  # No real features given.
-    assert gan.ema_generator.traces > 0 and gan.generator.traces == 0
+    assert gan.ema.traces > 0 and gan.generator.traces == 0
+
+
+def test_a_model_without_step_or_sampling_generator_is_refused(real):
+    extractor, stats, _ = real
+    callback = EvaluationCallback(stats, extractor, every_n_steps=1)
+    plain = keras.Sequential([keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="`model` must be a model with `step` and `sampling_generator"):
+        callback.set_model(plain)
 
 
 def test_batch_logs_receive_results(real):
@@ -97,6 +111,7 @@ def test_batch_logs_receive_results(real):
     gan = FakeGAN()
     callback = EvaluationCallback(stats, extractor, every_n_steps=1, num_samples=8, batch_size=8)
     callback.set_model(gan)
+    gan.iterations.assign(1)
     logs = {}
     callback.on_train_batch_end(0, logs)
     assert set(logs) == {"eval/fid", "eval/is"}
@@ -114,6 +129,13 @@ def test_constructor_validates(real, tmp_path):
     with pytest.raises(ValueError, match="real_statistics"):
         EvaluationCallback(object(), extractor, every_n_steps=5)
     path = tmp_path / "real.npz"
-    stats.save(path)
+    StatisticsFile.from_streaming(stats).save(path)
     from_file = EvaluationCallback(str(path), extractor, every_n_steps=5)
     np.testing.assert_allclose(from_file._real_mu_sigma[0], stats.mean)
+
+
+def test_a_statistics_file_brings_its_features_for_kid(real):
+    extractor, stats, feats = real
+    callback = EvaluationCallback(StatisticsFile.from_streaming(stats, feats), extractor, every_n_steps=1)
+    np.testing.assert_array_equal(callback.real_features_for_kid, feats)
+    np.testing.assert_array_equal(callback._real_mu_sigma[1], stats.covariance)

@@ -13,7 +13,7 @@ from PIL import Image
 from run_fixtures import ema_sagan, write_run
 
 import keras_sagan
-from keras_sagan import cli, export
+from keras_sagan import cli, export, loading, serving
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -48,7 +48,7 @@ def _z():
 
 def test_export_from_checkpoint_uses_ema(run, saved, capsys):
     _, gan = run
-    assert export.list_versions(saved) == [1]
+    assert serving.list_versions(saved) == [1]
     images = tf.saved_model.load(os.path.join(saved, "1")).signatures["serving_default"](z=tf.constant(_z()))
     np.testing.assert_allclose(images["images"].numpy(), np.asarray(gan.ema_generator(_z(), training=False)), atol=1e-5)
     assert not np.allclose(images["images"].numpy(), np.asarray(gan.generator(_z(), training=False)), atol=1e-3)
@@ -68,8 +68,8 @@ def test_export_without_ema_uses_generator(tmp_path):
     gan = keras_sagan.build_sagan("celeba64", image_size=32, conv_dim=8, seed=1)
     gan.compile()
     write_run(str(tmp_path / "run"), gan)
-    generator, used_ema = export.load_generator_from_checkpoint(str(tmp_path / "run"))
-    assert not used_ema
+    generator, _, key = loading.load_run_generator(str(tmp_path / "run"))
+    assert key == "generator"
     np.testing.assert_allclose(
         np.asarray(generator(_z(), training=False)), np.asarray(gan.generator(_z(), training=False)), atol=1e-6
     )
@@ -100,7 +100,7 @@ def test_sample_labels_on_unconditional_model(saved, tmp_path, capsys):
 
 def test_sample_num_above_cap(saved, tmp_path, capsys):
     err = _error(capsys, ["sample", "--model", saved, "--num", "5000", "--out", str(tmp_path / "x.png")])
-    assert str(export.MAX_IMAGES) in err
+    assert str(serving.MAX_IMAGES) in err
 
 
 def test_info_saved_model(saved, capsys):
@@ -122,17 +122,17 @@ def test_info_checkpoint(run, capsys):
 
 
 def test_bad_model_paths(saved, tmp_path, capsys):
-    assert "No such model path" in _error(capsys, ["info", "--model", str(tmp_path / "missing")])
+    assert "no such model path" in _error(capsys, ["info", "--model", str(tmp_path / "missing")])
     os.makedirs(tmp_path / "empty")
     assert "neither a SavedModel" in _error(capsys, ["sample", "--model", str(tmp_path / "empty"), "--out", "x.png"])
     os.makedirs(tmp_path / "corrupt" / "1")
     with open(tmp_path / "corrupt" / "1" / "saved_model.pb", "wb") as f:
         f.write(b"\x00garbage")
-    assert "Corrupt SavedModel" in _error(capsys, ["info", "--model", str(tmp_path / "corrupt")])
-    assert "Corrupt SavedModel" in _error(capsys, ["sample", "--model", str(tmp_path / "corrupt"), "--out", "x.png"])
+    assert "corrupt SavedModel" in _error(capsys, ["info", "--model", str(tmp_path / "corrupt")])
+    assert "corrupt SavedModel" in _error(capsys, ["sample", "--model", str(tmp_path / "corrupt"), "--out", "x.png"])
     shutil.copytree(os.path.join(saved, "1"), tmp_path / "novars" / "1")
     shutil.rmtree(tmp_path / "novars" / "1" / "variables")
-    assert "Cannot load SavedModel" in _error(
+    assert "cannot load SavedModel" in _error(
         capsys, ["sample", "--model", str(tmp_path / "novars"), "--out", str(tmp_path / "x.png")]
     )
     assert not os.path.exists(tmp_path / "x.png")
@@ -150,7 +150,7 @@ def test_bad_checkpoints(run, tmp_path, capsys):
             json.dump({"generator": run[1].generator.get_config() | change}, f)
         err = _error(capsys, ["export", "--checkpoint", str(tmp_path / "mismatch"), "--out", str(tmp_path / "out")])
         assert "does not match the generator described by config.json" in err
-    assert export.list_versions(tmp_path / "out") == []
+    assert serving.list_versions(tmp_path / "out") == []
 
 
 def test_module_entry_point(saved, tmp_path):
@@ -173,7 +173,7 @@ def test_module_entry_point(saved, tmp_path):
     assert "Traceback" not in bad.stderr
     # TensorFlow's own import-time log lines aside, the error is one line.
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: No such model path: {tmp_path / 'nope'}"]
+    assert errors == [f"error: no such model path: {tmp_path / 'nope'}"]
 
 
 def test_sample_conditional_labels(tmp_path, capsys):

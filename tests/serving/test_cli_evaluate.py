@@ -4,6 +4,7 @@ Most cases build a 16-d stand-in for InceptionV3 (same layer names) so they run 
 subprocess runs the real network with random weights.
 """
 
+import hashlib
 import io
 import json
 import os
@@ -20,7 +21,7 @@ from run_fixtures import ema_sagan, write_run
 
 import keras_sagan
 from keras_sagan import cli, export
-from keras_sagan.metrics import InceptionFeatureExtractor
+from keras_sagan.metrics import InceptionFeatureExtractor, StatisticsFile
 from keras_sagan.metrics import inception as inception_module
 
 METRICS = ("fid", "is_mean", "is_std", "kid_mean", "kid_std")
@@ -127,10 +128,13 @@ def test_stats_out_then_stats_in(baseline, tmp_path, capsys):
     path = str(tmp_path / "stats" / "real")  # No .npz suffix: written as given.
     results, err = _evaluate(capsys, *argv, "--stats_out", path)
     assert results == first and f"real statistics saved to {path}" in err
-    with np.load(path) as data:
-        assert int(data["count"]) == 20 and data["features"].shape == (20, TINY_FEATURES)
-        assert int(data["image_size"]) == 32 and str(data["data"]) == "demo"
-        mu, sigma = data["mu"], data["sigma"]
+    saved = StatisticsFile.load(path)
+    assert saved.count == 20 and saved.features.shape == (20, TINY_FEATURES)
+    assert saved.provenance["image_size"] == 32 and saved.provenance["data"] == {"dataset": "demo"}
+    assert saved.provenance["num_samples"] == 20 and saved.provenance["seed"] == 0
+    with open(argv[-1], "rb") as f:  # The --inception_weights file.
+        assert saved.provenance["extractor"]["weights_sha256"] == hashlib.sha256(f.read()).hexdigest()
+    mu, sigma = saved.mu, saved.sigma
 
     args = ["--model", argv[1], *argv[4:]]  # No --data.
     reused, err = _evaluate(capsys, *args, "--stats_in", path)
@@ -141,13 +145,19 @@ def test_stats_out_then_stats_in(baseline, tmp_path, capsys):
     np.savez(other, mu=mu, sigma=sigma, image_size=64)
     partial, err = _evaluate(capsys, *args, "--stats_in", other)
     assert partial["fid"] == first["fid"] and partial["kid_mean"] is None and partial["num_real_samples"] is None
-    assert "holds no `features`: KID is null" in err and "computed from 64x64 images" in err
+    assert "holds no `features`, so KID is not computed" in err and "computed from 64x64 images" in err
+    assert "does not record the network" in err
 
     np.savez(other, mu=np.zeros(2048), sigma=np.eye(2048))
     assert "the Inception features are 16-d" in _error(capsys, *args, "--stats_in", other)
     assert "does not apply with --stats_in" in _error(capsys, *args, "--stats_in", path, "--stats_out", other)
     missing = str(tmp_path / "no.npz")
-    assert f"No such --stats_in file: {missing}" in _error(capsys, *args, "--stats_in", missing)
+    assert f"--stats_in={missing!r}: cannot read real statistics: no such file" in _error(
+        capsys, *args, "--stats_in", missing
+    )
+    assert "`--image_folder` applies only with --data" in _error(
+        capsys, *args, "--stats_in", path, "--image_folder", str(tmp_path)
+    )
     with pytest.raises(SystemExit) as info:  # argparse: --data and --stats_in are exclusive.
         cli.main(["evaluate", *args, "--stats_in", path, "--data", "demo"])
     assert info.value.code == 2
@@ -175,11 +185,17 @@ def test_image_folder_and_data_dir(baseline, tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--data", "demo", "--image_folder", "x"], "--image_folder applies to --data folder; received --data demo"),
-        (["--data", "folder"], "--data folder needs --image_folder"),
-        (["--data", "demo", "--data_dir", "x"], "--data_dir applies to --data celeba; received --data demo"),
-        (["--data", "demo", "--num_samples", "1"], "--num_samples must be >= 2; received 1"),
-        (["--data", "demo", "--batch_size", "0"], "--batch_size must be >= 1; received 0"),
+        (
+            ["--data", "demo", "--image_folder", "x"],
+            "`--image_folder` applies only to --data='folder'; received: --data='demo', --image_folder='x'",
+        ),
+        (["--data", "folder"], "`--image_folder` must be a folder of images when --data='folder'"),
+        (
+            ["--data", "demo", "--data_dir", "x"],
+            "`--data_dir` applies only to --data='celeba'; received: --data='demo', --data_dir='x'",
+        ),
+        (["--data", "demo", "--num_samples", "1"], "`--num_samples` must be an int >= 2; received: --num_samples=1"),
+        (["--data", "demo", "--batch_size", "0"], "`--batch_size` must be an int >= 1; received: --batch_size=0"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(models, args, message, capsys):
@@ -188,20 +204,21 @@ def test_bad_arguments_are_one_line_errors(models, args, message, capsys):
 
 def test_missing_model_is_a_one_line_error(tmp_path, capsys):
     missing = str(tmp_path / "nope")
-    assert f"No such model path: {missing}" in _error(capsys, "--model", missing, "--data", "demo")
+    assert f"no such model path: {missing}" in _error(capsys, "--model", missing, "--data", "demo")
 
 
 def test_inception_weights(models, tmp_path, monkeypatch, capsys):
     args = ["--model", models[1], "--data", "demo", "--num_samples", "10", "--batch_size", "10"]
     missing = str(tmp_path / "nope.h5")
     err = _error(capsys, *args, "--inception_weights", missing)
-    assert f"file not found: weights={missing!r}" in err and inception_module.WEIGHTS_URL in err
-    assert "--inception_weights /path/to/the/file.h5" in err
+    assert f"InceptionV3 weights file not found: {missing!r}" in err and inception_module.WEIGHTS_URL in err
+    assert "--inception_weights FILE" in err
     # Default: the Keras cache, here empty.
     (tmp_path / "keras_home").mkdir()
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     err = _error(capsys, *args)
-    assert f"not found in ['{tmp_path / 'keras_home' / 'models'}']" in err and inception_module.WEIGHTS_URL in err
+    assert f"not found in the Keras cache ['{tmp_path / 'keras_home' / 'models'}']" in err
+    assert inception_module.WEIGHTS_URL in err and "--inception_weights FILE" in err
     # Random weights run, and say that the numbers mean nothing.
     results, err = _evaluate(capsys, *args, "--inception_weights", "random")
     assert results["inception_weights"] == "random" and np.isfinite(results["fid"])
@@ -218,6 +235,25 @@ def test_conditional_saved_model_gets_labels(tmp_path, weights, capsys):
     # A version directory away from its base's keras_sagan_model.json: the class count is unknown.
     shutil.copytree(os.path.join(base, "1"), tmp_path / "alone")
     assert "number of classes is unknown" in _error(capsys, "--model", str(tmp_path / "alone"), *args)
+
+
+def test_help_lists_every_option_with_its_default(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["evaluate", "--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for option, default in (
+        ("--data", "Default None"),
+        ("--stats_in", "Default None"),
+        ("--num_samples", "Default 50000"),
+        ("--batch_size", "Default 100"),
+        ("--inception_weights", "Default None: the Keras cache"),
+        ("--stats_out", "Default None"),
+        ("--seed", "Default 0"),
+        ("--data_dir", "Default None"),
+        ("--image_folder", "Default None"),
+    ):
+        assert option in text and default in text, option
 
 
 @pytest.mark.slow

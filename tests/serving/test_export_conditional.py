@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import keras_sagan
-from keras_sagan import export
+from keras_sagan import export, serving
 
 NUM_CLASSES = 10
 
@@ -64,7 +64,7 @@ def test_bad_labels(loaded, labels, message):
 def test_sample_with_labels(loaded):
     labels = [1, 2, 3]
     images = _sample(loaded, 3, 5, labels, truncation=0.8)
-    z = export.sample_z(tf.constant(3), 128, tf.constant(5, tf.int64), tf.constant(0.8))
+    z = serving.sample_z(tf.constant(3), 128, tf.constant(5, tf.int64), tf.constant(0.8))
     direct = loaded.signatures["serving_default"](z=z, labels=tf.constant(labels))["images"].numpy()
     np.testing.assert_allclose(images, direct, atol=1e-6)
     with pytest.raises(tf.errors.InvalidArgumentError, match="one entry per row"):

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_sagan import export
+from keras_sagan import images, serving
 
 
 def _z(num, seed, truncation, z_dim=64):
-    return export.sample_z(tf.constant(num), z_dim, tf.constant(seed, tf.int64), tf.constant(truncation)).numpy()
+    return serving.sample_z(tf.constant(num), z_dim, tf.constant(seed, tf.int64), tf.constant(truncation)).numpy()
 
 
 def test_shape_dtype_determinism():
@@ -48,5 +48,5 @@ def test_large_truncation_is_nearly_normal():
 
 def test_to_uint8():
     x = tf.constant([-1.5, -1.0, -0.999, 0.0, 0.5, 1.0, 2.0])
-    np.testing.assert_array_equal(export.to_uint8(x).numpy(), [0, 0, 0, 128, 191, 255, 255])
-    assert export.to_uint8(x).dtype == tf.uint8
+    np.testing.assert_array_equal(images.to_uint8(x).numpy(), [0, 0, 0, 128, 191, 255, 255])
+    assert images.to_uint8(x).dtype == tf.uint8

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_sagan
-from keras_sagan import export
+from keras_sagan import export, serving
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_versions_count_up_and_never_overwrite(generator, tmp_path):
     assert export.export_generator(generator, str(base)) == str(base / "2")
     assert export.export_generator(generator, base, version=5) == str(base / "5")
     assert export.export_generator(generator, base) == str(base / "6")
-    assert export.list_versions(base) == [1, 2, 5, 6]
+    assert serving.list_versions(base) == [1, 2, 5, 6]
     mtime = os.path.getmtime(base / "5" / "saved_model.pb")
     with pytest.raises(export.ExportError, match=r"Version 5 already exists"):
         export.export_generator(generator, base, version=5)
@@ -53,7 +53,7 @@ def test_failed_write_leaves_no_version_and_no_tmp(generator, tmp_path, monkeypa
     monkeypatch.setattr(tf.saved_model, "save", crash_midway)
     with pytest.raises(RuntimeError, match="disk full"):
         export.export_generator(generator, base)
-    assert export.list_versions(base) == []
+    assert serving.list_versions(base) == []
     assert _leftovers(base) == []
     assert not os.path.exists(base / "1")
     monkeypatch.setattr(tf.saved_model, "save", real_save)
@@ -71,8 +71,8 @@ def test_base_path_holds_one_model(generator, tmp_path):
     with pytest.raises(export.ExportError, match="different model") as info:
         export.export_generator(other, base)
     assert "z_dim" in str(info.value) and "[1, 2]" in str(info.value)
-    assert export.list_versions(base) == [1, 2]
-    with open(base / export.MARKER_FILENAME, encoding="utf-8") as f:
+    assert serving.list_versions(base) == [1, 2]
+    with open(base / serving.MARKER_FILENAME, encoding="utf-8") as f:
         assert json.load(f)["generator"]["z_dim"] == 128
 
 
@@ -81,16 +81,16 @@ def test_foreign_versions_without_marker_refused(generator, tmp_path):
     os.makedirs(base / "3")
     with pytest.raises(export.ExportError, match="not a keras_sagan export"):
         export.export_generator(generator, base)
-    assert _leftovers(base) == [] and export.list_versions(base) == [3]
+    assert _leftovers(base) == [] and serving.list_versions(base) == [3]
 
 
 def test_marker_without_versions_is_replaced(generator, tmp_path):
     base = tmp_path / "model"
     os.makedirs(base)
-    with open(base / export.MARKER_FILENAME, "w", encoding="utf-8") as f:
+    with open(base / serving.MARKER_FILENAME, "w", encoding="utf-8") as f:
         json.dump({"generator": {"z_dim": 1}}, f)
     assert export.export_generator(generator, base) == str(base / "1")
-    with open(base / export.MARKER_FILENAME, encoding="utf-8") as f:
+    with open(base / serving.MARKER_FILENAME, encoding="utf-8") as f:
         assert json.load(f)["generator"]["z_dim"] == 128
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_sagan import cli, export
+from keras_sagan import loading, serving
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models")
 CONTAINER_ROOT = "/models/"  # where README.md's docker command mounts saved_models/
@@ -35,11 +35,11 @@ def test_models_config_parses_and_readme_names_each_model():
 def test_shipped_models_serve():
     for config in _configs():
         base = os.path.join(ROOT, config.base_path[len(CONTAINER_ROOT) :])
-        versions = export.list_versions(base)
+        versions = serving.list_versions(base)
         if not versions:
             pytest.skip(f"{base} has no exported version yet")
         path = os.path.join(base, str(versions[-1]))
-        signatures = cli._read_signatures(path)
+        signatures = loading.read_signatures(path)
         assert {"serving_default", "sample"} <= set(signatures)
         outputs = tf.saved_model.load(path).signatures["sample"](
             num_images=tf.constant(2), seed=tf.constant(0, tf.int64), truncation=tf.constant(0.0)

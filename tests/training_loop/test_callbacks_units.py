@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from keras_sagan.images import make_grid, to_uint8
 from keras_sagan.models import build_discriminator, build_generator
 from keras_sagan.training import callbacks as cb
 
@@ -34,35 +35,33 @@ def _drive(callback, model, steps, logs_for_step=lambda step: {}):
     callback.on_train_end()
 
 
-def test_make_grid_places_images_row_major_with_padding():
-    images = np.stack([np.full((2, 2, 3), value, np.uint8) for value in (10, 20, 30)])
-    grid = cb.make_grid(images, cols=2)
-    assert grid.shape == (7, 7, 3)
-    assert (grid[1:3, 1:3] == 10).all() and (grid[1:3, 4:6] == 20).all() and (grid[4:6, 1:3] == 30).all()
-    assert (grid[4:6, 4:6] == 0).all()  # The empty fourth cell.
-    assert (grid[0] == 0).all() and (grid[:, 3] == 0).all()  # Padding.
-    assert cb.make_grid(np.zeros((64, 4, 4, 3), np.uint8)).shape == (41, 41, 3)  # 8 x 8 by default.
-    assert cb.make_grid(images, rows=1).shape == (4, 10, 3)
-    with pytest.raises(ValueError, match="cannot hold 3 images"):
-        cb.make_grid(images, rows=1, cols=2)
-    with pytest.raises(ValueError, match="uint8"):
-        cb.make_grid(images.astype(np.float32))
+def test_current_step_prefers_the_models_step_property():
+    model = StubModel()
+    model.g_optimizer.iterations.assign(7)
+    assert cb.current_step(model) == 7  # No `step`: the generator optimizer's iterations.
+    model.step = tf.Variable(12, dtype=tf.int64)
+    assert cb.current_step(model) == 12
+    model.step = 3  # A property may give a plain int.
+    assert cb.current_step(model) == 3
 
 
-def test_attention_overlay_puts_the_heat_where_the_query_attends():
-    images = np.full((1, 8, 8, 3), 50, np.uint8)
-    attention = np.zeros((1, 16, 4), np.float32)  # 4x4 queries over 2x2 pooled keys.
-    attention[:, :, 3] = 1.0  # Every query looks at the bottom-right key.
-    out = cb.attention_overlays(images, attention, queries=[(0.0, 0.0)], alpha=1.0)
-    assert out.shape == (1, 2, 8, 8, 3) and out.dtype == np.uint8
-    assert (out[:, 0] == images).all()
-    overlay = out[0, 1].astype(int)
-    assert (overlay[:2, :2] == 255).all()  # The query pixel (row 0, column 0: a 2x2 cell) is marked.
-    # Fully hot at the attended key: the colour map's top, dark red (0.5, 0, 0).
-    np.testing.assert_array_equal(overlay[7, 7], [128, 0, 0])
-    np.testing.assert_array_equal(overlay[3, 0], [50, 50, 50])  # No attention there: the image.
-    with pytest.raises(ValueError, match="square"):
-        cb.attention_overlays(images, np.zeros((1, 15, 4), np.float32))
+def test_callbacks_module_serves_every_callback_of_the_run():
+    from keras_sagan import images
+    from keras_sagan.training import steps, tensorboard
+
+    assert cb.TensorBoardLogger is tensorboard.TensorBoardLogger and cb.SampleGridWriter is tensorboard.SampleGridWriter
+    assert cb.current_step is steps.current_step and cb.StepCallback is steps.StepCallback
+    assert cb.make_grid is images.make_grid
+
+
+def test_generate_returns_uint8_numpy_images_and_cycles_labels():
+    generator = build_generator("cifar10_32", conv_dim=8, z_dim=16, num_classes=3)
+    z = cb.fixed_noise(4, 16, seed=1)
+    images = cb.generate(generator, z)
+    assert isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.shape == (4, 32, 32, 3)
+    labels = np.array([0, 1, 2, 0], np.int32)
+    expected = np.clip(np.round((np.asarray(generator(z, labels, training=False)) + 1.0) * 127.5), 0, 255)
+    np.testing.assert_array_equal(images, expected.astype(np.uint8))
 
 
 def test_interval_means_undo_the_running_mean():
@@ -96,6 +95,7 @@ def test_progress_logger_prints_interval_means_and_throughput():
         ["step 5/5", "d_loss 9.0000"],  # The last step always gets a line.
     ]
     assert all(line.endswith("images/s") and "g_loss 0.5000" in line for line in lines)
+    assert not hasattr(logger, "lines")  # Printed, not kept.
 
 
 def test_checkpoint_saver_saves_on_the_interval_and_once_at_the_end(tmp_path):
@@ -116,7 +116,7 @@ def test_sample_grid_writer_uses_fixed_noise_and_the_sampling_generator(tmp_path
     writer = cb.SampleGridWriter(str(tmp_path / "samples"), every=2, num_samples=4, seed=7)
     _drive(writer, StubModel(generator), 3)
     assert sorted(os.listdir(tmp_path / "samples")) == ["step_000002.png", "step_000003.png"]
-    expected = cb.make_grid(cb.to_uint8(generator(cb.fixed_noise(4, 16, seed=7), training=False)))
+    expected = make_grid(to_uint8(generator(cb.fixed_noise(4, 16, seed=7), training=False)))  # A tensor: converted.
     for name in ("step_000002.png", "step_000003.png"):  # Same weights, same noise: same grid.
         with Image.open(tmp_path / "samples" / name) as image:
             np.testing.assert_array_equal(np.asarray(image), expected)

@@ -1,4 +1,4 @@
-"""Every flag of examples/train_celeba.py reaches the TrainConfig and changes what the run builds."""
+"""Every training flag (`keras_sagan.training.flags`) reaches the TrainConfig and changes what the run builds."""
 
 import dataclasses
 import os
@@ -7,21 +7,22 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 from inception_stub import TINY_FEATURES, tiny_weights_file, use_tiny_inception
 from tensorflow.python.framework import config as tf_config
-from training_loop_helpers import TINY_FLAGS, load_example
+from training_loop_helpers import TINY_FLAGS
 
+import keras_sagan.data
 from keras_sagan.metrics import InceptionFeatureExtractor
 from keras_sagan.training import callbacks as callbacks_lib
+from keras_sagan.training import config as config_lib
+from keras_sagan.training import flags as train_flags
 from keras_sagan.training import loop
 
-example = load_example()
-DEFAULT = example.parse(["train_celeba.py"])
+DEFAULT = train_flags.parse(["train"])
 
 
 def _parse(args):
-    return example.parse(["train_celeba.py", *TINY_FLAGS, *args])
+    return train_flags.parse(["train", *TINY_FLAGS, *args])
 
 
 def _gan(config):
@@ -30,7 +31,7 @@ def _gan(config):
 
 def _dataset_kwargs(config, monkeypatch):
     calls = []
-    monkeypatch.setattr(loop, "load_dataset", lambda name, **kwargs: calls.append((name, kwargs)))
+    monkeypatch.setattr(keras_sagan.data, "load_dataset", lambda name, **kwargs: calls.append((name, kwargs)))
     loop.build_dataset(config, tf.distribute.get_strategy(), config.seed)
     ((name, kwargs),) = calls
     return {"name": name, **kwargs}
@@ -123,12 +124,11 @@ def _given_weights(config, monkeypatch):
 # flag argv, TrainConfig field, expected value, check(config, monkeypatch) of the effect.
 CASES = [
     ("--dataset=celeba", "dataset", "celeba", lambda c, m: _dataset_kwargs(c, m)["name"] == "celeba"),
-    ("--data_dir=/tfds", "data_dir", "/tfds",
-     lambda c, m: _dataset_kwargs(c.__class__(**{**vars(c), "dataset": "celeba"}), m)["data_dir"] == "/tfds"),
-    ("--image_folder=/imgs", "image_folder", "/imgs",
-     lambda c, m: _dataset_kwargs(c.__class__(**{**vars(c), "dataset": "folder"}), m)["path"] == "/imgs"),
-    ("--download", "download", True,
-     lambda c, m: _dataset_kwargs(c.__class__(**{**vars(c), "dataset": "celeba"}), m)["download"] is True),
+    # data_dir, image_folder and download only go with their dataset (TrainConfig refuses them otherwise).
+    ("--dataset=celeba --data_dir=/tfds", "data_dir", "/tfds", lambda c, m: _dataset_kwargs(c, m)["data_dir"] == "/tfds"),
+    ("--dataset=folder --image_folder=/imgs", "image_folder", "/imgs",
+     lambda c, m: _dataset_kwargs(c, m)["path"] == "/imgs"),
+    ("--dataset=celeba --download", "download", True, lambda c, m: _dataset_kwargs(c, m)["download"] is True),
     ("--preset=cifar10_32", "preset", "cifar10_32", lambda c, m: _gan(c).generator.architecture == "resnet"),
     ("--image_size=64", "image_size", 64,
      lambda c, m: _gan(c).generator.image_size == 64 and _dataset_kwargs(c, m)["image_size"] == 64),
@@ -175,6 +175,7 @@ CASES = [
     ("--checkpoint_every=7", "checkpoint_every", 7, lambda c, m: _callbacks(c)["CheckpointSaver"].every == 7),
     ("--keep_checkpoints=7", "keep_checkpoints", 7,
      lambda c, m: loop.make_manager(c, tf.train.Checkpoint())._max_to_keep == 7),
+    ("--num_samples=9", "num_samples", 9, lambda c, m: _callbacks(c)["SampleGridWriter"].num_samples == 9),
     ("--export_dir=/tmp/serving/sagan", "export_dir", "/tmp/serving/sagan",
      lambda c, m: c.resolved_export_dir == "/tmp/serving/sagan"),
     ("--eval_every=3", "eval_every", 3,
@@ -187,35 +188,37 @@ CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("argv, field, value, effect", CASES, ids=[case[0].split("=")[0] for case in CASES])
+def _flag_name(case):
+    """The flag a case tests: the last one of its argv (the ones before it only make it valid)."""
+    return case[0].split()[-1].split("=")[0].lstrip("-")
+
+
+@pytest.mark.parametrize("argv, field, value, effect", CASES, ids=[case[0].split()[-1].split("=")[0] for case in CASES])
 def test_flag_sets_its_field_and_changes_the_run(argv, field, value, effect, monkeypatch, tmp_path):
-    if "model_dir" not in argv:
-        argv = [argv, f"--model_dir={tmp_path}"]
-    else:
-        argv = [argv]
+    argv = argv.split()
+    if not any(arg.startswith("--model_dir=") for arg in argv):
+        argv.append(f"--model_dir={tmp_path}")
     config = _parse(argv)
     assert getattr(config, field) == value != getattr(DEFAULT, field)
     assert effect(config, monkeypatch)
 
 
 def test_every_flag_has_a_case_and_documented_help():
-    fv = flags.FlagValues()
-    example.define_flags(fv)
-    names = set(fv)
-    tested = {case[0].split("=")[0].lstrip("-") for case in CASES}
+    fv = train_flags.new_flag_values()
+    names = set(fv) - {train_flags.CONFIG_FLAG}  # --config has its own tests (test_config.py).
+    tested = {_flag_name(case) for case in CASES}
     assert names == tested
     text = fv.get_help()
-    for group in ("data", "model", "optimisation", "runtime", "output"):
-        assert f"train_celeba ({group}):" in text
+    for group in config_lib.SECTIONS:
+        assert f"{train_flags.GROUP} ({group}):" in text
     for name in names:
         assert (f"--{name}" in text or f"--[no]{name}" in text) and len(fv[name].help) > 15, name
 
 
 def test_every_strategy_choice_has_a_case():
-    fv = flags.FlagValues()
-    example.define_flags(fv)
+    fv = train_flags.new_flag_values()
     choices = set(fv["strategy"].parser.enum_values)
-    assert choices == set(loop.STRATEGIES)
+    assert choices == set(config_lib.STRATEGIES)
     tested = {case[0].split("=")[1] for case in CASES if case[0].startswith("--strategy=")}
     assert tested == choices - {DEFAULT.strategy}
 
@@ -225,8 +228,9 @@ def test_defaults_are_the_readme_demo():
     assert DEFAULT.resolved_model_dir == "runs/celeba64_demo"
     assert DEFAULT.resolved_export_dir == "runs/celeba64_demo/export"
     assert DEFAULT.ema_decay is None and DEFAULT.jit_compile == "auto"
-    assert example.parse(["train_celeba.py", "--export_dir="]).resolved_export_dir is None
-    assert example.parse(["train_celeba.py", "--jit_compile=false"]).jit_compile is False
+    assert train_flags.parse(["train", "--export_dir="]).resolved_export_dir is None
+    assert train_flags.parse(["train", "--jit_compile=false"]).jit_compile is False
+    assert train_flags.parse(["train", "--ema_decay=0"]).ema_decay is None  # 0 is off, as before.
 
 
 def test_cpu_replicas_cannot_change_a_running_tensorflow():
@@ -239,4 +243,5 @@ def test_cpu_replicas_cannot_change_a_running_tensorflow():
 def test_callbacks_module_is_exported():
     from keras_sagan.training import TrainConfig, make_grid, train
 
-    assert TrainConfig is loop.TrainConfig and train is loop.train and make_grid is callbacks_lib.make_grid
+    assert TrainConfig is loop.TrainConfig is config_lib.TrainConfig and train is loop.train
+    assert make_grid is callbacks_lib.make_grid

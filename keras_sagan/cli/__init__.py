@@ -1,0 +1,67 @@
+"""The `keras-sagan` command line (and `python -m keras_sagan`): dispatch to one subcommand.
+
+    keras-sagan train --steps=50                 # the example's flags (absl); `keras-sagan train --help`
+    keras-sagan export --checkpoint RUN_DIR --out saved_models/NAME
+    keras-sagan sample --model MODEL --num 64 --out grid.png
+    keras-sagan info --model MODEL
+    keras-sagan evaluate --model MODEL --data demo --num_samples 5000
+
+Each subcommand lives in its own module of this package and exposes `register(subparsers)`,
+which adds its `argparse` parser and sets `run=<function(args)>` on it. `train` is the
+exception: its flags are absl flags generated from `TrainConfig` (shared with
+`examples/train_celeba.py`), so `main` hands the words after `train` to
+`keras_sagan.cli.train.main` untouched. Nothing here imports TensorFlow at module level, so the
+log silencing in `main` takes effect. Failures print one line to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from keras_sagan.errors import EXIT_USAGE, UsageError, one_line
+
+EXIT_ERROR = EXIT_USAGE
+COMMANDS = ("train", "sample", "export", "info", "evaluate")
+_ARGPARSE_COMMANDS = ("export", "sample", "info", "evaluate")
+PROG = "keras-sagan"
+
+
+class CLIError(UsageError):
+    """A user-facing failure: reported as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of every subcommand except `train` (which is listed for `--help`)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="keras_sagan: train, sample, export, inspect and evaluate SAGAN generators.",
+        epilog=f"`{PROG} train --help` lists the training flags.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    commands.add_parser("train", help="Train a SAGAN (absl flags from TrainConfig; see `train --help`).")
+    for name in _ARGPARSE_COMMANDS:
+        importlib.import_module(f"keras_sagan.cli.{name}").register(commands)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Runs the command line; returns the exit status (0, 2 on a bad input; `train` as documented there)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before anything imports TensorFlow.
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        from keras_sagan.cli import train
+
+        return train.main(argv[1:])
+    args = build_parser().parse_args(argv)
+    import tensorflow as tf
+
+    expected = (UsageError, OSError, ValueError, TypeError, tf.errors.OpError)
+    try:
+        args.run(args)
+    except expected as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0

@@ -1,0 +1,174 @@
+"""`keras-sagan evaluate`: FID, Inception Score and KID of any model, as one JSON line on stdout.
+
+    keras-sagan evaluate --model saved_models/celeba64_demo --data demo --num_samples 5000 --stats_out real.npz
+    keras-sagan evaluate --model runs/celeba64_demo --stats_in real.npz --num_samples 5000 > fid.json
+
+The work is the evaluation service of `keras_sagan.metrics` (`make_extractor`, `real_statistics`,
+`StatisticsFile`, `evaluate_generator`) on a generator from `keras_sagan.loading`. Progress and
+warnings go to stderr; user errors are `UsageError`s (one line, exit status 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+
+from keras_sagan.errors import UsageError, bad_value
+
+EVAL_DATASETS = ("demo", "celeba", "folder")
+"""`--data` choices: the names `keras_sagan.data.DataSpec` takes."""
+
+FLAG_NAMES = {"name": "--data", "data_dir": "--data_dir", "image_folder": "--image_folder", "download": "--download"}
+"""How `DataSpec`'s errors spell its arguments here."""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="FID, Inception Score and KID of a generator, as JSON on stdout.",
+        description="Generates --num_samples images and prints FID, IS and KID (InceptionV3 features) as one JSON "
+        "line on stdout; progress goes to stderr. Real statistics come from --data or --stats_in.",
+    )
+    parser.add_argument(
+        "--model", required=True, help="SavedModel version dir, base dir (latest), run directory or .keras file."
+    )
+    real = parser.add_mutually_exclusive_group(required=True)
+    real.add_argument(
+        "--data",
+        choices=EVAL_DATASETS,
+        default=None,
+        help="Real images, at the generator's image size: 'demo' (100 LFW faces), 'celeba' (TFDS, see --data_dir) "
+        "or 'folder' (--image_folder). Default %(default)s: give --data or --stats_in.",
+    )
+    real.add_argument(
+        "--stats_in",
+        default=None,
+        help="A statistics file (.npz) written by --stats_out or by training, or TTUR/pytorch-fid `mu`/`sigma`, "
+        "instead of --data. Default %(default)s.",
+    )
+    parser.add_argument(
+        "--data_dir", default=None, help="TFDS data directory holding celeb_a (--data celeba). Default %(default)s."
+    )
+    parser.add_argument(
+        "--image_folder", default=None, help="Folder of real images (--data folder). Default %(default)s."
+    )
+    parser.add_argument(
+        "--num_samples",
+        type=int,
+        default=50_000,
+        help="Images generated, and at most this many real images. Default %(default)s.",
+    )
+    parser.add_argument(
+        "--batch_size", type=int, default=100, help="Images per generator/InceptionV3 call. Default %(default)s."
+    )
+    parser.add_argument(
+        "--inception_weights",
+        default=None,
+        help="Keras InceptionV3 weights file (inception_v3_weights_tf_dim_ordering_tf_kernels.h5). Default "
+        "%(default)s: the Keras cache (~/.keras/models or $KERAS_HOME/models). 'random': a random network, for "
+        "smoke tests only.",
+    )
+    parser.add_argument(
+        "--stats_out",
+        default=None,
+        help="Save the real statistics computed from --data to this file (as given, no suffix added). "
+        "Default %(default)s.",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="Seed of the latents, labels and real-image order. Default %(default)s."
+    )
+    parser.set_defaults(run=run)
+
+
+def _data_spec(args):
+    """The `DataSpec` of `--data` (None with `--stats_in`), checked before anything is loaded."""
+    from keras_sagan.data import DataSpec
+
+    for name, minimum in (("num_samples", 2), ("batch_size", 1)):
+        value = getattr(args, name)
+        if value < minimum:
+            raise UsageError(bad_value(f"--{name}", value, f"an int >= {minimum}"))
+    if args.stats_in:
+        if args.stats_out:
+            raise UsageError(
+                "`--stats_out` saves statistics computed from --data; it does not apply with --stats_in; "
+                f"received: --stats_in={args.stats_in!r}, --stats_out={args.stats_out!r}"
+            )
+        for name in ("data_dir", "image_folder"):
+            if getattr(args, name) is not None:
+                raise UsageError(
+                    f"`--{name}` applies only with --data; received: --stats_in={args.stats_in!r}, "
+                    f"--{name}={getattr(args, name)!r}"
+                )
+        return None
+    return DataSpec.from_arguments(args.data, args.data_dir, args.image_folder, names=FLAG_NAMES)
+
+
+def _json_value(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def run(args) -> None:
+    from keras_sagan.loading import load_generator
+    from keras_sagan.metrics import (
+        MAX_KID_FEATURES,
+        RANDOM_WEIGHTS,
+        StatisticsFile,
+        evaluate_generator,
+        make_extractor,
+        real_statistics,
+    )
+
+    # Everything that can fail on bad input happens before the first line on stderr.
+    spec = _data_spec(args)
+    generator = load_generator(args.model)
+    image_size = int(generator.image_size)
+    extractor = make_extractor(args.inception_weights)
+    notes = []
+    if args.inception_weights == RANDOM_WEIGHTS:
+        notes.append(
+            "--inception_weights random: a randomly initialised InceptionV3; the numbers are meaningless "
+            "(smoke tests only)"
+        )
+    if spec is None:
+        real = StatisticsFile.load(args.stats_in, extractor, image_size, what="--stats_in")
+        notes += real.notes
+
+    # Progress bars (Keras prints them on stdout) and messages go to stderr; stdout is the JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        for note in notes:
+            print(f"warning: {note}")
+        if spec is not None:
+            real = real_statistics(
+                spec,
+                extractor,
+                image_size=image_size,
+                num_samples=args.num_samples,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                progress=f"real images ({args.data}, {image_size}x{image_size}):",
+            )
+            for note in real.notes:  # E.g. "The dataset ended after 100 images".
+                print(f"warning: {note}")
+            if args.stats_out:
+                real.save(args.stats_out)
+                print(f"real statistics saved to {os.fspath(args.stats_out)}")
+        print("generated images:")
+        results = evaluate_generator(
+            generator,
+            args.num_samples,
+            args.batch_size,
+            extractor,
+            real_statistics=(real.mu, real.sigma),
+            real_features_for_kid=real.features,
+            seed=args.seed,
+            progress=True,
+            max_kid_features=MAX_KID_FEATURES,
+        )
+    results["num_real_samples"] = real.count
+    results["model"] = generator.description
+    results["inception_weights"] = args.inception_weights or "imagenet (Keras cache)"
+    print(json.dumps({key: _json_value(value) for key, value in results.items()}, sort_keys=True))

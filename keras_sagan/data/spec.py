@@ -1,0 +1,155 @@
+"""`DataSpec`: the one place that turns dataset arguments (demo / celeba / folder) into a loader call.
+
+Training, the real statistics of evaluation and `keras-sagan evaluate` all describe their images
+with a `DataSpec` and build the `tf.data.Dataset` through `DataSpec.load`, so the rules about
+which argument goes with which dataset are written once, here, and checked up front.
+
+Example:
+
+```python
+spec = DataSpec("folder", image_folder="img_align_celeba")
+ds = spec.load(image_size=64, global_batch_size=64, seed=0)
+spec.describe()  # {"dataset": "folder", "image_folder": "/abs/img_align_celeba"}
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import tensorflow as tf
+
+from keras_sagan.errors import UsageError, bad_value
+
+# `DATASETS` and `load_dataset` live in the package's __init__, which imports this module.
+
+
+def _datasets() -> tuple[str, ...]:
+    from keras_sagan.data import DATASETS
+
+    return DATASETS
+
+
+def check_data_arguments(
+    name: str,
+    data_dir: Any = None,
+    image_folder: Any = None,
+    download: bool = False,
+    names: Mapping[str, str] | None = None,
+) -> None:
+    """Raises a one-line `UsageError` when the dataset arguments do not fit together.
+
+    Args:
+        name: str. One of `keras_sagan.data.DATASETS`.
+        data_dir: str or None. TFDS directory; only with `"celeba"`.
+        image_folder: str or None. Folder of images; required with `"folder"` and only with it.
+        download: bool. Let TFDS download; only with `"celeba"`.
+        names: mapping or None. How the caller spells each argument in messages, e.g.
+            `{"name": "--data"}` on the command line or `{"name": "dataset"}` in `TrainConfig`.
+            Defaults to the argument names.
+    """
+    spell = {"name": "name", "data_dir": "data_dir", "image_folder": "image_folder", "download": "download"}
+    spell.update(names or {})
+    datasets = _datasets()
+    if name not in datasets:
+        raise UsageError(bad_value(spell["name"], name, f"one of {datasets}"))
+    if name == "folder" and not image_folder:
+        raise UsageError(
+            f"`{spell['image_folder']}` must be a folder of images when {spell['name']}='folder'; "
+            f"received: {spell['image_folder']}={image_folder!r}"
+        )
+    for argument, value, given, wanted in (
+        ("image_folder", image_folder, image_folder is not None, "folder"),
+        ("data_dir", data_dir, data_dir is not None, "celeba"),
+        ("download", download, bool(download), "celeba"),
+    ):
+        if given and name != wanted:
+            raise UsageError(
+                f"`{spell[argument]}` applies only to {spell['name']}={wanted!r}; "
+                f"received: {spell['name']}={name!r}, {spell[argument]}={value!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Which real images to read: a dataset name and the arguments that go with it.
+
+    Args:
+        name: str. `"demo"` (the 100 LFW faces bundled with scikit-image), `"celeba"` (TFDS) or
+            `"folder"` (`image_folder`). Defaults to `"demo"`.
+        data_dir: str or None. TFDS data directory holding `celeb_a` (celeba only). Defaults to `None`.
+        image_folder: str or None. Folder of images (folder only, and required there). Defaults to `None`.
+        download: bool. Let TFDS download CelebA when it is missing (celeba only). Defaults to `False`.
+
+    Raises:
+        UsageError: one line, when the arguments do not fit together (see `check_data_arguments`).
+    """
+
+    name: str = "demo"
+    data_dir: str | None = None
+    image_folder: str | None = None
+    download: bool = False
+
+    def __post_init__(self) -> None:
+        for field in ("data_dir", "image_folder"):
+            value = getattr(self, field)
+            if isinstance(value, os.PathLike):
+                object.__setattr__(self, field, os.fspath(value))
+        check_data_arguments(self.name, self.data_dir, self.image_folder, self.download)
+
+    @classmethod
+    def from_arguments(
+        cls,
+        name: str,
+        data_dir: Any = None,
+        image_folder: Any = None,
+        download: bool = False,
+        *,
+        names: Mapping[str, str] | None = None,
+    ) -> DataSpec:
+        """Like the constructor, with errors that spell the arguments as the caller's flags do."""
+        check_data_arguments(name, data_dir, image_folder, download, names=names)
+        return cls(name, data_dir, image_folder, download)
+
+    def load(
+        self,
+        image_size: int,
+        global_batch_size: int,
+        seed: int | None,
+        repeat: bool = True,
+        **kwargs: Any,
+    ) -> tf.data.Dataset:
+        """The batched dataset: `keras_sagan.data.load_dataset` with this spec's arguments.
+
+        Args:
+            image_size: int. Side of the square images.
+            global_batch_size: int. Images per batch (over all replicas).
+            seed: int or None. Shuffle seed.
+            repeat: bool. Repeat forever (training) or make one pass (statistics). Defaults to `True`.
+            **kwargs: passed to the loader as they are (`strategy`, `shuffle_buffer`, ...).
+        """
+        from keras_sagan.data import load_dataset
+
+        if self.name == "celeba":
+            kwargs.update(data_dir=self.data_dir, download=self.download)
+        elif self.name == "folder":
+            kwargs.update(path=self.image_folder)
+        return load_dataset(
+            self.name, image_size=image_size, global_batch_size=global_batch_size, seed=seed, repeat=repeat, **kwargs
+        )
+
+    def describe(self) -> dict[str, str]:
+        """Where the images come from, as JSON-able provenance (paths made absolute)."""
+        description = {"dataset": self.name}
+        if self.name == "celeba":
+            from keras_sagan.data.celeba import CELEBA_TFDS_NAME
+
+            description["tfds"] = CELEBA_TFDS_NAME
+            if self.data_dir is not None:
+                description["data_dir"] = os.path.abspath(self.data_dir)
+        elif self.name == "folder":
+            description["image_folder"] = os.path.abspath(self.image_folder)
+        return description

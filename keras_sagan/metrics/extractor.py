@@ -1,0 +1,76 @@
+"""The one feature-extractor factory: `make_extractor(weights)`, and what an extractor records as provenance.
+
+`weights` is what `--inception_weights` takes, in `keras-sagan train` and `keras-sagan evaluate`
+alike: `None` for Keras' cache, `"random"` for a randomly initialised network (smoke tests), or a
+file. Nothing is downloaded; a missing or unreadable file is one `UsageError` line.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from keras_sagan.errors import UsageError, one_line
+from keras_sagan.metrics.inception import (
+    WEIGHTS_URL,
+    InceptionFeatureExtractor,
+    _keras_cache_dirs,
+    inception_weights_path,
+)
+
+RANDOM_WEIGHTS = "random"
+"""`--inception_weights random`: a randomly initialised InceptionV3, for smoke tests only."""
+
+_HOW_TO = (
+    f"download {WEIGHTS_URL} and pass it as --inception_weights FILE (or --inception_weights random for a smoke test)"
+)
+
+
+def make_extractor(weights: str | os.PathLike | None = None) -> InceptionFeatureExtractor:
+    """Builds the InceptionV3 feature extractor of `weights`.
+
+    Args:
+        weights: str, path-like or None. `None`: Keras' ImageNet weights file from the Keras cache
+            (`$KERAS_HOME/models`, default `~/.keras/models`); `"random"` (`RANDOM_WEIGHTS`): a
+            randomly initialised network whose numbers mean nothing (tests); otherwise the path of
+            a weights file (`.h5` or `.weights.h5`, with the classifier).
+
+    Returns:
+        An `InceptionFeatureExtractor`; its `network`, `weights_sha256`, `image_size` and
+        `resize_method` are the provenance that statistics files record.
+
+    Raises:
+        UsageError: one line naming the missing or unreadable file and `--inception_weights FILE`.
+    """
+    if weights is not None and os.fspath(weights) == RANDOM_WEIGHTS:
+        return InceptionFeatureExtractor(weights=None)
+    if weights is None:
+        try:
+            path = inception_weights_path()
+        except FileNotFoundError:
+            raise UsageError(
+                f"InceptionV3 ImageNet weights not found in the Keras cache {_keras_cache_dirs()}; {_HOW_TO}"
+            ) from None
+    else:
+        path = os.fspath(weights)
+        if not os.path.isfile(path):
+            raise UsageError(f"InceptionV3 weights file not found: {path!r}; {_HOW_TO}")
+    try:
+        return InceptionFeatureExtractor(weights=path)
+    except (OSError, ValueError, TypeError) as err:  # Not an HDF5 file, or another network's weights.
+        raise UsageError(f"cannot load InceptionV3 weights from {path!r} ({one_line(err)}); {_HOW_TO}") from None
+
+
+def extractor_provenance(extractor: Any) -> dict[str, Any]:
+    """What statistics computed by `extractor` record about it: network, feature size, weights, resize.
+
+    Works for any extractor; what an extractor does not expose is `None` (a `None` weights hash
+    means the statistics are never reused from a cache).
+    """
+    return {
+        "network": getattr(extractor, "network", None) or getattr(extractor, "name", None) or type(extractor).__name__,
+        "feature_dim": getattr(extractor, "feature_dim", None),
+        "weights_sha256": getattr(extractor, "weights_sha256", None),
+        "image_size": getattr(extractor, "image_size", None),
+        "resize": getattr(extractor, "resize_method", None),
+    }

@@ -1,0 +1,241 @@
+"""The training run directory: its layout, its checkpoints and its config file.
+
+This module is the one place that spells a path inside a run. A run directory holds:
+
+- `config.json`: `{"generator": ..., "discriminator": ..., "train": ...}`, the networks'
+  `get_config()` and the `TrainConfig` the run used;
+- `checkpoints/ckpt-<step>`: `tf.train.Checkpoint`s whose top-level objects are named by the
+  `CHECKPOINT_*` constants below (`generator`, `discriminator`, `ema_generator` when EMA is on,
+  both optimizers, the noise seed state and the step);
+- `logs/` (TensorBoard; `logs/eval` for evaluation), `samples/` (sample grids), `export/` (the
+  TF Serving base path) and `real_stats.npz` (the cache of the real-image statistics).
+
+`RunDirectory(path)` names those paths, writes and reads the config, builds the checkpoint of a
+`SAGAN` and its `CheckpointManager`, and finds and restores the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import tensorflow as tf
+from google.protobuf.message import DecodeError
+from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+from keras_sagan.errors import UsageError, one_line
+
+CONFIG_FILENAME = "config.json"
+CHECKPOINTS_DIRNAME = "checkpoints"
+LOGS_DIRNAME = "logs"
+EVAL_LOGS_DIRNAME = "eval"
+SAMPLES_DIRNAME = "samples"
+EXPORT_DIRNAME = "export"
+REAL_STATS_FILENAME = "real_stats.npz"
+
+# Names of the top-level objects of a run's checkpoint. Changing one breaks every old run's resume.
+CHECKPOINT_STEP = "step"
+CHECKPOINT_GENERATOR = "generator"
+CHECKPOINT_DISCRIMINATOR = "discriminator"
+CHECKPOINT_EMA_GENERATOR = "ema_generator"
+CHECKPOINT_G_OPTIMIZER = "g_optimizer"
+CHECKPOINT_D_OPTIMIZER = "d_optimizer"
+CHECKPOINT_SEED_STATE = "seed_state"
+
+
+class RunDirectoryError(UsageError):
+    """A run directory, its config or a checkpoint that cannot be used (one line)."""
+
+
+def checkpoint_objects(gan) -> dict[str, Any]:
+    """`{name: trackable}` of every piece of a `SAGAN`'s training state, keyed as on disk.
+
+    `step` is `g_optimizer.iterations` itself (saved once, reachable by two names). The
+    `SeedGenerator` is not trackable, so its state variable is saved instead.
+    """
+    objects = {
+        CHECKPOINT_STEP: gan.g_optimizer.iterations,
+        CHECKPOINT_GENERATOR: gan.generator,
+        CHECKPOINT_DISCRIMINATOR: gan.discriminator,
+        CHECKPOINT_G_OPTIMIZER: gan.g_optimizer,
+        CHECKPOINT_D_OPTIMIZER: gan.d_optimizer,
+        CHECKPOINT_SEED_STATE: gan.seed_generator.state,
+    }
+    if gan.ema_generator is not None:
+        objects[CHECKPOINT_EMA_GENERATOR] = gan.ema_generator
+    return objects
+
+
+def make_checkpoint(gan) -> tf.train.Checkpoint:
+    """A `tf.train.Checkpoint` of every piece of training state of `gan` (`checkpoint_objects`)."""
+    return tf.train.Checkpoint(**checkpoint_objects(gan))
+
+
+def checkpoint_children(prefix: str) -> dict[str, int]:
+    """`{name: number of variables reachable from it}` for a checkpoint's top-level objects."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        graph = trackable_object_graph_pb2.TrackableObjectGraph()
+        graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    except (tf.errors.OpError, ValueError, DecodeError, IndexError) as err:
+        raise RunDirectoryError(f"cannot read checkpoint {prefix}: {one_line(err)}") from None
+
+    def count_variables(node_id):
+        # The whole object graph under the node: a variable can be stored under another object's
+        # path (an optimizer's, say) and still belong here.
+        seen, stack = set(), [node_id]
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                stack.extend(child.node_id for child in graph.nodes[node].children)
+        return sum(any(a.name == "VARIABLE_VALUE" for a in graph.nodes[n].attributes) for n in seen)
+
+    return {child.local_name: count_variables(child.node_id) for child in graph.nodes[0].children}
+
+
+def write_json_atomically(path: str, content: Any) -> None:
+    """Writes `content` as indented JSON through a temporary file and a rename."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(content, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: str) -> Any:
+    """The JSON content of `path`; a missing or unparsable file is a one-line `RunDirectoryError`."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise RunDirectoryError(f"cannot read {path}: {one_line(err)}") from None
+
+
+class RunDirectory:
+    """The paths and files of one training run (see the module docstring).
+
+    Args:
+        path: str or PathLike. The run directory (`--model_dir`). It need not exist yet.
+
+    Example:
+
+    >>> run = RunDirectory("runs/celeba64_demo")
+    >>> run.latest_checkpoint()   # "runs/celeba64_demo/checkpoints/ckpt-800", or None
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+
+    def __repr__(self) -> str:
+        return f"RunDirectory({self.path!r})"
+
+    @classmethod
+    def locate(cls, path: str | os.PathLike) -> RunDirectory:
+        """The run directory of `path`: the run directory itself or its `checkpoints/` folder.
+
+        Raises `RunDirectoryError` when `path` is not a directory, holds no checkpoint, or has no
+        `config.json`.
+        """
+        path = os.path.abspath(os.fspath(path))
+        if not os.path.isdir(path):
+            raise RunDirectoryError(f"no such run directory: {path}")
+        if os.path.basename(path) == CHECKPOINTS_DIRNAME and not os.path.isdir(os.path.join(path, CHECKPOINTS_DIRNAME)):
+            path = os.path.dirname(path)
+        run = cls(path)
+        if run.latest_checkpoint() is None:
+            raise RunDirectoryError(f"no checkpoint found in {run.checkpoints_dir}")
+        if not os.path.isfile(run.config_path):
+            raise RunDirectoryError(
+                f"no {CONFIG_FILENAME} in {run.path}: not a keras_sagan run directory (the training run writes it)"
+            )
+        return run
+
+    @staticmethod
+    def looks_like_run(path: str | os.PathLike) -> bool:
+        """Whether `path` is a run directory or its `checkpoints/` folder (a config and a checkpoints state)."""
+        path = os.path.abspath(os.fspath(path))
+        for candidate in (path, os.path.dirname(path)):
+            if os.path.isfile(os.path.join(candidate, CONFIG_FILENAME)) and os.path.isdir(
+                os.path.join(candidate, CHECKPOINTS_DIRNAME)
+            ):
+                return True
+        return False
+
+    # -- the layout ---------------------------------------------------------------------------
+
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.path, CONFIG_FILENAME)
+
+    @property
+    def checkpoints_dir(self) -> str:
+        return os.path.join(self.path, CHECKPOINTS_DIRNAME)
+
+    @property
+    def logs_dir(self) -> str:
+        return os.path.join(self.path, LOGS_DIRNAME)
+
+    @property
+    def eval_logs_dir(self) -> str:
+        """A TensorBoard run of its own: a second event file in `logs/` would stop TensorBoard following the first."""
+        return os.path.join(self.path, LOGS_DIRNAME, EVAL_LOGS_DIRNAME)
+
+    @property
+    def samples_dir(self) -> str:
+        return os.path.join(self.path, SAMPLES_DIRNAME)
+
+    @property
+    def export_dir(self) -> str:
+        return os.path.join(self.path, EXPORT_DIRNAME)
+
+    @property
+    def real_stats_path(self) -> str:
+        return os.path.join(self.path, REAL_STATS_FILENAME)
+
+    # -- the config ---------------------------------------------------------------------------
+
+    def write_config(self, generator_config: dict, discriminator_config: dict, train_config: dict) -> None:
+        """Writes `config.json` atomically, creating the run directory."""
+        os.makedirs(self.path, exist_ok=True)
+        content = {"generator": generator_config, "discriminator": discriminator_config, "train": train_config}
+        write_json_atomically(self.config_path, content)
+
+    def read_config(self) -> dict:
+        """The content of `config.json`: a dict with at least a `"generator"` config."""
+        config = read_json(self.config_path)
+        if not isinstance(config, dict) or not isinstance(config.get("generator"), dict):
+            raise RunDirectoryError(f'{self.config_path} has no "generator" config')
+        return config
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def make_manager(self, checkpoint: tf.train.Checkpoint, keep: int) -> tf.train.CheckpointManager:
+        """The `CheckpointManager` of `checkpoints/`, keeping the `keep` newest."""
+        return tf.train.CheckpointManager(checkpoint, self.checkpoints_dir, max_to_keep=keep)
+
+    def latest_checkpoint(self) -> str | None:
+        """The newest checkpoint's path prefix, or None. Old runs kept them in the run directory itself."""
+        return tf.train.latest_checkpoint(self.checkpoints_dir) or tf.train.latest_checkpoint(self.path)
+
+
+def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> str | None:
+    """Restores `manager.latest_checkpoint` into `checkpoint`; returns its path (None: none yet).
+
+    Every object of `checkpoint` must be in the file (a checkpoint may hold more, such as an EMA
+    generator the run no longer uses). A mismatch raises a one-line `ValueError`.
+    """
+    path = manager.latest_checkpoint
+    if path is None:
+        return None
+    try:
+        status = checkpoint.restore(path)
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as err:
+        raise RunDirectoryError(
+            f"cannot resume from {path}: it does not match this configuration ({one_line(err)}); "
+            "use another model_dir or the settings the checkpoint was written with"
+        ) from None
+    return path

@@ -1,0 +1,90 @@
+"""The pieces a training run is built from: logical CPUs, the strategy, the dataset and the SAGAN.
+
+Each is callable on its own (the tests and `gan.fit()` users do); `keras_sagan.training.loop.train`
+calls them in order.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from keras_sagan.data import DataSpec
+from keras_sagan.models.presets import build_discriminator, build_generator
+from keras_sagan.training import distributed
+from keras_sagan.training.config import STRATEGIES
+from keras_sagan.training.sagan import SAGAN
+
+
+def configure_cpu_replicas(num_replicas: int) -> None:
+    """Splits the first CPU into `num_replicas` logical devices; must run before TF starts.
+
+    Raises `ValueError` when TensorFlow has already initialised with another number of CPUs.
+    """
+    if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
+        raise ValueError(f"`cpu_replicas` must be an int >= 1; received: cpu_replicas={num_replicas!r}")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_replicas)
+    except RuntimeError:
+        found = len(tf.config.list_logical_devices("CPU"))
+        if found != num_replicas:
+            raise ValueError(
+                f"cpu_replicas={num_replicas} needs to be set before TensorFlow initialises; "
+                f"it already runs with {found} logical CPU device(s)."
+            ) from None
+
+
+def make_strategy(name: str, collective_timeout: float | None = None) -> tf.distribute.Strategy:
+    """The `tf.distribute` strategy called `name` (one of `STRATEGIES`).
+
+    `"default"`: `tf.distribute.get_strategy()`; `"mirrored"`: all GPUs, else all logical CPUs;
+    `"multiworker"`: `MultiWorkerMirroredStrategy` from `TF_CONFIG`, with `collective_timeout`
+    (`distributed.make_multiworker_strategy`); `"tpu"`: `TPUStrategy` on the local TPU
+    (`distributed.make_tpu_strategy`, a one-line `ValueError` without one).
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy([device.name for device in tf.config.list_logical_devices("CPU")])
+    if name == "multiworker":
+        return distributed.make_multiworker_strategy(collective_timeout)
+    if name == "tpu":
+        return distributed.make_tpu_strategy()
+    raise ValueError(f"`strategy` must be one of {STRATEGIES}; received: strategy={name!r}")
+
+
+def data_spec(config) -> DataSpec:
+    """The `DataSpec` of a `TrainConfig`'s data section."""
+    return DataSpec(config.dataset, data_dir=config.data_dir, image_folder=config.image_folder, download=config.download)
+
+
+def build_dataset(config, strategy: tf.distribute.Strategy, seed: int) -> tf.data.Dataset:
+    """The infinite, batched training dataset of `config` (global batches of `batch_size`).
+
+    `train` passes it through `distributed.distribute_global_batches` under a strategy other
+    than `"default"`.
+    """
+    return data_spec(config).load(
+        image_size=config.resolved_image_size, global_batch_size=config.batch_size, seed=seed, strategy=strategy
+    )
+
+
+def build_gan(config, strategy: tf.distribute.Strategy) -> SAGAN:
+    """Builds and compiles the SAGAN of `config` under `strategy` (with the current dtype policy)."""
+    overrides = config.model_overrides()
+    with strategy.scope():
+        generator = build_generator(config.preset, **overrides)
+        overrides.pop("z_dim", None)  # A generator-only setting.
+        gan = SAGAN(generator, build_discriminator(config.preset, **overrides), seed=config.seed)
+        gan.compile(
+            g_optimizer=keras.optimizers.Adam(config.g_lr, beta_1=config.beta1, beta_2=config.beta2),
+            d_optimizer=keras.optimizers.Adam(config.d_lr, beta_1=config.beta1, beta_2=config.beta2),
+            loss=config.loss,
+            d_steps=config.d_steps,
+            ema_decay=config.ema_decay,
+            jit_compile=config.jit_compile,
+        )
+    return gan

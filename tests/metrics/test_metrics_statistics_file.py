@@ -1,0 +1,190 @@
+"""StatisticsFile: round trip, the three old schemas, TTUR/pytorch-fid mu/sigma files, refusals and notes."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_sagan.errors import UsageError
+from keras_sagan.metrics import StatisticsFile, StreamingStatistics
+
+DIM = 5
+
+
+class Extractor:
+    """The attributes `StatisticsFile.load` compares: a stand-in for `InceptionFeatureExtractor`."""
+
+    def __init__(self, feature_dim=DIM, network="net", weights_sha256="abc", resize_method="bilinear"):
+        self.feature_dim = feature_dim
+        self.network = network
+        self.weights_sha256 = weights_sha256
+        self.resize_method = resize_method
+
+
+def _features(n=40, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+
+
+def _provenance():
+    extractor = {"network": "net", "feature_dim": DIM, "weights_sha256": "abc", "image_size": 299, "resize": "bilinear"}
+    return {"extractor": extractor, "image_size": 32, "num_samples": 40, "count": 40, "data": {"dataset": "demo"}}
+
+
+def test_round_trip_keeps_everything_and_writes_the_path_as_given(tmp_path):
+    features = _features()
+    stats = StatisticsFile(
+        features.mean(0, dtype=np.float64), np.cov(features, rowvar=False), 40, features, _provenance()
+    )
+    path = tmp_path / "sub" / "real"  # No suffix, and a folder that does not exist yet.
+    assert stats.save(path) == os.fspath(path)
+    assert sorted(os.listdir(tmp_path / "sub")) == ["real"]  # No .npz added, no temporary file left.
+    with np.load(path) as data:  # Readable by any tool that wants mu and sigma.
+        np.testing.assert_array_equal(data["mu"], features.astype(np.float64).mean(0))
+        assert json.loads(str(data["provenance"])) == _provenance()
+    loaded = StatisticsFile.load(path, Extractor(), image_size=32)
+    for name in ("mu", "sigma", "features"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(stats, name))
+    assert (loaded.count, loaded.provenance, loaded.loaded_from) == (40, _provenance(), os.fspath(path))
+    assert loaded.features.dtype == np.float32 and loaded.mu.dtype == np.float64
+    assert loaded.notes == []
+
+
+def test_save_replaces_an_existing_file_whole(tmp_path, monkeypatch):
+    path = tmp_path / "real.npz"
+    StatisticsFile(np.zeros(DIM), np.eye(DIM), 3).save(path)
+    # A failure while writing leaves the old file in place and no temporary file.
+    monkeypatch.setattr(np, "savez", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        StatisticsFile(np.ones(DIM), np.eye(DIM), 4).save(path)
+    assert os.listdir(tmp_path) == ["real.npz"]
+    assert StatisticsFile.load(path).count == 3
+
+
+def test_the_training_loops_old_real_stats_cache_loads(tmp_path):
+    features = _features()
+    key = json.dumps(
+        {
+            "dataset": "folder",
+            "data_dir": None,
+            "image_folder": "faces",
+            "image_size": 64,
+            "num_samples": 40,
+            "inception_weights": None,
+        },
+        sort_keys=True,
+    )
+    path = tmp_path / "real_stats.npz"
+    mu, sigma = features.mean(0), np.cov(features, rowvar=False)
+    np.savez(path, mu=mu, sigma=sigma, count=np.int64(40), features=features, key=key)
+    loaded = StatisticsFile.load(path, Extractor(), image_size=32, what="eval_stats")
+    np.testing.assert_allclose(loaded.mu, mu, rtol=1e-7)
+    np.testing.assert_array_equal(loaded.features, features)
+    assert loaded.count == 40
+    assert loaded.provenance["data"] == {"dataset": "folder", "image_folder": "faces"}
+    assert loaded.provenance["image_size"] == 64 and loaded.provenance["num_samples"] == 40
+    assert any("computed from 64x64 images; the images evaluated are 32x32" in note for note in loaded.notes)
+    assert any("does not record the network" in note for note in loaded.notes)
+
+
+def test_the_old_evaluate_stats_out_file_loads(tmp_path):
+    features = _features()
+    path = tmp_path / "real"
+    with open(path, "wb") as f:
+        np.savez(
+            f,
+            mu=features.mean(0),
+            sigma=np.cov(features, rowvar=False),
+            count=np.int64(40),
+            features=features,
+            image_size=np.int64(32),
+            data=np.str_("demo"),
+        )
+    loaded = StatisticsFile.load(path, Extractor(), image_size=32)
+    assert loaded.provenance == {"image_size": 32, "data": {"dataset": "demo"}}
+    assert loaded.count == 40 and loaded.features.shape == (40, DIM)
+    assert not any("images evaluated" in note for note in loaded.notes)  # Same size: no note.
+
+
+def test_old_streaming_statistics_files_load(tmp_path):
+    x = _features().astype(np.float64)
+    stats = StreamingStatistics(DIM)
+    stats.update(x)
+    path = tmp_path / "stream.npz"
+    np.savez(path, mu=stats.mean, sigma=stats.covariance, count=np.int64(stats.count))  # What .save() wrote.
+    loaded = StatisticsFile.load(path)
+    np.testing.assert_allclose(loaded.sigma, np.cov(x, rowvar=False), rtol=1e-12)
+    assert loaded.count == 40 and loaded.features is None and loaded.provenance == {}
+    assert loaded.notes == [f"path={os.fspath(path)!r} holds no `features`, so KID is not computed"]
+
+
+def test_ttur_and_pytorch_fid_mu_sigma_files_load_with_notes(tmp_path):
+    path = tmp_path / "fid_stats_celeba.npz"
+    np.savez(path, mu=np.arange(DIM, dtype=np.float32), sigma=np.eye(DIM, dtype=np.float32))
+    loaded = StatisticsFile.load(path, Extractor(), image_size=64, what="--stats_in")
+    np.testing.assert_array_equal(loaded.mu, np.arange(DIM))
+    assert loaded.mu.dtype == np.float64 and loaded.count is None and loaded.features is None
+    assert len(loaded.notes) == 2
+    assert "does not record the network" in loaded.notes[0]
+    assert loaded.notes[1] == f"--stats_in={os.fspath(path)!r} holds no `features`, so KID is not computed"
+
+
+def test_mismatches_are_refused_in_one_line_that_says_how_to_recompute(tmp_path):
+    path = tmp_path / "real.npz"
+    StatisticsFile(np.zeros(DIM), np.eye(DIM), 10, provenance=_provenance()).save(path)
+    with pytest.raises(UsageError) as info:
+        StatisticsFile.load(path, Extractor(feature_dim=2048), what="eval_stats")
+    message = str(info.value)
+    assert message.startswith(f"eval_stats={os.fspath(path)!r}: holds mu (5,) and sigma (5, 5); the Inception")
+    assert "features are 2048-d" in message and "--stats_out FILE" in message and "\n" not in message
+    with pytest.raises(UsageError, match=r"was computed with net, not other-net; recompute it"):
+        StatisticsFile.load(path, Extractor(network="other-net"))
+    # Other weights or another resize: loaded, with a note each.
+    loaded = StatisticsFile.load(path, Extractor(weights_sha256="def", resize_method="bilinear+antialias"))
+    assert [note.split(" was computed with ")[1] for note in loaded.notes[:2]] == [
+        "other InceptionV3 weights (abc; now def)",
+        "other resize method (bilinear; now bilinear+antialias)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "arrays, expected",
+    [
+        ({"mean": np.zeros(3)}, r"cannot read real statistics: it holds \['mean'\], not `mu` and `sigma`; recompute"),
+        ({"mu": np.zeros(3), "sigma": np.eye(4)}, r"cannot read real statistics: `mu` and `sigma` must have shapes"),
+        (
+            {"mu": np.zeros(3), "sigma": np.eye(3), "features": np.zeros((4, 2))},
+            r"`features.shape` must be \(n, 3\); received: features.shape=\(4, 2\)",
+        ),
+    ],
+)
+def test_unreadable_files_are_one_line_errors(tmp_path, arrays, expected):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(UsageError, match=expected) as info:
+        StatisticsFile.load(path, what="eval_stats")
+    assert str(info.value).startswith(f"eval_stats={os.fspath(path)!r}: ") and "\n" not in str(info.value)
+
+
+def test_missing_and_non_npz_files(tmp_path):
+    missing = tmp_path / "missing.npz"
+    with pytest.raises(UsageError) as info:
+        StatisticsFile.load(missing, what="--stats_in")
+    assert str(info.value) == f"--stats_in={os.fspath(missing)!r}: cannot read real statistics: no such file"
+    text = tmp_path / "notes.txt"
+    text.write_text("not statistics\nsecond line\n")
+    with pytest.raises(UsageError, match="cannot read real statistics") as info:
+        StatisticsFile.load(text)
+    assert "\n" not in str(info.value)
+
+
+def test_from_streaming_and_back():
+    x = np.random.default_rng(3).standard_normal((30, DIM))
+    stats = StreamingStatistics(DIM)
+    stats.update(x[:20])
+    saved = StatisticsFile.from_streaming(stats, provenance={"count": 20})
+    np.testing.assert_allclose(saved.sigma, np.cov(x[:20], rowvar=False), rtol=1e-12)
+    resumed = saved.to_streaming()
+    resumed.update(x[20:])
+    np.testing.assert_allclose(resumed.mean, x.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(resumed.covariance, np.cov(x, rowvar=False), rtol=1e-10)
