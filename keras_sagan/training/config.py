@@ -18,6 +18,7 @@ because `keras_sagan/data/__init__.py` imports the CelebA loader.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import textwrap
 import typing
@@ -51,6 +52,8 @@ def _field(section: str, default: Any, help: str, *, choices=None, check=None) -
     return dataclasses.field(default=default, metadata=metadata)
 
 
+# One field maker per section: `_data(default, help, ...)` is `_field("data", default, help, ...)`.
+_data, _model, _optimisation, _runtime, _output, _evaluation = (functools.partial(_field, s) for s in SECTIONS)
 _AT_LEAST_0 = (lambda v: v >= 0, "an int >= 0")
 _AT_LEAST_1 = (lambda v: v >= 1, "an int >= 1")
 _POSITIVE = (lambda v: v > 0, "a number > 0")
@@ -75,80 +78,66 @@ class TrainConfig:
     """
 
     # -- data
-    dataset: str = _field(
-        "data",
+    dataset: str = _data(
         "demo",
         "Training images: 'demo' (100 LFW faces bundled with scikit-image, offline), 'celeba' (TFDS celeb_a, "
         "see data_dir and download) or 'folder' (image_folder).",
         choices=DATASETS,
     )
-    data_dir: str | None = _field(
-        "data", None, "TFDS data directory holding celeb_a (dataset='celeba'); unset: TFDS's ~/tensorflow_datasets."
+    data_dir: str | None = _data(
+        None, "TFDS data directory holding celeb_a (dataset='celeba'); unset: TFDS's ~/tensorflow_datasets."
     )
-    image_folder: str | None = _field(
-        "data", None, "Folder of .jpg/.jpeg/.png images for dataset='folder' (searched recursively)."
+    image_folder: str | None = _data(
+        None, "Folder of .jpg/.jpeg/.png images for dataset='folder' (searched recursively)."
     )
-    download: bool = _field(
-        "data", False, "Let TFDS download CelebA (~1.4 GB) when data_dir lacks it; off: missing data is an error."
+    download: bool = _data(
+        False, "Let TFDS download CelebA (~1.4 GB) when data_dir lacks it; off: missing data is an error."
     )
     # -- model
-    preset: str = _field("model", "celeba64", "Model preset (see keras_sagan.list_presets()).", choices=PRESETS)
-    image_size: int | None = _field(
-        "model", None, "Image side; unset: the preset's, or 32 for dataset='demo'.", choices=IMAGE_SIZES
+    preset: str = _model("celeba64", "Model preset (see keras_sagan.list_presets()).", choices=PRESETS)
+    image_size: int | None = _model(
+        None, "Image side; unset: the preset's, or 32 for dataset='demo'.", choices=IMAGE_SIZES
     )
-    conv_dim: int | None = _field(
-        "model", None, "Base channel count; unset: the preset's (64 for celeba64).", check=_AT_LEAST_1
-    )
-    z_dim: int | None = _field("model", None, "Noise dimension; unset: the preset's (128).", check=_AT_LEAST_1)
-    attention_variant: str | None = _field(
-        "model", None, "Self-attention block; unset: the preset's.", choices=VARIANTS
-    )
+    conv_dim: int | None = _model(None, "Base channel count; unset: the preset's (64 for celeba64).", check=_AT_LEAST_1)
+    z_dim: int | None = _model(None, "Noise dimension; unset: the preset's (128).", check=_AT_LEAST_1)
+    attention_variant: str | None = _model(None, "Self-attention block; unset: the preset's.", choices=VARIANTS)
     # -- optimisation
-    batch_size: int = _field(
-        "optimisation", 20, "Global batch size, summed over replicas (must divide across them).", check=_AT_LEAST_1
+    batch_size: int = _optimisation(
+        20, "Global batch size, summed over replicas (must divide across them).", check=_AT_LEAST_1
     )
-    steps: int = _field(
-        "optimisation",
+    steps: int = _optimisation(
         800,
         "Total train steps (generator updates), counting steps restored from a checkpoint. Under mixed_float16 "
         "the updates that loss scaling skips are not counted.",
         check=_AT_LEAST_1,
     )
-    g_lr: float = _field("optimisation", TTUR["g_lr"], "Generator Adam learning rate (the paper's TTUR).", check=_POSITIVE)
-    d_lr: float = _field(
-        "optimisation", TTUR["d_lr"], "Discriminator Adam learning rate (the paper's TTUR).", check=_POSITIVE
-    )
-    beta1: float = _field("optimisation", TTUR["beta1"], "Adam beta_1 of both optimizers.", check=_UNIT_INTERVAL)
-    beta2: float = _field(
-        "optimisation",
+    g_lr: float = _optimisation(TTUR["g_lr"], "Generator Adam learning rate (the paper's TTUR).", check=_POSITIVE)
+    d_lr: float = _optimisation(TTUR["d_lr"], "Discriminator Adam learning rate (the paper's TTUR).", check=_POSITIVE)
+    beta1: float = _optimisation(TTUR["beta1"], "Adam beta_1 of both optimizers.", check=_UNIT_INTERVAL)
+    beta2: float = _optimisation(
         TTUR["beta2"],
         "Adam beta_2 of both optimizers (the paper's 0.9; Google's code used 0.999).",
         check=_UNIT_INTERVAL,
     )
-    d_steps: int = _field("optimisation", 1, "Discriminator updates per generator update.", check=_AT_LEAST_1)
-    loss: str = _field("optimisation", "hinge", "Adversarial loss.", choices=LOSSES)
-    ema_decay: float | None = _field(
-        "optimisation",
+    d_steps: int = _optimisation(1, "Discriminator updates per generator update.", check=_AT_LEAST_1)
+    loss: str = _optimisation("hinge", "Adversarial loss.", choices=LOSSES)
+    ema_decay: float | None = _optimisation(
         None,
         "Decay of an EMA of the generator's weights, sampled and exported; unset or 0: off.",
         check=_UNIT_INTERVAL,
     )
     # -- runtime and distribution
-    seed: int = _field(
-        "runtime", 0, "Seeds weights, noise, data order and the fixed sample noise.", check=_AT_LEAST_0
-    )
-    deterministic: bool = _field("runtime", False, "Enable TF op determinism: same seed, same weights (slower).")
-    mixed_precision: str = _field(
-        "runtime",
+    seed: int = _runtime(0, "Seeds weights, noise, data order and the fixed sample noise.", check=_AT_LEAST_0)
+    deterministic: bool = _runtime(False, "Enable TF op determinism: same seed, same weights (slower).")
+    mixed_precision: str = _runtime(
         "float32",
         "Keras dtype policy during the run. mixed_float16 adds loss scaling; bfloat16 is faster on recent CPUs.",
         choices=MIXED_PRECISION_POLICIES,
     )
-    jit_compile: bool | str = _field(
-        "runtime", "auto", "XLA-compile the train step; auto: on with a GPU.", choices=JIT_COMPILE_CHOICES
+    jit_compile: bool | str = _runtime(
+        "auto", "XLA-compile the train step; auto: on with a GPU.", choices=JIT_COMPILE_CHOICES
     )
-    strategy: str = _field(
-        "runtime",
+    strategy: str = _runtime(
         "default",
         "tf.distribute strategy. mirrored: all GPUs, else all logical CPUs; multiworker: "
         "MultiWorkerMirroredStrategy over the cluster in the TF_CONFIG environment variable (run the same "
@@ -156,15 +145,13 @@ class TrainConfig:
         "of a Cloud TPU VM. See BUILD.md, 'Distributed training'.",
         choices=STRATEGIES,
     )
-    cpu_replicas: int | None = _field(
-        "runtime",
+    cpu_replicas: int | None = _runtime(
         None,
         "Split the CPU into this many logical devices before TF starts (for strategy='mirrored' without GPUs, "
         "and for tests). Not above 1 with multiworker or tpu.",
         check=_AT_LEAST_1,
     )
-    collective_timeout: float | None = _field(
-        "runtime",
+    collective_timeout: float | None = _runtime(
         None,
         "strategy='multiworker' only: seconds a collective op may wait for the other workers before the run "
         "fails (catches a hung worker); unset: no limit (a dead or stopped worker is still caught within "
@@ -172,49 +159,43 @@ class TrainConfig:
         check=(lambda v: v > 0, "a number of seconds > 0"),
     )
     # -- output
-    model_dir: str | None = _field(
-        "output",
+    model_dir: str | None = _output(
         None,
         "Run directory (config.json, checkpoints/, logs/, samples/, export/); unset: runs/<preset>_<dataset>. "
         "Rerunning with the same one resumes from its latest checkpoint.",
     )
-    log_every: int = _field("output", 50, "Steps between progress lines and TensorBoard scalars.", check=_AT_LEAST_1)
-    sample_every: int = _field(
-        "output", 200, "Steps between sample grids (samples/step_XXXXXX.png and TensorBoard images).", check=_AT_LEAST_1
+    log_every: int = _output(50, "Steps between progress lines and TensorBoard scalars.", check=_AT_LEAST_1)
+    sample_every: int = _output(
+        200, "Steps between sample grids (samples/step_XXXXXX.png and TensorBoard images).", check=_AT_LEAST_1
     )
-    checkpoint_every: int = _field(
-        "output", 200, "Steps between checkpoints (one is also saved at the end and on Ctrl-C).", check=_AT_LEAST_1
+    checkpoint_every: int = _output(
+        200, "Steps between checkpoints (one is also saved at the end and on Ctrl-C).", check=_AT_LEAST_1
     )
-    keep_checkpoints: int = _field("output", 3, "Number of recent checkpoints kept.", check=_AT_LEAST_1)
-    export_dir: str | None = _field(
-        "output", None, "TF Serving base path of the exported generator; unset: <model_dir>/export; '': no export."
+    keep_checkpoints: int = _output(3, "Number of recent checkpoints kept.", check=_AT_LEAST_1)
+    export_dir: str | None = _output(
+        None, "TF Serving base path of the exported generator; unset: <model_dir>/export; '': no export."
     )
-    num_samples: int = _field("output", 64, "Images per sample grid.", check=_AT_LEAST_1)
-    progress_bar: bool = _field("output", False, "Show Keras' progress bar instead of a line every log_every steps.")
+    num_samples: int = _output(64, "Images per sample grid.", check=_AT_LEAST_1)
+    progress_bar: bool = _output(False, "Show Keras' progress bar instead of a line every log_every steps.")
     # -- evaluation
-    eval_every: int = _field(
-        "evaluation",
+    eval_every: int = _evaluation(
         0,
         "Steps between FID/KID/IS evaluations of the sampling generator, logged as eval/* to "
         "<model_dir>/logs/eval; 0: off. Needs Keras' InceptionV3 weights (see inception_weights).",
         check=(lambda v: v >= 0, "an int >= 0 (0 = no evaluation)"),
     )
-    eval_num_samples: int = _field(
-        "evaluation",
+    eval_num_samples: int = _evaluation(
         5000,
-        "Images generated per evaluation, and real images for the real statistics (~0.1 s per image on 2 CPU "
-        "cores).",
+        "Images generated per evaluation, and real images for the real statistics (~0.1 s per image on 2 CPU cores).",
         check=(lambda v: v >= 2, "an int >= 2"),
     )
-    eval_stats: str | None = _field(
-        "evaluation",
+    eval_stats: str | None = _evaluation(
         None,
         "A .npz of real statistics (keras-sagan evaluate --stats_out); unset: computed from the training data at "
         "the start and cached in <model_dir>/real_stats.npz.",
         check=_FILE_PATH,
     )
-    inception_weights: str | None = _field(
-        "evaluation",
+    inception_weights: str | None = _evaluation(
         None,
         "Keras InceptionV3 weights .h5 file; unset: the Keras cache (~/.keras/models). 'random': a random "
         "network, for smoke tests only.",
@@ -231,9 +212,7 @@ class TrainConfig:
     # -- the checks across fields, by section -------------------------------------------------
 
     def _check_data(self) -> None:
-        check_data_arguments(
-            self.dataset, self.data_dir, self.image_folder, self.download, names={"name": "dataset"}
-        )
+        check_data_arguments(self.dataset, self.data_dir, self.image_folder, self.download, names={"name": "dataset"})
 
     def _check_optimisation(self) -> None:
         if self.ema_decay == 0:
@@ -319,32 +298,27 @@ class FieldInfo(NamedTuple):
     check: tuple[Any, str] | None
 
 
-_FIELDS_INFO: tuple[FieldInfo, ...] = ()
-
-
+@functools.cache
 def fields_info() -> tuple[FieldInfo, ...]:
     """One `FieldInfo` per `TrainConfig` field, in declaration order (sections in order)."""
-    global _FIELDS_INFO
-    if not _FIELDS_INFO:
-        hints = typing.get_type_hints(TrainConfig)
-        infos = []
-        for field in dataclasses.fields(TrainConfig):
-            hint = hints[field.name]
-            args = typing.get_args(hint) if isinstance(hint, UnionType) else (hint,)
-            infos.append(
-                FieldInfo(
-                    name=field.name,
-                    section=field.metadata["section"],
-                    default=field.default,
-                    help=field.metadata["help"],
-                    types=tuple(arg for arg in args if arg is not NoneType),
-                    optional=NoneType in args,
-                    choices=field.metadata.get("choices"),
-                    check=field.metadata.get("check"),
-                )
+    hints = typing.get_type_hints(TrainConfig)  # The annotations are strings (`from __future__`).
+    infos = []
+    for field in dataclasses.fields(TrainConfig):
+        hint = hints[field.name]
+        args = typing.get_args(hint) if isinstance(hint, UnionType) else (hint,)
+        infos.append(
+            FieldInfo(
+                name=field.name,
+                section=field.metadata["section"],
+                default=field.default,
+                help=field.metadata["help"],
+                types=tuple(arg for arg in args if arg is not NoneType),
+                optional=NoneType in args,
+                choices=field.metadata.get("choices"),
+                check=field.metadata.get("check"),
             )
-        _FIELDS_INFO = tuple(infos)
-    return _FIELDS_INFO
+        )
+    return tuple(infos)
 
 
 _TYPE_TEXT = {bool: "True or False", int: "an int", float: "a number", str: "a string"}
@@ -365,18 +339,19 @@ def _checked(info: FieldInfo, value: Any) -> Any:
     if value is None and info.optional:
         return value
     kind = next((t for t in info.types if _is_a(value, t)), None)
+    normalised = value
+    if kind is str:
+        normalised = os.fspath(value)
+    elif kind is float:
+        normalised = float(value)
     ok = kind is not None
-    if ok and kind is str:
-        value = os.fspath(value)
-    elif ok and kind is float:
-        value = float(value)
     if ok and info.choices is not None:
-        ok = any(type(value) is type(choice) and value == choice for choice in info.choices)
+        ok = any(type(normalised) is type(choice) and normalised == choice for choice in info.choices)
     if ok and info.check is not None:
-        ok = info.check[0](value)
+        ok = info.check[0](normalised)
     if not ok:
-        raise UsageError(bad_value(info.name, value, _expected(info)))
-    return value
+        raise UsageError(bad_value(info.name, value, _expected(info)))  # The value as given.
+    return normalised
 
 
 def _is_a(value: Any, kind: type) -> bool:

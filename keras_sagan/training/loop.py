@@ -33,6 +33,7 @@ import keras
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # is/disable_op_determinism: not public.
 
+from keras_sagan.data import validate_global_batch
 from keras_sagan.export import export_generator
 from keras_sagan.metrics import make_evaluation_callback as _make_evaluation_callback
 from keras_sagan.run_directory import REAL_STATS_FILENAME, RunDirectory, make_checkpoint, restore_latest

@@ -54,7 +54,7 @@ def test_cifar_preset_shapes_and_conditioning(preset, overrides):
         discriminator.projection.layer.embeddings.assign(
             np.random.default_rng(2).normal(size=discriminator.projection.layer.embeddings.shape)
         )
-        class_gamma = generator.up0.bn1.class_gamma
+        class_gamma = generator.stages[0].bn1.class_gamma
         class_gamma.assign(np.random.default_rng(3).normal(size=class_gamma.shape))
         assert not np.allclose(generator(z, labels, training=False), other)
         assert not np.allclose(

@@ -46,7 +46,7 @@ def test_training_true_reaches_batch_norm_and_spectral_norm():
     gan = _build()
     gan.compile()
     bn = gan.generator.initial.layers[1]
-    sn = gan.discriminator.down0.layers[0]
+    sn = gan.discriminator.stages[0].layers[0]
     moving_mean, u = bn.moving_mean.numpy(), sn.u.numpy()
     gan.fit(_dataset(_images(), 4), epochs=1, steps_per_epoch=1, verbose=0)
     assert not np.array_equal(bn.moving_mean.numpy(), moving_mean)

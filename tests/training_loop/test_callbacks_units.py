@@ -122,6 +122,28 @@ def test_sample_grid_writer_uses_fixed_noise_and_the_sampling_generator(tmp_path
             np.testing.assert_array_equal(np.asarray(image), expected)
 
 
+def test_tensorboard_logger_writes_scalars_sigmas_samples_and_attention(tmp_path):
+    generator = build_generator("celeba64", image_size=32, conv_dim=8, z_dim=16, attention_variant="sagan")
+    model = StubModel(generator)
+    model.discriminator = build_discriminator("celeba64", image_size=32, conv_dim=8)
+    logger = cb.TensorBoardLogger(str(tmp_path), global_batch_size=2, scalar_every=2, image_every=2, num_samples=4)
+    _drive(logger, model, 2, lambda s: {"d_loss": 1.0, "g_loss": 2.0, "gamma_G16": 0.5})
+    events = [
+        value
+        for name in os.listdir(tmp_path)
+        for event in tf.compat.v1.train.summary_iterator(str(tmp_path / name))
+        for value in event.summary.value
+    ]
+    tags = {value.tag: value for value in events}
+    assert {"loss/d", "loss/g", "gamma/G16", "perf/images_per_second", "samples", "attention/G16"} <= set(tags)
+    assert {"sigma/generator/up0/0", "sigma/generator/attention_16/query", "sigma/discriminator/down2/0"} <= set(tags)
+    assert float(tf.make_ndarray(tags["loss/d"].tensor)) == 1.0
+    # 2 x 2 samples of 32 + 1 pixels: 67, nearest-upscaled x4 to reach 256.
+    assert tf.io.decode_png(tf.make_ndarray(tags["samples"].tensor)[2]).shape == (268, 268, 3)
+    # 4 samples x (image + 3 query overlays) of 33 pixels: 133, upscaled x2.
+    assert tf.io.decode_png(tf.make_ndarray(tags["attention/G16"].tensor)[2]).shape == (266, 266, 3)
+
+
 def test_interrupt_handler_stops_after_the_step_and_restores_the_handler():
     previous = signal.getsignal(signal.SIGINT)
     handler = cb.InterruptHandler(print_fn=lambda line: None)

@@ -125,7 +125,8 @@ def _given_weights(config, monkeypatch):
 CASES = [
     ("--dataset=celeba", "dataset", "celeba", lambda c, m: _dataset_kwargs(c, m)["name"] == "celeba"),
     # data_dir, image_folder and download only go with their dataset (TrainConfig refuses them otherwise).
-    ("--dataset=celeba --data_dir=/tfds", "data_dir", "/tfds", lambda c, m: _dataset_kwargs(c, m)["data_dir"] == "/tfds"),
+    ("--dataset=celeba --data_dir=/tfds", "data_dir", "/tfds",
+     lambda c, m: _dataset_kwargs(c, m)["data_dir"] == "/tfds"),
     ("--dataset=folder --image_folder=/imgs", "image_folder", "/imgs",
      lambda c, m: _dataset_kwargs(c, m)["path"] == "/imgs"),
     ("--dataset=celeba --download", "download", True, lambda c, m: _dataset_kwargs(c, m)["download"] is True),
