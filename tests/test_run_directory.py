@@ -51,7 +51,7 @@ def test_checkpoint_holds_every_variable_under_its_names(tmp_path):
     assert run.latest_checkpoint() == prefix == os.path.join(run.checkpoints_dir, "ckpt-7")
     children = run_directory.checkpoint_children(prefix)
     assert set(children) == {"step", "generator", "discriminator", "ema_generator", "g_optimizer", "d_optimizer",
-                             "seed_state"}
+                             "seed_state", "save_counter"}
     assert children["generator"] == len(gan.generator.variables)
     assert children["discriminator"] == len(gan.discriminator.variables)
     # A restore into a fresh SAGAN brings every generator and discriminator variable back.

@@ -94,11 +94,10 @@ class Discriminator(keras.Model):
                 self.projection = SpectralNormalization(
                     keras.layers.Embedding(num_classes, conv_dim * layout.blocks[-1])
                 )
-        for resolution in self._attention:
-            # Attribute names, not a list: `.weights.h5` and `.keras` files address a layer by its
-            # attribute path (`attention_16/...`), so files saved before keep loading.
-            layer = SelfAttention(attention_variant, query_chunk_size=query_chunk_size, name=f"attention_{resolution}")
-            setattr(self, f"attention_{resolution}", layer)
+        self.attention = [
+            SelfAttention(attention_variant, query_chunk_size=query_chunk_size, name=f"attention_{r}")
+            for r in self._attention
+        ]
         track_checkpoint_names(self, self.named_blocks())
 
         self.image_size = image_size
@@ -120,7 +119,7 @@ class Discriminator(keras.Model):
         return named
 
     def _attention_at(self, resolution):
-        return getattr(self, f"attention_{resolution}")
+        return self.attention[self._attention.index(resolution)]
 
     @property
     def attention_layers(self):

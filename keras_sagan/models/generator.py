@@ -94,11 +94,10 @@ class Generator(keras.Model):
             self.stages = [GeneratorBlock(conv_dim * m, num_classes) for m in layout.blocks]
             self.output_norm = BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True)
             self.to_rgb = sn_conv(3, 3)
-        for resolution in self._attention:
-            # Attribute names, not a list: `.weights.h5` and `.keras` files address a layer by its
-            # attribute path (`attention_16/...`), so files saved before keep loading.
-            layer = SelfAttention(attention_variant, query_chunk_size=query_chunk_size, name=f"attention_{resolution}")
-            setattr(self, f"attention_{resolution}", layer)
+        self.attention = [
+            SelfAttention(attention_variant, query_chunk_size=query_chunk_size, name=f"attention_{r}")
+            for r in self._attention
+        ]
         track_checkpoint_names(self, self.named_blocks())
 
         self.image_size = image_size
@@ -126,7 +125,7 @@ class Generator(keras.Model):
         return [self._attention_at(r) for r in sorted(self._attention)]  # resolutions grow in G
 
     def _attention_at(self, resolution):
-        return getattr(self, f"attention_{resolution}") if resolution in self._attention else None
+        return self.attention[self._attention.index(resolution)] if resolution in self._attention else None
 
     def build(self, input_shape=None):
         if input_shape is not None:

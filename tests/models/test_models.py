@@ -88,34 +88,68 @@ def test_attention_placement_is_a_parameter():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: Generator(image_size=48), "image_size must be one of .*received 48"),
-        (lambda: Discriminator(image_size=256), "image_size must be one of .*received 256"),
-        (lambda: Generator(architecture="vgg"), "architecture must be one of.*'vgg'"),
-        (lambda: Generator(attention_resolutions=(64,)), "no feature map at resolution 64"),
-        (lambda: Discriminator(attention_resolutions=(2,)), "no feature map at resolution 2"),
-        (lambda: Generator(num_classes=10), "num_classes=10 needs architecture='resnet'"),
-        (lambda: keras_sagan.build_generator("celeba128"), "Unknown preset 'celeba128'"),
-        (lambda: Generator(z_dim=0), "z_dim must be an int >= 1; received 0"),
+        (lambda: Generator(image_size=48), r"`image_size` must be one of \(32, 64, 128\); received: image_size=48$"),
+        (lambda: Discriminator(image_size=256), "`image_size` must be one of .*; received: image_size=256$"),
+        (lambda: Generator(architecture="vgg"), "`architecture` must be one of .*; received: architecture='vgg'$"),
+        (lambda: Generator(conv_dim=0), "`conv_dim` must be an int >= 1; received: conv_dim=0$"),
+        (
+            lambda: Generator(attention_resolutions=(64,)),
+            r"`attention_resolutions` must be .* from \(4, 8, 16, 32\); received: attention_resolutions=\(64,\)$",
+        ),
+        (lambda: Discriminator(attention_resolutions=(2,)), "received: attention_resolutions=\\(2,\\)$"),
+        (lambda: Generator(num_classes=10), "`num_classes` must be None with architecture='dcgan'.*num_classes=10$"),
+        (
+            lambda: keras_sagan.build_generator("celeba128"),
+            r"`preset` must be one of \['celeba64', 'cifar10_32', 'imagenet128'\]; received: preset='celeba128'$",
+        ),
+        (lambda: Generator(z_dim=0), "`z_dim` must be an int >= 1; received: z_dim=0$"),
+        (
+            lambda: keras_sagan.build_discriminator("celeba64", z_dim=16),
+            "`z_dim` must be left out: the discriminator has no noise input .*; received: z_dim=16$",
+        ),
     ],
 )
 def test_bad_constructor_arguments(make, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as error:
         make()
+    assert "\n" not in str(error.value)
+
+
+def test_build_sagan_gives_z_dim_to_the_generator_only():
+    gan = keras_sagan.build_sagan("celeba64", image_size=32, conv_dim=8, z_dim=16)
+    assert gan.generator.z_dim == 16
+    assert "z_dim" not in gan.discriminator.get_config()
+
+
+def test_build_checks_the_given_input_shape():
+    generator = Generator(image_size=32, z_dim=8, conv_dim=8)
+    generator.build((None, 8))  # the batch may be unknown
+    assert generator.built
+    with pytest.raises(ValueError, match=r"^`z` must have shape \(batch, 8\); received: z.shape=\(2, 9\)$"):
+        Generator(image_size=32, z_dim=8, conv_dim=8).build((2, 9))
+    with pytest.raises(ValueError, match=r"received: z.shape=\(2, 8, 1\)$"):
+        Generator(image_size=32, z_dim=8, conv_dim=8).build((2, 8, 1))
+    with pytest.raises(ValueError, match=r"^`images` must have shape \(batch, 32, 32, 3\); received: images.shape"):
+        Discriminator(image_size=32, conv_dim=8).build((2, 64, 64, 3))
 
 
 def test_bad_call_inputs():
     generator = Generator(image_size=32, z_dim=8, conv_dim=8)
-    with pytest.raises(ValueError, match=r"z must have shape \(batch, 8\); received shape \(2, 9\)"):
+    with pytest.raises(ValueError, match=r"`z` must have shape \(batch, 8\); received: z.shape=\(2, 9\)"):
         generator(np.zeros((2, 9), "float32"))
-    with pytest.raises(ValueError, match="unconditional"):
+    with pytest.raises(
+        ValueError, match=r"`labels` must be None for the unconditional Generator .*labels.shape=\(2,\)"
+    ):
         generator(np.zeros((2, 8), "float32"), np.array([0, 1]))
     conditional = Generator(image_size=32, z_dim=8, conv_dim=8, architecture="resnet", num_classes=3)
-    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\); received values from 0 to 3"):
+    with pytest.raises(ValueError, match=r"`labels` must be in \[0, 3\); received: labels from 0 to 3"):
         conditional(np.zeros((2, 8), "float32"), np.array([0, 3]))
-    with pytest.raises(ValueError, match="needs labels"):
+    with pytest.raises(ValueError, match=r"`labels` must be given: .*num_classes=3\); received: labels=None"):
         conditional(np.zeros((2, 8), "float32"))
+    with pytest.raises(ValueError, match=r"`labels` must have shape \(batch,\); received: labels.shape=\(2, 1\)"):
+        conditional(np.zeros((2, 8), "float32"), np.array([[0], [1]]))
     discriminator = Discriminator(image_size=32, conv_dim=8)
-    with pytest.raises(ValueError, match="images must have shape"):
+    with pytest.raises(ValueError, match=r"`images` must have shape \(batch, 32, 32, 3\); received: images.shape"):
         discriminator(np.zeros((2, 64, 64, 3), "float32"))
 
 
@@ -181,3 +215,38 @@ def test_traced_discriminator_gradient_keeps_grappler_quiet(capfd):
 
     gradients()
     assert "remapper failed" not in capfd.readouterr().err
+
+
+def test_blocks_follow_the_architecture_tables():
+    # The reference's 64x64 channels: G 512 -> 256 -> 128 -> 64 -> RGB, D 64 -> 128 -> 256 -> 512.
+    generator = keras_sagan.build_generator("celeba64")
+    discriminator = keras_sagan.build_discriminator("celeba64")
+    assert generator.initial.layers[0].layer.filters == 512
+    assert [block.layers[0].layer.filters for block in generator.stages] == [256, 128, 64]
+    assert [block.layers[0].layer.filters for block in discriminator.stages] == [64, 128, 256, 512]
+    resnet = Discriminator(image_size=32, conv_dim=8, architecture="resnet", attention_resolutions=(8,))
+    assert [(block.filters, block.downsample) for block in resnet.stages] == [
+        (32, True),
+        (32, True),
+        (32, False),
+        (32, False),
+    ]
+    # Three blocks output 8x8 maps; attention runs once, after the first of them.
+    _, maps = resnet(np.zeros((1, 32, 32, 3), "float32"), return_attention=True)
+    assert [tuple(m.shape) for m in maps] == [(1, 64, 16)]
+
+
+def test_named_blocks_are_the_checkpoint_names():
+    generator = Generator(image_size=32, z_dim=8, conv_dim=8)
+    discriminator = Discriminator(image_size=32, conv_dim=8, architecture="resnet", num_classes=2)
+    assert list(generator.named_blocks()) == ["initial", "up0", "up1", "attention_8", "attention_16", "to_rgb"]
+    assert generator.named_blocks()["up1"] is generator.stages[1]
+    assert list(discriminator.named_blocks()) == [
+        "down0",
+        "down1",
+        "down2",
+        "down3",
+        "attention_16",
+        "logit",
+        "projection",
+    ]

@@ -83,7 +83,7 @@ def test_sample_png_from_saved_model_equals_from_checkpoint(run, saved, tmp_path
     assert cli.main(["sample", "--model", run[0], *args, "--out", str(tmp_path / "b.png")]) == 0
     a = np.asarray(Image.open(tmp_path / "a.png"))
     b = np.asarray(Image.open(tmp_path / "b.png"))
-    assert a.shape == (2 + 2 * 34, 2 + 3 * 34, 3)  # 6 images of 32 px: 3 columns, 2 rows, 2 px padding
+    assert a.shape == (1 + 2 * 33, 1 + 3 * 33, 3)  # 6 images of 32 px: 3 columns, 2 rows, 1 px padding (one grid)
     np.testing.assert_array_equal(a, b)
     # The grid's first cell is the sample signature's first image.
     outputs = tf.saved_model.load(os.path.join(saved, "1")).signatures["sample"](
@@ -141,7 +141,7 @@ def test_bad_model_paths(saved, tmp_path, capsys):
 def test_bad_checkpoints(run, tmp_path, capsys):
     shutil.copytree(os.path.join(run[0], "checkpoints"), tmp_path / "noconfig" / "checkpoints")
     err = _error(capsys, ["export", "--checkpoint", str(tmp_path / "noconfig"), "--out", str(tmp_path / "out")])
-    assert "No config.json" in err
+    assert "no config.json" in err
     # Configs that do not describe the checkpointed generator: other shapes, or
     # fewer layers (a partial restore would silently export a different model).
     shutil.copytree(run[0], tmp_path / "mismatch")

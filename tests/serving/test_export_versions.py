@@ -111,6 +111,6 @@ def test_sagan_exports_ema_generator_when_present(tmp_path):
 
 
 def test_rejects_other_objects(tmp_path):
-    with pytest.raises(TypeError, match="Generator, a SAGAN or a checkpoint directory"):
+    with pytest.raises(TypeError, match="Generator, a SAGAN, a run directory or a .keras file"):
         export.export_generator(object(), tmp_path / "model")
     assert not os.path.exists(tmp_path / "model")

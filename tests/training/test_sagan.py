@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 import keras_sagan
-from keras_sagan.training import SAGAN
+from keras_sagan.training import LOSSES, SAGAN, TTUR, default_d_optimizer, default_g_optimizer
 
 Z_DIM = 16
 
@@ -104,7 +104,7 @@ def test_conditional_training_uses_labels():
     labels = np.array([0, 1, 2, 0, 1, 2, 0, 1], "int32")
     history = gan.fit(_dataset(_images(), 4, labels), epochs=1, verbose=0).history
     assert np.isfinite(history["d_loss"]).all()
-    with pytest.raises(ValueError, match=r"needs a dataset of \(images, labels\) pairs"):
+    with pytest.raises(ValueError, match=r"must be \(images, labels\) pairs"):
         gan.fit(_dataset(_images(), 4), epochs=1, verbose=0)
 
 
@@ -184,22 +184,55 @@ def test_seed_makes_noise_reproducible():
 
 
 def test_default_optimizers_are_the_papers_ttur():
+    assert dict(TTUR) == {"g_lr": 1e-4, "d_lr": 4e-4, "beta1": 0.0, "beta2": 0.9}
+    with pytest.raises(TypeError):
+        TTUR["g_lr"] = 1.0  # read-only: the one owner of these defaults
     gan = _build()
     gan.compile()
     for optimizer, lr in ((gan.g_optimizer, 1e-4), (gan.d_optimizer, 4e-4)):
         assert isinstance(optimizer, keras.optimizers.Adam)
         assert float(optimizer.learning_rate) == pytest.approx(lr)
         assert optimizer.beta_1 == 0.0 and optimizer.beta_2 == 0.9
+    assert float(default_g_optimizer().learning_rate) == pytest.approx(TTUR["g_lr"])
+    assert float(default_d_optimizer().learning_rate) == pytest.approx(TTUR["d_lr"])
+
+
+def test_losses_names_the_choices():
+    assert set(LOSSES) == {"hinge", "non-saturating", "wgan-gp"}
+
+
+def test_step_counts_generator_updates_and_is_read_only():
+    gan = _build()
+    assert gan.step == 0  # before compile
+    gan.compile(d_steps=2)
+    gan.fit(_dataset(_images(), 4), epochs=1, verbose=0)
+    assert gan.step == 2 and isinstance(gan.step, int)
+    assert int(gan.d_optimizer.iterations) == 4
+    with pytest.raises(AttributeError):
+        gan.step = 5
+
+
+def test_calling_the_gan_generates_with_the_generator():
+    gan = _build()
+    z = np.random.default_rng(0).normal(size=(2, Z_DIM)).astype("float32")
+    np.testing.assert_array_equal(gan(z), gan.generator(z, training=False))
+    assert not hasattr(gan, "jit_compile_setting")
+    conditional = _build(architecture="resnet", num_classes=3, attention_variant="sagan")
+    labels = np.array([0, 2])
+    np.testing.assert_array_equal(conditional(z, labels), conditional.generator(z, labels, training=False))
+    with pytest.raises(ValueError, match="`labels` must be None for the unconditional Generator"):
+        gan(z, labels)
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"loss": "lsgan"}, "loss must be one of.*'lsgan'"),
-        ({"d_steps": 0}, "d_steps must be an int >= 1; received 0"),
-        ({"ema_decay": 1.0}, r"ema_decay must be None or in \[0, 1\); received 1.0"),
-        ({"gp_weight": 5.0}, 'gp_weight only applies to loss="wgan-gp"'),
-        ({"jit_compile": "yes"}, "jit_compile must be True, False or \"auto\"; received 'yes'"),
+        ({"loss": "lsgan"}, r"`loss` must be one of \['hinge', 'non-saturating', 'wgan-gp'\]; received: loss='lsgan'$"),
+        ({"d_steps": 0}, "`d_steps` must be an int >= 1; received: d_steps=0$"),
+        ({"ema_decay": 1.0}, r"`ema_decay` must be None or in \[0, 1\); received: ema_decay=1.0$"),
+        ({"gp_weight": 5.0}, "`gp_weight` must be None with loss='hinge' .*; received: gp_weight=5.0$"),
+        ({"loss": "wgan-gp", "gp_weight": -1.0}, "`gp_weight` must be >= 0; received: gp_weight=-1.0$"),
+        ({"jit_compile": "yes"}, "`jit_compile` must be True, False or \"auto\"; received: jit_compile='yes'$"),
     ],
 )
 def test_bad_compile_arguments(kwargs, message):
@@ -209,7 +242,11 @@ def test_bad_compile_arguments(kwargs, message):
 
 def test_mismatched_networks_and_config_round_trip():
     generator = keras_sagan.build_generator("celeba64", image_size=32, conv_dim=8)
-    with pytest.raises(ValueError, match="image_size 32 != discriminator image_size 64"):
+    with pytest.raises(
+        ValueError,
+        match=r"`discriminator.image_size` must be the generator's image_size \(32\); "
+        r"received: discriminator.image_size=64$",
+    ):
         SAGAN(generator, keras_sagan.build_discriminator("celeba64", conv_dim=8))
     gan = _build()
     restored = SAGAN.from_config(gan.get_config())

@@ -13,6 +13,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from training_loop_helpers import EXAMPLE, TINY_FLAGS, tiny_config
 
 from keras_sagan.metrics import inception as inception_module
+from keras_sagan.metrics import service
 from keras_sagan.training import loop
 
 
@@ -23,11 +24,11 @@ def _config(model_dir, **overrides):
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("eval_every", -1, "eval_every must be an int >= 0 (0 = no evaluation); received -1."),
-        ("eval_every", True, "eval_every must be an int >= 0 (0 = no evaluation); received True."),
-        ("eval_num_samples", 1, "eval_num_samples must be an int >= 2; received 1."),
-        ("eval_stats", "", "eval_stats must be None or a file path; received ''."),
-        ("inception_weights", 3, "inception_weights must be None or a file path; received 3."),
+        ("eval_every", -1, "`eval_every` must be an int >= 0 (0 = no evaluation); received: eval_every=-1"),
+        ("eval_every", True, "`eval_every` must be an int >= 0 (0 = no evaluation); received: eval_every=True"),
+        ("eval_num_samples", 1, "`eval_num_samples` must be an int >= 2; received: eval_num_samples=1"),
+        ("eval_stats", "", "`eval_stats` must be None or a file path; received: eval_stats=''"),
+        ("inception_weights", 3, "`inception_weights` must be None or a file path; received: inception_weights=3"),
     ],
 )
 def test_bad_settings_raise_naming_the_value(field, value, message, tmp_path):
@@ -47,8 +48,8 @@ def test_callback_settings_and_cached_real_statistics(tmp_path, monkeypatch):
     use_tiny_inception(monkeypatch)
     weights = tiny_weights_file(tmp_path / "tiny.weights.h5")
     calls = []
-    compute = loop.compute_dataset_statistics
-    monkeypatch.setattr(loop, "compute_dataset_statistics", lambda *a, **k: calls.append(k) or compute(*a, **k))
+    compute = service.compute_dataset_statistics
+    monkeypatch.setattr(service, "compute_dataset_statistics", lambda *a, **k: calls.append(k) or compute(*a, **k))
     config = _config(tmp_path / "run", inception_weights=weights, ema_decay=0.9)
 
     callbacks = loop.make_callbacks(config, loop.make_manager(config, tf.train.Checkpoint()))
@@ -78,7 +79,7 @@ def test_callback_settings_and_cached_real_statistics(tmp_path, monkeypatch):
 
 def test_eval_stats_file_replaces_the_computation(tmp_path, monkeypatch):
     use_tiny_inception(monkeypatch)
-    monkeypatch.setattr(loop, "compute_dataset_statistics", None)  # Must not be called.
+    monkeypatch.setattr(service, "compute_dataset_statistics", None)  # Must not be called.
     rng = np.random.default_rng(0)
     features = rng.standard_normal((12, TINY_FEATURES)).astype("float32")
     with_features = tmp_path / "with_features.npz"
@@ -113,7 +114,7 @@ def test_missing_or_wrong_files_raise_naming_the_setting(tmp_path, monkeypatch):
         loop.make_evaluation_callback(_config(tmp_path, eval_stats=str(wrong_dim), inception_weights="random"))
 
     nope = str(tmp_path / "nope.h5")
-    with pytest.raises(ValueError, match=f"inception_weights='{nope}': .*file not found"):
+    with pytest.raises(ValueError, match=f"weights file not found: '{nope}'.*--inception_weights"):
         loop.make_evaluation_callback(_config(tmp_path, inception_weights=nope))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_keras_home"))
     with pytest.raises(ValueError) as info:
