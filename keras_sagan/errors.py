@@ -20,7 +20,7 @@ class UsageError(ValueError):
     """A bad value or an unusable file, told to the user as one line (exit status 2 on the CLI)."""
 
 
-def one_line(error: BaseException | str, limit: int = 300) -> str:
+def one_line(error: BaseException | str, limit: int = 1000) -> str:
     """The first informative line of an error message, at most `limit` characters.
 
     TensorFlow's op errors open with "Graph execution error:" and node traces; those lines are

@@ -147,7 +147,7 @@ def latest_step(model_dir):
 def noise_driven_weights(network, prefix):
     """`{"generator/<i>"}` of each bias followed by a BatchNorm, and of that BatchNorm's moving mean."""
     paths = set()
-    for block in vars(network).values():
+    for block in network.named_blocks().values():
         if not isinstance(block, tf.keras.Sequential):
             continue
         for layer, following in zip(block.layers, block.layers[1:]):

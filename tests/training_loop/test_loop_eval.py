@@ -64,7 +64,7 @@ def test_callback_settings_and_cached_real_statistics(tmp_path, monkeypatch):
         assert int(data["count"]) == 10 and data["features"].shape == (10, TINY_FEATURES)
         np.testing.assert_allclose(callback.real_statistics[0], data["mu"])
         np.testing.assert_array_equal(callback.real_features_for_kid, data["features"])
-    assert calls == [{"num_samples": 10, "keep_features": 10}]
+    assert calls == [{"num_samples": 10, "keep_features": 10, "progress": False}]
 
     # A rerun (a resume) reads the cache; other settings or random weights recompute it.
     again = loop.make_evaluation_callback(config)
@@ -120,8 +120,8 @@ def test_missing_or_wrong_files_raise_naming_the_setting(tmp_path, monkeypatch):
     with pytest.raises(ValueError) as info:
         loop.make_evaluation_callback(_config(tmp_path))
     message = str(info.value)
-    assert message.startswith("inception_weights=None: InceptionV3 ImageNet weights not found in")
-    assert inception_module.WEIGHTS_URL in message and "--inception_weights=FILE" in message
+    assert message.startswith("InceptionV3 ImageNet weights not found in") and "\n" not in message
+    assert inception_module.WEIGHTS_URL in message and "--inception_weights FILE" in message
 
 
 @pytest.mark.slow
