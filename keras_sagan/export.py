@@ -33,8 +33,6 @@ def _comparable_config(config):
     return {k: v for k, v in config.items() if k not in _IDENTITY_KEYS}
 
 
-
-
 def _check_marker(base_path, config):
     """Refuses a base_path whose versions hold another model; writes the marker."""
     marker = os.path.join(base_path, MARKER_FILENAME)

@@ -159,7 +159,7 @@ def load_run_generator(directory: str) -> tuple[Generator, str, str]:
 
 
 def resolve_generator(generator_or_path) -> Generator:
-    """A Keras `Generator` from a `Generator`, a `SAGAN` (its sampling generator), a run directory or a `.keras` file."""
+    """A Keras `Generator` from a `Generator`, a `SAGAN` (its sampling generator), a run dir or a `.keras` file."""
     obj = generator_or_path
     if isinstance(obj, Generator):
         return obj
@@ -303,4 +303,3 @@ def load_generator(path: str | os.PathLike) -> LoadedGenerator:
     if not isinstance(model, Generator):
         raise ModelLoadError(f"{path} holds a {type(model).__name__}, not a keras_sagan Generator")
     return _from_keras_generator("keras", path, model, f"keras file {os.path.abspath(path)}")
-

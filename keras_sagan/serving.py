@@ -39,6 +39,7 @@ MARKER_FILENAME = "keras_sagan_model.json"
 _Z_STREAM = 0
 _LABEL_STREAM = 1
 
+
 def sample_z(num_images, z_dim: int, seed, truncation) -> tf.Tensor:
     """Draws `(num_images, z_dim)` float32 noise, deterministically from `seed`.
 

@@ -50,8 +50,16 @@ def test_checkpoint_holds_every_variable_under_its_names(tmp_path):
     prefix = run.make_manager(run_directory.make_checkpoint(gan), keep=1).save(checkpoint_number=7)
     assert run.latest_checkpoint() == prefix == os.path.join(run.checkpoints_dir, "ckpt-7")
     children = run_directory.checkpoint_children(prefix)
-    assert set(children) == {"step", "generator", "discriminator", "ema_generator", "g_optimizer", "d_optimizer",
-                             "seed_state", "save_counter"}
+    assert set(children) == {
+        "step",
+        "generator",
+        "discriminator",
+        "ema_generator",
+        "g_optimizer",
+        "d_optimizer",
+        "seed_state",
+        "save_counter",
+    }
     assert children["generator"] == len(gan.generator.variables)
     assert children["discriminator"] == len(gan.discriminator.variables)
     # A restore into a fresh SAGAN brings every generator and discriminator variable back.
@@ -59,8 +67,9 @@ def test_checkpoint_holds_every_variable_under_its_names(tmp_path):
     fresh.compile(ema_decay=0.9)
     manager = run.make_manager(run_directory.make_checkpoint(fresh), keep=1)
     assert run_directory.restore_latest(run_directory.make_checkpoint(fresh), manager) == prefix
-    for new, old in zip(fresh.generator.variables + fresh.discriminator.variables,
-                        gan.generator.variables + gan.discriminator.variables):
+    for new, old in zip(
+        fresh.generator.variables + fresh.discriminator.variables, gan.generator.variables + gan.discriminator.variables
+    ):
         np.testing.assert_array_equal(np.asarray(new), np.asarray(old))
 
 

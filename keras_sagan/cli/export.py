@@ -10,10 +10,14 @@ def register(subparsers) -> None:
         description="Writes the run's generator (EMA weights when present) as OUT/<version>/.",
     )
     parser.add_argument(
-        "--checkpoint", required=True, help="Run directory (with config.json) or its checkpoints/ folder, or a .keras file."
+        "--checkpoint",
+        required=True,
+        help="Run directory (with config.json) or its checkpoints/ folder, or a .keras file.",
     )
     parser.add_argument("--out", required=True, help="Base path, e.g. saved_models/NAME; writes NAME/<version>/.")
-    parser.add_argument("--version", type=int, default=None, help="Version number (default: %(default)s, the next free).")
+    parser.add_argument(
+        "--version", type=int, default=None, help="Version number (default: %(default)s, the next free)."
+    )
     parser.set_defaults(run=run)
 
 

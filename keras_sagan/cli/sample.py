@@ -6,7 +6,9 @@ from keras_sagan.errors import UsageError
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("sample", help="Generate a PNG grid from a SavedModel, run directory or .keras file.")
+    parser = subparsers.add_parser(
+        "sample", help="Generate a PNG grid from a SavedModel, run directory or .keras file."
+    )
     parser.add_argument(
         "--model", required=True, help="SavedModel version dir, base dir (latest), run directory or .keras file."
     )

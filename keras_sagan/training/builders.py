@@ -58,7 +58,9 @@ def make_strategy(name: str, collective_timeout: float | None = None) -> tf.dist
 
 def data_spec(config) -> DataSpec:
     """The `DataSpec` of a `TrainConfig`'s data section."""
-    return DataSpec(config.dataset, data_dir=config.data_dir, image_folder=config.image_folder, download=config.download)
+    return DataSpec(
+        config.dataset, data_dir=config.data_dir, image_folder=config.image_folder, download=config.download
+    )
 
 
 def build_dataset(config, strategy: tf.distribute.Strategy, seed: int) -> tf.data.Dataset:

@@ -36,8 +36,8 @@ def paths(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "key, kind", [("run", "run"), ("checkpoints", "run"), ("base", "saved_model"), ("version", "saved_model"),
-                  ("keras", "keras")]
+    "key, kind",
+    [("run", "run"), ("checkpoints", "run"), ("base", "saved_model"), ("version", "saved_model"), ("keras", "keras")],
 )
 def test_every_kind_gives_the_ema_generator_images(paths, key, kind):
     loaded = loading.load_generator(paths[key])
