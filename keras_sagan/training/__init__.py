@@ -6,21 +6,18 @@ pulls in the data pipelines and tensorflow_datasets, so it is imported on first 
 """
 
 import importlib
-import importlib.util
 
 from keras_sagan.training import losses
 from keras_sagan.training.losses import LOSSES
 from keras_sagan.training.sagan import SAGAN, TTUR, build_sagan, default_d_optimizer, default_g_optimizer
 
-# name -> modules that may define it, first one that has it wins (the application layer is
-# being split into modules; whichever holds a name serves it).
+# name -> module that defines it, imported on first access.
 _LAZY = {
-    "TrainConfig": ("keras_sagan.training.config", "keras_sagan.training.loop"),
-    "TrainResult": ("keras_sagan.training.loop",),
-    "TrainingInterrupted": ("keras_sagan.training.loop",),
-    "train": ("keras_sagan.training.loop",),
-    "make_grid": ("keras_sagan.images", "keras_sagan.training.callbacks"),
-    "callbacks": ("keras_sagan.training.callbacks",),
+    "TrainConfig": "keras_sagan.training.config",
+    "TrainResult": "keras_sagan.training.loop",
+    "TrainingInterrupted": "keras_sagan.training.loop",
+    "train": "keras_sagan.training.loop",
+    "make_grid": "keras_sagan.images",
 }
 
 __all__ = [
@@ -35,26 +32,14 @@ __all__ = [
 ]
 
 
-def _find_spec(module_name):
-    try:
-        return importlib.util.find_spec(module_name) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def __getattr__(name):
+    if name == "callbacks":  # A submodule: `keras_sagan.training.callbacks`.
+        return importlib.import_module("keras_sagan.training.callbacks")
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    for module_name in _LAZY[name]:
-        if not _find_spec(module_name):
-            continue
-        module = importlib.import_module(module_name)
-        # A module named like the attribute is the attribute itself (`callbacks`).
-        value = module if module_name.endswith("." + name) else getattr(module, name, None)
-        if value is not None:
-            globals()[name] = value  # later accesses skip this hook
-            return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later accesses skip this hook
+    return value
 
 
 def __dir__():

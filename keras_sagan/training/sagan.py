@@ -358,8 +358,7 @@ class SAGAN(keras.Model):
 
     @property
     def step(self):
-        """int. Generator updates so far (`g_optimizer.iterations`); 0 before `compile()`."""
-        # keras.ops.convert_to_numpy reads a MirroredVariable too (int() of one raises TypeError).
+        """int. Generator updates so far (`g_optimizer.iterations`, read so a MirroredVariable works too)."""
         return 0 if self.g_optimizer is None else int(keras.ops.convert_to_numpy(self.g_optimizer.iterations))
 
     def get_config(self):

@@ -1,0 +1,128 @@
+"""BUILD.md's "Architecture": the import rules between layers, module size and docstrings, lazy imports."""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_sagan"
+MAX_LINES = 400
+
+# area -> keras_sagan areas it must not import. An area is the first path component under
+# keras_sagan/ ("layers", "models", ...) or a top-level module's name ("export", "loading", ...).
+FORBIDDEN = {
+    "errors": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
+               "serving", "images"},
+    "images": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
+               "serving"},
+    "layers": {"models", "data", "training", "metrics", "cli", "export", "loading", "run_directory", "serving"},
+    "models": {"data", "training", "metrics", "cli", "export", "loading", "run_directory", "serving"},
+    "data": {"training", "metrics", "cli", "export", "loading", "run_directory", "serving"},
+    "metrics": {"training", "cli", "export", "run_directory"},
+    "serving": {"data", "training", "metrics", "cli", "export", "loading", "run_directory"},
+    "run_directory": {"training", "metrics", "cli", "export", "loading"},
+    "loading": {"training", "metrics", "cli", "export"},
+    "export": {"training", "metrics", "cli", "data"},
+    "training": {"cli"},
+}  # fmt: skip
+# Inside training/, the core (the model and its losses) must not import the application layer.
+TRAINING_CORE = {"sagan", "losses", "steps"}
+TRAINING_APPLICATION = {"loop", "config", "flags", "builders", "callbacks", "tensorboard", "distributed"}
+
+
+def _modules():
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _area(path):
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return parts[0] if len(parts) > 1 else parts[0]
+
+
+def _imported(path):
+    """`(line, "keras_sagan.x.y")` for every keras_sagan import of a file, at any depth (lazy ones too)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            # `from keras_sagan import export` imports the module keras_sagan.export.
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module" and node.args:
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                found.append((node.lineno, arg.value))
+    return [(line, name) for line, name in found if name.startswith("keras_sagan.")]
+
+
+def violations(modules=None):
+    problems = []
+    for path in modules or _modules():
+        area = _area(path)
+        rel = path.relative_to(PACKAGE.parent)
+        for line, name in _imported(path):
+            target = name.split(".")[1]
+            message = f"{rel}:{line}: {area} imports keras_sagan.{target}"
+            if target in FORBIDDEN.get(area, set()) and message not in problems:
+                problems.append(message)
+            if target == "cli" and area not in ("cli", "__main__"):
+                problems.append(f"{rel}:{line}: only cli/ and __main__ may import {name}")
+            own = path.relative_to(PACKAGE).with_suffix("").parts
+            if area == "training" and len(own) > 1 and own[1] in TRAINING_CORE and target == "training":
+                parts = name.split(".")
+                if len(parts) > 2 and parts[2] in TRAINING_APPLICATION:
+                    problems.append(f"{rel}:{line}: the training core imports the application module {name}")
+    return problems
+
+
+def test_import_rules_hold():
+    assert violations() == []
+
+
+def test_the_rule_check_catches_a_violation(tmp_path):
+    # A layer module importing the training loop must be reported (the check is not vacuous).
+    bad = PACKAGE / "layers" / "_probe_for_test.py"
+    bad.write_text('"""Probe."""\n\ndef f():\n    from keras_sagan.training import loop\n', encoding="utf-8")
+    try:
+        assert violations([bad]) == [f"{bad.relative_to(PACKAGE.parent)}:4: layers imports keras_sagan.training"]
+    finally:
+        bad.unlink()
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_module_is_small_and_says_its_job(path):
+    text = path.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= MAX_LINES, f"{path} has {len(text.splitlines())} lines"
+    docstring = ast.get_docstring(ast.parse(text))
+    assert docstring and docstring.strip(), f"{path} has no module docstring"
+
+
+def _modules_after(code):
+    script = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    return set(__import__("json").loads(result.stdout.strip().splitlines()[-1]))
+
+
+HEAVY = {
+    "tensorflow_datasets",
+    "keras_sagan.training.loop",
+    "keras_sagan.data",
+    "keras_sagan.metrics",
+    "keras_sagan.cli",
+}
+
+
+def test_importing_the_network_leaves_the_application_layer_out():
+    loaded = _modules_after("import keras_sagan.layers, keras_sagan.models")
+    assert loaded & HEAVY == set()
+    loaded = _modules_after("import keras_sagan")
+    assert loaded & HEAVY == set()
+
+
+def test_the_lazy_names_load_on_first_access():
+    loaded = _modules_after("import keras_sagan\nassert keras_sagan.SAGAN.__name__ == 'SAGAN'\nkeras_sagan.train")
+    assert "keras_sagan.training.sagan" in loaded and "keras_sagan.training.loop" in loaded
