@@ -1,18 +1,23 @@
 """keras_sagan: Self-Attention GAN layers, models, training and export for Keras 3.
 
-`import keras_sagan` loads only the network (layers and models). The application layer
-(`SAGAN`, `build_sagan`, `export_generator`, `load_generator`, `TrainConfig`, `train`) is
-imported on first attribute access (PEP 562), so importing the network never pulls in
-tensorflow_datasets or the training loop.
+`import keras_sagan` imports nothing heavy: every public name is loaded on first attribute
+access (PEP 562). The network (`keras_sagan.layers`, `keras_sagan.models`) never pulls in
+tensorflow_datasets or the training loop, and the command line (`python -m keras_sagan`,
+`keras-sagan`) can set TensorFlow's log level before anything imports TensorFlow.
 """
 
 import importlib
 
-from keras_sagan.layers import ConditionalBatchNormalization, SelfAttention, SpectralNormalization
-from keras_sagan.models import Discriminator, Generator, build_discriminator, build_generator, list_presets
-
 # name -> module that defines it, imported on first access.
 _LAZY = {
+    "ConditionalBatchNormalization": "keras_sagan.layers",
+    "SelfAttention": "keras_sagan.layers",
+    "SpectralNormalization": "keras_sagan.layers",
+    "Discriminator": "keras_sagan.models",
+    "Generator": "keras_sagan.models",
+    "build_discriminator": "keras_sagan.models",
+    "build_generator": "keras_sagan.models",
+    "list_presets": "keras_sagan.models",
     "SAGAN": "keras_sagan.training.sagan",
     "build_sagan": "keras_sagan.training.sagan",
     "export_generator": "keras_sagan.export",
@@ -22,17 +27,7 @@ _LAZY = {
 }
 
 __version__ = "0.1.0"
-__all__ = [
-    "ConditionalBatchNormalization",
-    "Discriminator",
-    "Generator",
-    "SelfAttention",
-    "SpectralNormalization",
-    "build_discriminator",
-    "build_generator",
-    "list_presets",
-    *_LAZY,
-]
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name):

@@ -126,3 +126,16 @@ def test_importing_the_network_leaves_the_application_layer_out():
 def test_the_lazy_names_load_on_first_access():
     loaded = _modules_after("import keras_sagan\nassert keras_sagan.SAGAN.__name__ == 'SAGAN'\nkeras_sagan.train")
     assert "keras_sagan.training.sagan" in loaded and "keras_sagan.training.loop" in loaded
+
+
+def test_the_command_line_sets_the_log_level_before_tensorflow_loads(tmp_path):
+    # TF prints its CPU-feature notice at log level < 2; the CLI sets 2 before the first TF import.
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_sagan", "info", "--model", str(tmp_path / "missing")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 2 and "no such model path" in result.stderr
+    assert "rebuild TensorFlow with the appropriate compiler flags" not in result.stderr
+    loaded = _modules_after("import keras_sagan")
+    assert "tensorflow" not in loaded and "keras" not in loaded
