@@ -33,9 +33,7 @@ And with these flags in a script of your own:
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow is imported.
-
-from keras_sagan.cli import train  # noqa: E402
+from keras_sagan.cli import train  # Sets TensorFlow's log level before TensorFlow loads.
 
 if __name__ == "__main__":
     sys.exit(train.main(sys.argv[1:], prog=os.path.basename(__file__)))

@@ -6,7 +6,7 @@ tensorflow_datasets or the training loop, and the command line (`python -m keras
 `keras-sagan`) can set TensorFlow's log level before anything imports TensorFlow.
 """
 
-import importlib
+from keras_sagan._lazy import lazy_attributes
 
 # name -> module that defines it, imported on first access.
 _LAZY = {
@@ -22,21 +22,12 @@ _LAZY = {
     "build_sagan": "keras_sagan.training.sagan",
     "export_generator": "keras_sagan.export",
     "load_generator": "keras_sagan.loading",
-    "TrainConfig": "keras_sagan.training",
-    "train": "keras_sagan.training",
+    "TrainConfig": "keras_sagan.training.config",
+    "train": "keras_sagan.training.loop",
 }
 
 __version__ = "0.1.0"
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later accesses skip this hook
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from keras_sagan.errors import UsageError
 from keras_sagan.loading import read_marker, resolve_generator
+from keras_sagan.run_directory import write_json_atomically
 from keras_sagan.serving import MARKER_FILENAME, list_versions, serving_module
 
 # Config keys that name an instance rather than describe the model.
@@ -50,11 +51,7 @@ def _check_marker(base_path, config):
             f"{base_path} holds versions {versions} with no {MARKER_FILENAME}: not a keras_sagan export; "
             "export to another base path"
         )
-    tmp = os.path.join(base_path, f".tmp-{uuid.uuid4().hex}.json")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"generator": json.loads(json.dumps(config))}, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, marker)
+    write_json_atomically(marker, {"generator": config})
 
 
 def export_generator(generator_or_checkpoint, base_path: str | os.PathLike, version: int | None = None) -> str:

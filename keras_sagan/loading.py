@@ -200,10 +200,7 @@ class LoadedGenerator:
         self.num_classes = None if num_classes is None else int(num_classes)
         self.image_size = int(image_size)
         self.keras_generator = keras_generator
-        if signatures is None:  # The in-process graph a model server would run.
-            module = serving.serving_module(keras_generator)
-            signatures = {"serving_default": module.serving_default, "sample": module.sample}
-        self._signatures = signatures
+        self._signatures = signatures  # A SavedModel's; for a Keras generator, built by `sample`.
 
     def __repr__(self) -> str:
         return f"<LoadedGenerator {self.description}>"
@@ -218,22 +215,26 @@ class LoadedGenerator:
         if self.keras_generator is not None:
             args = (z,) if labels is None else (z, labels)
             return self.keras_generator(*args, training=False)
-        inputs = {"z": tf.convert_to_tensor(z, tf.float32)}
+        inputs = {"z": tf.convert_to_tensor(z, tf.float32)}  # A SavedModel: its serving_default signature.
         if labels is not None:
             inputs["labels"] = tf.convert_to_tensor(labels, tf.int32)
         return self._signatures["serving_default"](**inputs)["images"]
 
     def sample(self, num_images: int, seed: int = 0, truncation: float = 0.0, labels=None) -> dict:
         """The `sample` signature's outputs (`images`, `images_uint8`) for `num_images` seeded images."""
+        labels = list(labels or [])
+        if labels and self.num_classes is None:
+            raise ModelLoadError(f"{self.path} is an unconditional model; labels do not apply")
         inputs = {
             "num_images": tf.constant(num_images, tf.int32),
             "seed": tf.constant(seed, tf.int64),
             "truncation": tf.constant(truncation, tf.float32),
         }
         if self.num_classes is not None:
-            inputs["labels"] = tf.constant(list(labels or []), tf.int32, shape=[len(labels or [])])
-        elif labels:
-            raise ModelLoadError(f"{self.path} is an unconditional model; labels do not apply")
+            inputs["labels"] = tf.constant(labels, tf.int32, shape=[len(labels)])
+        if self._signatures is None:  # The in-process graph a model server would run.
+            module = serving.serving_module(self.keras_generator)
+            self._signatures = {"sample": module.sample}
         return self._signatures["sample"](**inputs)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from typing import Any
 
 import tensorflow as tf
@@ -97,7 +98,7 @@ def checkpoint_children(prefix: str) -> dict[str, int]:
 
 def write_json_atomically(path: str, content: Any) -> None:
     """Writes `content` as indented JSON through a temporary file and a rename."""
-    tmp = f"{path}.tmp"
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"  # Unique: two writers never share a temp file.
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(content, f, indent=2, sort_keys=True, default=str)
         f.write("\n")
@@ -152,17 +153,6 @@ class RunDirectory:
             )
         return run
 
-    @staticmethod
-    def looks_like_run(path: str | os.PathLike) -> bool:
-        """Whether `path` is a run directory or its `checkpoints/` folder (a config and a checkpoints state)."""
-        path = os.path.abspath(os.fspath(path))
-        for candidate in (path, os.path.dirname(path)):
-            if os.path.isfile(os.path.join(candidate, CONFIG_FILENAME)) and os.path.isdir(
-                os.path.join(candidate, CHECKPOINTS_DIRNAME)
-            ):
-                return True
-        return False
-
     # -- the layout ---------------------------------------------------------------------------
 
     @property
@@ -214,6 +204,10 @@ class RunDirectory:
     def make_manager(self, checkpoint: tf.train.Checkpoint, keep: int) -> tf.train.CheckpointManager:
         """The `CheckpointManager` of `checkpoints/`, keeping the `keep` newest."""
         return tf.train.CheckpointManager(checkpoint, self.checkpoints_dir, max_to_keep=keep)
+
+    def checkpoint_path(self, step: int) -> str:
+        """The path prefix of the checkpoint of `step` (`checkpoints/ckpt-<step>`)."""
+        return os.path.join(self.checkpoints_dir, f"ckpt-{step}")
 
     def latest_checkpoint(self) -> str | None:
         """The newest checkpoint's path prefix, or None. Old runs kept them in the run directory itself."""

@@ -197,6 +197,12 @@ def serving_module(generator) -> tf.Module:
     return _ServingModule(generator)
 
 
+def latest_version_path(base_path: str) -> str | None:
+    """The absolute path of the highest version under `base_path`, or None when it has none."""
+    versions = list_versions(base_path)
+    return os.path.join(os.path.abspath(base_path), str(versions[-1])) if versions else None
+
+
 def list_versions(base_path: str) -> list[int]:
     """Sorted integer versions (numeric subdirectories) under `base_path`."""
     if not os.path.isdir(base_path):

@@ -13,6 +13,8 @@ MAX_LINES = 400
 # area -> keras_sagan areas it must not import. An area is the first path component under
 # keras_sagan/ ("layers", "models", ...) or a top-level module's name ("export", "loading", ...).
 FORBIDDEN = {
+    "_lazy": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
+              "serving", "images", "errors"},
     "errors": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
                "serving", "images"},
     "images": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",

@@ -29,10 +29,6 @@ _ARGPARSE_COMMANDS = ("export", "sample", "info", "evaluate")
 PROG = "keras-sagan"
 
 
-class CLIError(UsageError):
-    """A user-facing failure: reported as one line, exit status 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of every subcommand except `train` (which is listed for `--help`)."""
     parser = argparse.ArgumentParser(

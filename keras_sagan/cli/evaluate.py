@@ -21,7 +21,7 @@ from keras_sagan.errors import UsageError, bad_value
 EVAL_DATASETS = ("demo", "celeba", "folder")
 """`--data` choices: the names `keras_sagan.data.DataSpec` takes."""
 
-FLAG_NAMES = {"name": "--data", "data_dir": "--data_dir", "image_folder": "--image_folder", "download": "--download"}
+FLAG_NAMES = {"name": "--data", "data_dir": "--data_dir", "image_folder": "--image_folder"}
 """How `DataSpec`'s errors spell its arguments here."""
 
 
@@ -114,7 +114,6 @@ def _json_value(value):
 def run(args) -> None:
     from keras_sagan.loading import load_generator
     from keras_sagan.metrics import (
-        MAX_KID_FEATURES,
         RANDOM_WEIGHTS,
         StatisticsFile,
         evaluate_generator,
@@ -162,11 +161,9 @@ def run(args) -> None:
             args.num_samples,
             args.batch_size,
             extractor,
-            real_statistics=(real.mu, real.sigma),
-            real_features_for_kid=real.features,
+            real_statistics=real,
             seed=args.seed,
             progress=True,
-            max_kid_features=MAX_KID_FEATURES,
         )
     results["num_real_samples"] = real.count
     results["model"] = generator.description

@@ -54,8 +54,6 @@ def run(args) -> None:
         raise UsageError(f"--num must be in [1, {serving.MAX_IMAGES}]; received {args.num}")
     generator = load_generator(args.model)
     labels = parse_labels(args.labels, args.num)
-    if labels and generator.num_classes is None:
-        raise UsageError(f"{args.model} is an unconditional model; --labels does not apply")
     outputs = generator.sample(args.num, seed=args.seed, truncation=args.truncation, labels=labels)
     images.save_grid(np.asarray(outputs["images_uint8"]), args.out, cols=args.cols)
     print(args.out)

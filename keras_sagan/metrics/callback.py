@@ -163,8 +163,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         self._evaluated_this_epoch = None
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        step = self.model.step
-        step = int(step.numpy() if hasattr(step, "numpy") else step)  # A variable, a tensor or an int.
+        step = int(keras.ops.convert_to_numpy(self.model.step))  # A variable, a tensor or an int.
         if step % self.every_n_steps != 0 or step == self._last_evaluated_step:
             return
         self._last_evaluated_step = step

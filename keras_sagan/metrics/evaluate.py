@@ -27,6 +27,10 @@ Extractor = Any
 RealStatistics = Any  # StatisticsFile | StreamingStatistics | str | os.PathLike | (mu, sigma) | dataset
 
 
+MAX_KID_FEATURES = 10_000
+"""Real and generated feature vectors kept for KID (and saved with real statistics)."""
+
+
 def extract_features(extractor: Extractor, images: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Runs an extractor on a batch and returns `(features, logits or None)` as arrays.
 
@@ -131,7 +135,7 @@ def compute_dataset_statistics(
 
     ```python
     stats = compute_dataset_statistics(train_ds, extractor, num_samples=50_000)
-    stats.save("celeba64_inception.npz")
+    StatisticsFile.from_streaming(stats).save("celeba64_inception.npz")
     ```
     """
     if num_samples is not None and (not isinstance(num_samples, (int, np.integer)) or num_samples < 1):
@@ -219,9 +223,7 @@ def evaluate_generator(
     is_splits: int = 10,
     kid_num_subsets: int = 100,
     kid_subset_size: int = 1000,
-    max_kid_features: int = 10_000,
-    z_dim: int | None = None,
-    num_classes: int | None = None,
+    max_kid_features: int = MAX_KID_FEATURES,
 ) -> dict[str, float]:
     """Samples a generator and computes FID, Inception Score and KID.
 
@@ -260,9 +262,6 @@ def evaluate_generator(
             `kernel_inception_distance`). Defaults to `1000`.
         max_kid_features: int. Generated (and dataset) features kept for KID. Defaults
             to `10_000`.
-        z_dim: int or None. Overrides `generator.z_dim`. Defaults to `None`.
-        num_classes: int or None. Overrides `generator.num_classes` when `z_dim` is
-            given. Defaults to `None`.
 
     Returns:
         A dict with keys `fid`, `is_mean`, `is_std`, `kid_mean`, `kid_std` (floats)
@@ -282,11 +281,10 @@ def evaluate_generator(
             raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
     if num_samples < 2:
         raise ValueError(f"`num_samples` must be >= 2. Received: num_samples={num_samples}")
-    if z_dim is None:
-        if not hasattr(generator, "z_dim"):
-            raise ValueError("`generator` must have a `z_dim` attribute (or pass `z_dim`).")
-        z_dim = int(generator.z_dim)
-        num_classes = getattr(generator, "num_classes", None)
+    if not hasattr(generator, "z_dim"):
+        raise ValueError("`generator` must have a `z_dim` attribute.")
+    z_dim = int(generator.z_dim)
+    num_classes = getattr(generator, "num_classes", None)
 
     real_mu_sigma = None
     if real_statistics is not None:

@@ -12,13 +12,14 @@ from typing import Any
 
 from keras_sagan.errors import UsageError, one_line
 from keras_sagan.metrics.inception import (
+    RANDOM,
     WEIGHTS_URL,
     InceptionFeatureExtractor,
     _keras_cache_dirs,
     inception_weights_path,
 )
 
-RANDOM_WEIGHTS = "random"
+RANDOM_WEIGHTS = RANDOM  # The flag value is the network's recorded weights hash.
 """`--inception_weights random`: a randomly initialised InceptionV3, for smoke tests only."""
 
 _HOW_TO = (

@@ -13,11 +13,10 @@ from typing import Any
 
 from keras_sagan.errors import UsageError, one_line
 from keras_sagan.metrics.callback import EvaluationCallback
-from keras_sagan.metrics.evaluate import Extractor, compute_dataset_statistics
+from keras_sagan.metrics.evaluate import MAX_KID_FEATURES, Extractor, compute_dataset_statistics
 from keras_sagan.metrics.extractor import RANDOM_WEIGHTS, extractor_provenance, make_extractor
 from keras_sagan.metrics.statistics_file import StatisticsFile
 
-MAX_KID_FEATURES = 10_000
 """Real (and generated) feature vectors kept for KID: 10k x 2048 float32 is 80 MB."""
 
 EVAL_BATCH_SIZE = 100

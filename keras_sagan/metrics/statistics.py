@@ -97,5 +97,15 @@ class StreamingStatistics:
         # Merging adds the same outer products on both sides; symmetrise away round-off.
         return (sigma + sigma.T) / 2.0
 
+    @classmethod
+    def from_moments(cls, mean: Any, covariance: Any, count: int) -> StreamingStatistics:
+        """The statistics of `count` samples with this mean and (unbiased) covariance, ready for `update`."""
+        mean = np.asarray(mean, dtype=np.float64)
+        stats = cls(mean.shape[0])
+        stats._count = int(count)
+        stats._mean = mean.copy()
+        stats._m2 = np.asarray(covariance, dtype=np.float64) * max(stats._count - 1, 0)
+        return stats
+
     def __repr__(self) -> str:
         return f"StreamingStatistics(dim={self.dim}, count={self._count})"

@@ -88,11 +88,7 @@ class StatisticsFile:
         """A `StreamingStatistics` equal to the one saved, so that `update` keeps accumulating."""
         if self.count is None:
             raise ValueError("`count` must be known to resume accumulating; received: count=None")
-        stats = StreamingStatistics(self.feature_dim)
-        stats._count = self.count
-        stats._mean = self.mu.copy()
-        stats._m2 = self.sigma * max(self.count - 1, 0)
-        return stats
+        return StreamingStatistics.from_moments(self.mu, self.sigma, self.count)
 
     def save(self, path: str | os.PathLike) -> str:
         """Writes the file at `path` as given (no `.npz` added), atomically; returns `path`."""
@@ -198,8 +194,10 @@ class StatisticsFile:
                 ("weights_sha256", "weights_sha256", "InceptionV3 weights"),
                 ("resize", "resize_method", "resize method"),
             ):
+                if not recorded.get(key):  # Nothing recorded (TTUR, old files): never hash the weights.
+                    continue
                 ours = getattr(extractor, attribute, None)
-                if recorded.get(key) and ours and recorded[key] != ours:
+                if ours and recorded[key] != ours:
                     self.notes.append(f"{label} was computed with other {what} ({recorded[key]}; now {ours})")
         saved_size = self.provenance.get("image_size")
         if image_size is not None and saved_size is not None and int(saved_size) != int(image_size):

@@ -112,7 +112,7 @@ def check_attention_resolutions(resolutions, available, model_name):
     if checked is None or any(r not in available for r in checked):
         expected = f"resolutions of the {model_name}'s feature maps, from {tuple(sorted(set(available)))}"
         raise ValueError(bad_value("attention_resolutions", resolutions, expected))
-    return checked
+    return tuple(dict.fromkeys(checked))  # A repeated resolution is one attention layer, as on main.
 
 
 def check_labels(labels, num_classes, model_name):
@@ -152,7 +152,7 @@ def check_input_shape(name, shape, expected):
 def track_checkpoint_names(model, named_layers):
     """Names `named_layers` (`{name: layer}`) as `model`'s dependencies in `tf.train.Checkpoint`.
 
-    Keras keeps layers held in lists out of TensorFlow checkpoints (NOTES.md), and a checkpoint
+    Keras keeps layers held in lists out of TensorFlow checkpoints (shared/NOTES.md), and a checkpoint
     finds an object by these names: they are the keys that runs wrote before the blocks moved
     into lists (`generator/up0/...`, `generator/attention_16/...`), so those runs still resume.
     """

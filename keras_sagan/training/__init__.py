@@ -5,8 +5,7 @@ pulls in the data pipelines and tensorflow_datasets, so it is imported on first 
 (PEP 562): `import keras_sagan.training` stays light.
 """
 
-import importlib
-
+from keras_sagan._lazy import lazy_attributes
 from keras_sagan.training import losses
 from keras_sagan.training.losses import LOSSES
 from keras_sagan.training.sagan import SAGAN, TTUR, build_sagan, default_d_optimizer, default_g_optimizer
@@ -32,15 +31,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name == "callbacks":  # A submodule: `keras_sagan.training.callbacks`.
-        return importlib.import_module("keras_sagan.training.callbacks")
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later accesses skip this hook
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

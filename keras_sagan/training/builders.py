@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from keras_sagan.data import DataSpec
+from keras_sagan.errors import bad_value
 from keras_sagan.models.presets import build_discriminator, build_generator
 from keras_sagan.training import distributed
 from keras_sagan.training.config import STRATEGIES
@@ -22,7 +23,7 @@ def configure_cpu_replicas(num_replicas: int) -> None:
     Raises `ValueError` when TensorFlow has already initialised with another number of CPUs.
     """
     if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
-        raise ValueError(f"`cpu_replicas` must be an int >= 1; received: cpu_replicas={num_replicas!r}")
+        raise ValueError(bad_value("cpu_replicas", num_replicas, "an int >= 1"))
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_replicas)
@@ -53,7 +54,7 @@ def make_strategy(name: str, collective_timeout: float | None = None) -> tf.dist
         return distributed.make_multiworker_strategy(collective_timeout)
     if name == "tpu":
         return distributed.make_tpu_strategy()
-    raise ValueError(f"`strategy` must be one of {STRATEGIES}; received: strategy={name!r}")
+    raise ValueError(bad_value("strategy", name, f"one of {STRATEGIES}"))
 
 
 def data_spec(config) -> DataSpec:

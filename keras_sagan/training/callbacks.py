@@ -33,9 +33,8 @@ import keras
 import tensorflow as tf
 
 from keras_sagan.images import make_grid
-from keras_sagan.training.steps import LOSS_KEYS, IntervalMeans, StepCallback, Throughput, current_step
+from keras_sagan.training.steps import IntervalMeans, StepCallback, Throughput, current_step
 from keras_sagan.training.tensorboard import (
-    SCALAR_TAGS,
     SampleGridWriter,
     TensorBoardLogger,
     fixed_noise,
@@ -45,8 +44,6 @@ from keras_sagan.training.tensorboard import (
 )
 
 __all__ = [
-    "LOSS_KEYS",
-    "SCALAR_TAGS",
     "CheckpointSaver",
     "InterruptHandler",
     "IntervalMeans",

@@ -31,6 +31,7 @@ from keras_sagan.errors import UsageError, bad_value
 from keras_sagan.layers.self_attention import VARIANTS
 from keras_sagan.models.architectures import IMAGE_SIZES
 from keras_sagan.models.presets import PRESETS, preset_config
+from keras_sagan.run_directory import RunDirectory
 from keras_sagan.training.losses import LOSSES
 from keras_sagan.training.sagan import TTUR
 
@@ -220,10 +221,10 @@ class TrainConfig:
 
     def _check_runtime(self) -> None:
         if self.cpu_replicas is not None and self.cpu_replicas > 1 and self.strategy in ("multiworker", "tpu"):
-            raise UsageError(
-                f"`cpu_replicas` must be None or 1 with strategy={self.strategy!r} (one CPU device per worker: "
-                f"start more workers instead); received: cpu_replicas={self.cpu_replicas}"
+            expected = (
+                f"None or 1 with strategy={self.strategy!r} (one CPU device per worker: start more workers instead)"
             )
+            raise UsageError(bad_value("cpu_replicas", self.cpu_replicas, expected))
 
     # -- views and serialisation -----------------------------------------------------------------
 
@@ -260,10 +261,15 @@ class TrainConfig:
         return self.model_dir or os.path.join("runs", f"{self.preset}_{self.dataset}")
 
     @property
+    def run_directory(self) -> RunDirectory:
+        """The run directory `resolved_model_dir` (its layout: `keras_sagan.run_directory`)."""
+        return RunDirectory(self.resolved_model_dir)
+
+    @property
     def resolved_export_dir(self) -> str | None:
         if self.export_dir == "":
             return None
-        return self.export_dir or os.path.join(self.resolved_model_dir, "export")
+        return self.export_dir or self.run_directory.export_dir
 
     def model_overrides(self) -> dict[str, Any]:
         """The constructor arguments that replace the preset's."""

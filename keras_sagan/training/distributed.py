@@ -32,6 +32,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from keras_sagan.errors import one_line
+
 WORKER_FAILURES = (
     tf.errors.UnavailableError,
     tf.errors.DeadlineExceededError,
@@ -98,7 +100,7 @@ def make_tpu_strategy() -> tf.distribute.TPUStrategy:
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (tf.errors.OpError, ValueError, RuntimeError) as err:
         raise ValueError(
-            f"strategy='tpu' found no usable TPU on this machine ({type(err).__name__}: {first_line(err)}); "
+            f"strategy='tpu' found no usable TPU on this machine ({type(err).__name__}: {one_line(err)}); "
             "run on a Cloud TPU VM, or use strategy 'mirrored' or 'multiworker'"
         ) from None
     return tf.distribute.TPUStrategy(resolver)
@@ -215,20 +217,10 @@ def make_stop_agreement(strategy: tf.distribute.Strategy) -> Callable[[bool], bo
 # -- failures ---------------------------------------------------------------------------------------
 
 
-def first_line(err: BaseException, limit: int = 300) -> str:
-    """The first informative line of an error message (TF's start with "Graph execution error:")."""
-    skip = ("graph execution error", "detected at node", "traceback", "file ", "additional grpc error")
-    for line in str(err).splitlines():
-        line = line.strip()
-        if line and not line.lower().startswith(skip) and not line.startswith(("[", "{", "}")):
-            return line[:limit]
-    return type(err).__name__
-
-
 def describe_failure(err: tf.errors.OpError, collective_timeout: float | None) -> str:
     """A one-line reason for a `WORKER_FAILURES` error."""
     if isinstance(err, tf.errors.DeadlineExceededError):
         reason = f"a collective op waited longer than collective_timeout={collective_timeout}s (a peer is hung or slow)"
     else:
         reason = "a peer worker stopped, crashed or became unreachable"
-    return f"{reason} ({type(err).__name__}: {first_line(err, 200)})"
+    return f"{reason} ({type(err).__name__}: {one_line(err, 200)})"

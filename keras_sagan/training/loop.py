@@ -24,7 +24,6 @@ batches of a single-process run. Under `"multiworker"` only the chief writes fil
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -36,8 +35,8 @@ from tensorflow.python.framework import config as tf_config  # is/disable_op_det
 from keras_sagan.data import validate_global_batch
 from keras_sagan.export import export_generator
 from keras_sagan.metrics import make_evaluation_callback as _make_evaluation_callback
-from keras_sagan.run_directory import REAL_STATS_FILENAME, RunDirectory, make_checkpoint, restore_latest
-from keras_sagan.serving import list_versions
+from keras_sagan.run_directory import REAL_STATS_FILENAME, make_checkpoint, restore_latest
+from keras_sagan.serving import latest_version_path
 from keras_sagan.training import callbacks as callbacks_lib
 from keras_sagan.training import distributed
 from keras_sagan.training.builders import build_dataset, build_gan, configure_cpu_replicas, data_spec, make_strategy
@@ -64,9 +63,6 @@ __all__ = [
     "restore_latest",
     "train",
 ]
-
-EVAL_BATCH_SIZE = 100
-"""Largest batch of images per Inception call during evaluation."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -112,7 +108,7 @@ class TrainResult:
 
 def make_manager(config: TrainConfig, checkpoint: tf.train.Checkpoint) -> tf.train.CheckpointManager:
     """The `CheckpointManager` of the run's `checkpoints/`, keeping `keep_checkpoints`."""
-    return RunDirectory(config.resolved_model_dir).make_manager(checkpoint, config.keep_checkpoints)
+    return config.run_directory.make_manager(checkpoint, config.keep_checkpoints)
 
 
 def make_callbacks(
@@ -128,7 +124,7 @@ def make_callbacks(
     no TensorBoard logs, sample grids or evaluation. `agree_to_stop` is the interrupt handler's
     all-worker decision (`distributed.make_stop_agreement`).
     """
-    run = RunDirectory(config.resolved_model_dir)
+    run = config.run_directory
     interrupt = callbacks_lib.InterruptHandler(agree=agree_to_stop)
     if not chief:
         callbacks = [interrupt, callbacks_lib.CheckpointSaver(manager, every=config.checkpoint_every, discard=True)]
@@ -163,7 +159,7 @@ def make_callbacks(
 
 def make_evaluation_callback(config: TrainConfig):
     """The `EvaluationCallback` of `config.eval_*` (`keras_sagan.metrics.make_evaluation_callback`)."""
-    run = RunDirectory(config.resolved_model_dir)
+    run = config.run_directory
     return _make_evaluation_callback(
         data_spec(config),
         image_size=config.resolved_image_size,
@@ -223,7 +219,7 @@ def _train(config: TrainConfig) -> TrainResult:
         except distributed.WORKER_FAILURES as err:
             if not distributed.is_multiworker(strategy):
                 raise
-            checkpoint = RunDirectory(config.resolved_model_dir).latest_checkpoint()
+            checkpoint = config.run_directory.latest_checkpoint()
             raise WorkerFailure(
                 f"multi-worker training stopped at step {callbacks_lib.current_step(gan)}: "
                 f"{distributed.describe_failure(err, config.collective_timeout)}; "
@@ -236,16 +232,16 @@ def _train(config: TrainConfig) -> TrainResult:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _chief_checkpoint(manager, chief, step):
+def _chief_checkpoint(config, manager, chief, step):
     """The chief's latest checkpoint; a non-chief names the one the chief saves at `step` (no race)."""
     if chief or step == 0:
         return manager.latest_checkpoint
-    return os.path.join(manager.directory, f"ckpt-{step}")
+    return config.run_directory.checkpoint_path(step)
 
 
 def _run(config, strategy, gan, chief, scratch):
     model_dir = config.resolved_model_dir
-    run = RunDirectory(model_dir)
+    run = config.run_directory
     worker, workers = distributed.worker_index(strategy)
     checkpoint = make_checkpoint(gan)
     manager = make_manager(config, checkpoint)  # The chief's: every worker restores from it.
@@ -292,15 +288,16 @@ def _run(config, strategy, gan, chief, scratch):
         interrupt = callbacks[0]
         if interrupt.interrupted is not None:
             step = callbacks_lib.current_step(gan)
-            raise TrainingInterrupted(step, _chief_checkpoint(manager, chief, step), interrupt.interrupted)
+            raise TrainingInterrupted(step, _chief_checkpoint(config, manager, chief, step), interrupt.interrupted)
     else:
         print(f"already at step {initial_step} >= steps={config.steps}: nothing to train", flush=True)
 
     export_dir = config.resolved_export_dir if chief else None
     export_path = None
-    if export_dir and remaining <= 0 and list_versions(export_dir):
+    latest = latest_version_path(export_dir) if export_dir else None
+    if latest and remaining <= 0:
         # A rerun of a finished command: the weights are those of the latest version already.
-        export_path = os.path.join(os.path.abspath(export_dir), str(list_versions(export_dir)[-1]))
+        export_path = latest
         print(f"the generator is already exported to {export_path}", flush=True)
     elif export_dir:
         export_path = export_generator(gan.sampling_generator(), export_dir)
@@ -310,7 +307,7 @@ def _run(config, strategy, gan, chief, scratch):
         step=callbacks_lib.current_step(gan),
         initial_step=initial_step,
         logs=logs,
-        checkpoint=_chief_checkpoint(manager, chief, callbacks_lib.current_step(gan)),
+        checkpoint=_chief_checkpoint(config, manager, chief, callbacks_lib.current_step(gan)),
         export_path=export_path,
         chief=chief,
     )

@@ -21,6 +21,8 @@ LOSS_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 def current_step(model: keras.Model) -> int:
     """Returns the train step: `model.step` when the model has one, else `model.g_optimizer.iterations`."""
     step = getattr(model, "step", None)
+    if isinstance(step, int):  # SAGAN.step: already read.
+        return step
     if step is None:
         step = model.g_optimizer.iterations
     return int(keras.ops.convert_to_numpy(step))

@@ -80,7 +80,7 @@ def test_a_checkpoint_written_by_main_restores_every_variable(tmp_path):
 
 @pytest.mark.parametrize("preset, overrides", [("celeba64", {"image_size": 32}), ("cifar10_32", {"num_classes": 3})])
 def test_checkpoint_and_keras_file_bring_every_block_variable_back(preset, overrides, tmp_path):
-    # Keras leaves layers held in plain lists out of tf.train.Checkpoint (NOTES.md): the blocks
+    # Keras leaves layers held in plain lists out of tf.train.Checkpoint (shared/NOTES.md): the blocks
     # are lists now, so check that every variable of every block is saved and restored.
     generator = keras_sagan.build_generator(preset, conv_dim=8, z_dim=8, **overrides)
     discriminator = keras_sagan.build_discriminator(preset, conv_dim=8, **overrides)

@@ -1,6 +1,5 @@
 """Shared helpers of the training-loop tests: tiny configs, variable snapshots, the example."""
 
-import importlib.util
 import os
 import pathlib
 
@@ -39,10 +38,3 @@ def training_variables(gan):
 
 def snapshot(gan):
     return {name: np.array(v.numpy()) for name, v in training_variables(gan).items()}
-
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("train_celeba_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
