@@ -47,13 +47,22 @@ def test_to_uint8_runs_inside_a_tf_function_and_on_low_precision_input():
     np.testing.assert_array_equal(out.numpy(), expected)
     for dtype in (tf.float16, tf.bfloat16):  # All four values are exact in both.
         np.testing.assert_array_equal(_numpy(images.to_uint8(tf.constant(x, dtype))), expected)
+    # Values whose level differs when (x + 1) * 127.5 is computed in the low precision itself: the
+    # reference is the float64 formula on the (already rounded) low-precision input.
+    tricky = np.array([-0.4921875, -0.86279296875], np.float32)
+    for dtype in (tf.float16, tf.bfloat16):
+        low = tf.constant(tricky, dtype)
+        reference = np.clip(np.round((np.asarray(tf.cast(low, tf.float64)) + 1.0) * 127.5), 0, 255)
+        np.testing.assert_array_equal(_numpy(images.to_uint8(low)), reference.astype(np.uint8), err_msg=str(dtype))
 
 
 def test_data_and_callbacks_share_the_one_to_uint8():
     from keras_sagan import data
     from keras_sagan.data import preprocessing
+    from keras_sagan.training import tensorboard
 
     assert data.to_uint8 is images.to_uint8 and preprocessing.to_uint8 is images.to_uint8
+    assert tensorboard.to_uint8 is images.to_uint8
 
 
 # -- grids --------------------------------------------------------------------------------------

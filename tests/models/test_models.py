@@ -117,8 +117,16 @@ def test_bad_constructor_arguments(make, message):
 
 def test_build_sagan_gives_z_dim_to_the_generator_only():
     gan = keras_sagan.build_sagan("celeba64", image_size=32, conv_dim=8, z_dim=16)
-    assert gan.generator.z_dim == 16
-    assert "z_dim" not in gan.discriminator.get_config()
+    assert gan.generator.z_dim == 16  # And no error: build_discriminator refuses z_dim.
+
+
+def test_a_repeated_attention_resolution_is_one_layer():
+    generator = Generator(image_size=32, z_dim=8, conv_dim=8, attention_resolutions=(8, 8))
+    generator(np.zeros((2, 8), "float32"), training=False)
+    assert len(generator.attention_layers) == 1 and all(layer.built for layer in generator.attention_layers)
+    discriminator = Discriminator(image_size=32, conv_dim=8, attention_resolutions=(8, 8))
+    discriminator(np.zeros((2, 32, 32, 3), "float32"), training=False)
+    assert len(discriminator.attention_layers) == 1
 
 
 def test_build_checks_the_given_input_shape():

@@ -132,6 +132,11 @@ def test_the_example_is_the_same_command():
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert _one_error_line(proc.stderr, proc.stdout) == "error: `steps` must be an int >= 1; received: steps=0"
+    # Its flags are the generated ones: --num_samples exists only as a TrainConfig field.
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--help"], env=ENV, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and "train_celeba.py" in proc.stdout and "--num_samples" in proc.stdout
 
 
 @pytest.mark.slow

@@ -149,7 +149,7 @@ def test_bad_settings_raise_value_errors(tmp_path):
     with pytest.raises(ValueError, match="`mixed_precision` must be one of"):
         tiny_config(tmp_path, mixed_precision="float16")
     with pytest.raises(ValueError, match="`loss` must be one of"):
-        loop.train(tiny_config(tmp_path, loss="least-squares"))
+        tiny_config(tmp_path, loss="least-squares")  # Refused when the config is built, before train().
     if len(tf.config.list_logical_devices("CPU")) < 2:
         pytest.skip("needs the 2 logical CPUs of tests/conftest.py")
     with pytest.raises(ValueError, match="does not divide across 2 replicas"):
