@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 from keras import ops
 
+from keras_sagan import backend
 from keras_sagan.errors import bad_value
 
 ARCHITECTURES = ("dcgan", "resnet")
@@ -152,11 +153,11 @@ def check_input_shape(name, shape, expected):
 def track_checkpoint_names(model, named_layers):
     """Names `named_layers` (`{name: layer}`) as `model`'s dependencies in `tf.train.Checkpoint`.
 
-    Keras keeps layers held in lists out of TensorFlow checkpoints (shared/NOTES.md), and a checkpoint
-    finds an object by these names: they are the keys that runs wrote before the blocks moved
-    into lists (`generator/up0/...`, `generator/attention_16/...`), so those runs still resume.
+    TensorFlow only (other backends checkpoint through Keras' own variable lists): the names are
+    the keys that runs wrote before the blocks moved into lists (`generator/up0/...`,
+    `generator/attention_16/...`), so those runs still resume.
     """
-    track = getattr(model, "_track_trackable", None)  # TensorFlow backend only
-    if track is not None:
-        for name, layer in named_layers.items():
-            track(layer, name=name, overwrite=True)
+    if backend.is_tensorflow():
+        from keras_sagan.backend import tensorflow as tf_backend
+
+        tf_backend.track_checkpoint_names(model, named_layers)
