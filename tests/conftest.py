@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 
 if BACKEND == "jax":
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # CI has no GPU; skip probing CUDA.
     # Two host devices for keras.distribution.DataParallel; must be set before JAX initialises.
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
