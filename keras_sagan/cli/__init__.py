@@ -47,6 +47,13 @@ def main(argv=None) -> int:
     """Runs the command line; returns the exit status (0, 2 on a bad input; `train` as documented there)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before anything imports TensorFlow.
     argv = list(sys.argv[1:] if argv is None else argv)
+    from keras_sagan import backend
+
+    try:
+        backend.check_supported()  # An unsupported KERAS_BACKEND: one line, before any model code.
+    except UsageError as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
     if argv and argv[0] == "train":
         from keras_sagan.cli import train
 

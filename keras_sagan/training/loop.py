@@ -23,15 +23,20 @@ batches of a single-process run. Under `"multiworker"` only the chief writes fil
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 
 import keras
 import tensorflow as tf
-from tensorflow.python.framework import config as tf_config  # is/disable_op_determinism: not public.
 
+from keras_sagan import backend
+from keras_sagan.backend import tensorflow as tf_backend
 from keras_sagan.data import validate_global_batch
 from keras_sagan.export import export_generator
 from keras_sagan.metrics import make_evaluation_callback as _make_evaluation_callback
@@ -193,16 +198,16 @@ def train(config: TrainConfig) -> TrainResult:
     if config.cpu_replicas is not None:
         configure_cpu_replicas(config.cpu_replicas)
     previous_policy = keras.config.dtype_policy()
-    determinism_was_on = tf_config.is_op_determinism_enabled()
+    determinism_was_on = tf_backend.op_determinism_enabled()  # tf.data runs on every backend
     try:
         keras.mixed_precision.set_global_policy(config.mixed_precision)
         if config.deterministic:
-            tf.config.experimental.enable_op_determinism()
+            tf_backend.set_op_determinism(True)
         return _train(config)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
         if config.deterministic and not determinism_was_on:
-            tf_config.disable_op_determinism()
+            tf_backend.set_op_determinism(False)
 
 
 def _train(config: TrainConfig) -> TrainResult:
@@ -262,7 +267,7 @@ def _run(config, strategy, gan, chief, scratch):
     # The tf.data position is not checkpointed: a resumed run re-seeds the order. Built (and so
     # checked for missing data) even when no step remains.
     dataset = build_dataset(config, strategy, config.seed + initial_step)
-    if config.strategy != "default":
+    if config.strategy != "default" and backend.is_tensorflow():  # keras.distribution shards by itself
         # Each replica gets its rows of the same global batches (the single-process batches).
         global_batches = dataset
         dataset = distributed.distribute_global_batches(strategy, lambda: global_batches)
@@ -276,14 +281,15 @@ def _run(config, strategy, gan, chief, scratch):
             save_manager = tf.train.CheckpointManager(checkpoint, scratch, max_to_keep=1)
         agree = distributed.make_stop_agreement(strategy) if workers > 1 else None
         callbacks = make_callbacks(config, save_manager, chief=chief, agree_to_stop=agree)
-        history = gan.fit(
-            dataset,
-            epochs=1,
-            steps_per_epoch=remaining,
-            callbacks=callbacks,
-            shuffle=False,  # The dataset shuffles itself.
-            verbose=1 if config.progress_bar else 0,
-        )
+        with contextlib.nullcontext() if backend.is_tensorflow() else strategy.scope():
+            history = gan.fit(
+                dataset,
+                epochs=1,
+                steps_per_epoch=remaining,
+                callbacks=callbacks,
+                shuffle=False,  # The dataset shuffles itself.
+                verbose=1 if config.progress_bar else 0,
+            )
         logs = {key: float(values[-1]) for key, values in history.history.items()}
         interrupt = callbacks[0]
         if interrupt.interrupted is not None:
@@ -299,6 +305,8 @@ def _run(config, strategy, gan, chief, scratch):
         # A rerun of a finished command: the weights are those of the latest version already.
         export_path = latest
         print(f"the generator is already exported to {export_path}", flush=True)
+    elif export_dir and not backend.is_tensorflow():
+        export_path = export_through_tensorflow(config.run_directory.path, export_dir)
     elif export_dir:
         export_path = export_generator(gan.sampling_generator(), export_dir)
         print(f"exported the generator to {export_path}", flush=True)
@@ -311,3 +319,23 @@ def _run(config, strategy, gan, chief, scratch):
         export_path=export_path,
         chief=chief,
     )
+
+
+def export_through_tensorflow(run_dir: str, export_dir: str) -> str | None:
+    """Exports a run trained on another backend to TF Serving, through its weights.
+
+    A SavedModel is a TensorFlow graph, so `keras-sagan export` runs in a TensorFlow-backend
+    process that loads the run's newest checkpoint (`.state.npz`) and exports its sampling
+    generator. Returns the version path, or None (with a line saying why) when it fails.
+    """
+    before = set(os.listdir(export_dir)) if os.path.isdir(export_dir) else set()
+    command = [sys.executable, "-m", "keras_sagan", "export", "--checkpoint", run_dir, "--out", export_dir]
+    result = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": "tensorflow"}, capture_output=True, text=True)
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"not exported ({reason}); run: KERAS_BACKEND=tensorflow {' '.join(command[1:])}", flush=True)
+        return None
+    added = sorted(set(os.listdir(export_dir)) - before, key=lambda v: int(v) if v.isdigit() else -1)
+    path = os.path.join(export_dir, added[-1]) if added else latest_version_path(export_dir)
+    print(f"exported the generator to {path} (through TensorFlow, from the run's weights)", flush=True)
+    return path
