@@ -328,7 +328,7 @@ class StateCheckpoint:
             if len(keys) != len(variables):
                 raise RunDirectoryError(
                     f"cannot resume from {path}: it does not match this configuration ({name} has {len(keys)} "
-                    f"variables there, {len(variables)} here); use another model_dir or the settings it was written with"
+                    f"variables there, {len(variables)} here); use another model_dir or the settings it was saved with"
                 )
             for key, variable in zip(keys, variables):
                 if tuple(stored[key].shape) != tuple(variable.shape):
