@@ -220,3 +220,19 @@ def test_missing_exporter_names_the_package(tmp_path):
         "error: format 'onnx' needs the tf2onnx package(s), which are not installed: pip install tf2onnx"
     ], proc.stderr[-2000:]
     assert not os.path.exists(tmp_path / "g.onnx")
+
+
+def test_inference_model_reads_no_u_and_equals_the_generator():
+    generator = keras_sagan.build_generator("cifar10_32", conv_dim=8, z_dim=Z_DIM, num_classes=10)
+    inputs = _inputs(generator)
+    model = export.serving.inference_model(generator)
+    before = model(inputs)
+    # Spectral norm is folded into the copy's kernels: scrambling every u it still holds changes nothing.
+    scrambled = [v for v in model.variables if v.path.endswith("/u")]
+    assert scrambled
+    for variable in scrambled:
+        variable.assign(np.random.RandomState(2).randn(*variable.shape).astype("float32"))
+    after = model(inputs)
+    np.testing.assert_array_equal(np.asarray(after["images"]), np.asarray(before["images"]))
+    np.testing.assert_allclose(np.asarray(after["images"]), _keras_images(generator, inputs), atol=1e-5)
+    assert after["images_uint8"].dtype == "uint8"
