@@ -17,16 +17,19 @@ constant W / sigma (sigma from the stored `u`, no power iteration, no `u` left i
 BatchNorm's moving statistics become a constant scale and shift.
 """
 
+import contextlib
 import importlib
 import json
 import os
 import shutil
+import sys
+import tempfile
 import uuid
 
 import tensorflow as tf
 
 from keras_sagan import serving
-from keras_sagan.errors import UsageError, one_line
+from keras_sagan.errors import UsageError
 from keras_sagan.loading import read_marker, resolve_generator
 from keras_sagan.run_directory import write_json_atomically
 from keras_sagan.serving import MARKER_FILENAME, list_versions, serving_module
@@ -209,21 +212,43 @@ def export_onnx(generator_or_checkpoint, path: str | os.PathLike) -> str:
     )
 
 
+@contextlib.contextmanager
+def _stderr_to(log):
+    """Sends file descriptor 2 to `log` (TF's C++ logging and the converter's MLIR diagnostics go there)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _convert_litert(model, tmp, batch_size):
     from tensorflow.lite.python.convert_phase import ConverterError  # Not in TF's public API.
 
-    try:  # TFLite built-in ops only: the file runs in any LiteRT interpreter, without the Flex delegate.
-        builtins = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
-        model.export(tmp, format="litert", verbose=False, input_signature=_input_signature(model), target_spec=builtins)
-    except ConverterError as err:
-        if batch_size is None:
-            # TF 2.21's converter loses the feature-map height after repeated 2x upsamplings when
-            # the batch is dynamic, and leaves the next convs as TF ops (the resnet generators).
-            raise ExportError(
-                "the LiteRT converter cannot lower this generator to built-in ops with a dynamic batch "
-                "(it would need TF Select ops); give a fixed batch: --batch N (batch_size=N)"
-            ) from None
-        raise ExportError(f"the LiteRT converter failed: {one_line(err)}") from None
+    builtins = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}  # Any LiteRT interpreter runs them.
+    with tempfile.TemporaryFile() as log:
+        try:
+            with _stderr_to(log):  # A refused conversion prints pages of MLIR diagnostics: a one-line error instead.
+                model.export(tmp, format="litert", verbose=False, input_signature=_input_signature(model),
+                             target_spec=builtins)  # fmt: skip
+        except ConverterError:
+            if batch_size is None:
+                # TF 2.21's converter loses the feature-map height after repeated 2x upsamplings when
+                # the batch is dynamic, and leaves the next convs as TF ops (the resnet generators).
+                raise ExportError(
+                    "the LiteRT converter cannot lower this generator to built-in ops with a dynamic batch "
+                    "(it would need TF Select ops); give a fixed batch: --batch N (batch_size=N)"
+                ) from None
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise ExportError("the LiteRT converter failed (its diagnostics are above)") from None
+        except BaseException:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
 
 
 def export_litert(generator_or_checkpoint, path: str | os.PathLike, batch_size: int | None = None) -> str:

@@ -58,7 +58,7 @@ class ReferenceImportError(UsageError):
 _SPECTRAL_CONV = {
     "module.bias": ("layer.bias", "same"),
     "module.weight_u": ("u", "row"),
-    "module.weight_v": (None, "unused"),
+    "module.weight_v": ("layer.kernel", "v"),  # checked, not loaded
     "module.weight_bar": ("layer.kernel", "kernel"),
 }
 _BATCH_NORM = {
@@ -87,12 +87,11 @@ def _attribute(layer, path):
 
 
 def _entries(prefix, layer, table):
-    return [(prefix + suffix, None if path is None else _attribute(layer, path), kind) for suffix, (path, kind) in
-            table.items()]  # fmt: skip
+    return [(prefix + suffix, _attribute(layer, path), kind) for suffix, (path, kind) in table.items()]
 
 
 def generator_mapping(generator) -> list[tuple[str, object, str]]:
-    """`[(reference key, our variable or None, conversion)]` for a dcgan `Generator`, in forward order."""
+    """`[(reference key, our variable, conversion)]` for a dcgan `Generator`, in forward order."""
     blocks = [generator.initial, *generator.stages]
     entries = []
     for index, block in enumerate(blocks, start=1):
@@ -104,7 +103,7 @@ def generator_mapping(generator) -> list[tuple[str, object, str]]:
 
 
 def discriminator_mapping(discriminator) -> list[tuple[str, object, str]]:
-    """`[(reference key, our variable or None, conversion)]` for a dcgan `Discriminator`, in forward order."""
+    """`[(reference key, our variable, conversion)]` for a dcgan `Discriminator`, in forward order."""
     entries = []
     for index, block in enumerate(discriminator.stages, start=1):
         entries += _entries(f"l{index}.0.", block.layers[0], _SPECTRAL_CONV)
@@ -113,8 +112,10 @@ def discriminator_mapping(discriminator) -> list[tuple[str, object, str]]:
     return entries + _entries("last.0.", discriminator.logit, _CONV)
 
 
-def _torch_shape(variable, kind, mapping):
+def _torch_shape(variable, kind):
     shape = tuple(variable.shape)
+    if kind == "v":  # the weight's other dimensions, flattened: Keras' reshape(-1, last) rows
+        return (int(np.prod(shape)) // shape[-1],)
     if kind == "kernel":
         return tuple(shape[i] for i in (3, 2, 0, 1))  # inverse of the (2, 3, 1, 0) permutation
     if kind == "row":
@@ -188,18 +189,14 @@ def load_into(path, network: str, model) -> None:
                 f"{flag} {path}: missing key {key!r} of the reference's {network} at {sizes}{hint}"
             )
         value = state[key]
-        if kind == "unused":
-            kernel_size = int(np.prod(state[key.replace("weight_v", "weight_bar")].shape))
-            want = (kernel_size // max(state[key.replace("weight_v", "weight_u")].size, 1),)
-        else:
-            want = _torch_shape(variable, kind, mapping)
+        want = _torch_shape(variable, kind)
         if tuple(value.shape) != want:
             raise ReferenceImportError(
                 f"{flag} {path}: {key!r} has shape {tuple(value.shape)}, the reference's {network} at {sizes} "
                 f"has {want}{hint}"
             )
     for key, variable, kind in mapping:
-        if variable is not None:
+        if kind != "v":  # The reference recomputes v from u on every forward, as we do.
             variable.assign(_convert(state[key], kind, variable))
 
 
