@@ -243,3 +243,10 @@ def test_inference_model_reads_no_u_and_equals_the_generator():
     np.testing.assert_array_equal(np.asarray(after["images"]), np.asarray(before["images"]))
     np.testing.assert_allclose(np.asarray(after["images"]), _keras_images(generator, inputs), atol=1e-5)
     assert after["images_uint8"].dtype == "uint8"
+
+
+def test_cli_formats_are_the_exporters_and_the_package_exports_them():
+    from keras_sagan.cli import export as export_command
+
+    assert export_command.FORMATS == export.FORMATS  # The command lists them without importing TensorFlow.
+    assert keras_sagan.export_onnx is export.export_onnx and keras_sagan.export_litert is export.export_litert
