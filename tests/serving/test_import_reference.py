@@ -58,13 +58,13 @@ def reference(tmp_path_factory):
     return g, d, str(directory / "10_G.pth"), str(directory / "10_D.pth")
 
 
-def _restore(run_dir):
+def _restore(run_dir, conv_dim=CONV_DIM):
     """The imported run's generator and discriminator, read back from its checkpoint."""
     run = RunDirectory(run_dir)
     config = run.read_config()
     generator = Generator.from_config(config["generator"])
     generator.build()
-    discriminator = build_discriminator("celeba64", image_size=64, conv_dim=CONV_DIM)
+    discriminator = build_discriminator("celeba64", image_size=64, conv_dim=conv_dim)
     status = tf.train.Checkpoint(generator=generator, discriminator=discriminator).read(run.latest_checkpoint())
     status.assert_existing_objects_matched()
     return generator, discriminator
@@ -85,15 +85,29 @@ def test_reference_model_has_the_references_keys_and_parameter_counts():
     assert sum(p.numel() for p in d.parameters() if p.requires_grad) == 3_175_299
 
 
-def test_full_size_state_dicts_import(tmp_path):
+def test_full_size_state_dicts_import_and_match_in_training_mode(tmp_path):
+    """The reference's own sizes (z_dim 128, conv_dim 64) at batch 1: images and logits."""
     torch.manual_seed(0)
-    torch.save(reference_model.Generator().state_dict(), tmp_path / "G.pth")
-    torch.save(reference_model.Discriminator().state_dict(), tmp_path / "D.pth")
+    g, d = reference_model.Generator(), reference_model.Discriminator()
+    _randomise(g)
+    _randomise(d)
+    torch.save(g.state_dict(), tmp_path / "G.pth")
+    torch.save(d.state_dict(), tmp_path / "D.pth")
     out = import_reference(tmp_path / "G.pth", tmp_path / "run", discriminator_path=tmp_path / "D.pth")
     config = RunDirectory(out).read_config()
     assert (config["generator"]["z_dim"], config["generator"]["conv_dim"], config["train"]["model_dir"]) == (
         128, 64, out,
     )  # fmt: skip
+    generator, discriminator = _restore(out, conv_dim=64)
+    z = np.random.RandomState(0).randn(1, 128).astype("float32")
+    with torch.no_grad():
+        fake = g.train()(torch.from_numpy(z))[0]
+        logits = d.train()(fake)[0]
+    images = generator(z, training=True)
+    np.testing.assert_allclose(np.asarray(images), fake.permute(0, 2, 3, 1).numpy(), atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(discriminator(images, training=True)), logits.reshape(-1).numpy(), atol=1e-4, rtol=1e-5
+    )
 
 
 @pytest.fixture(scope="module")
