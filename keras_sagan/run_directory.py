@@ -249,11 +249,18 @@ def restore_latest(checkpoint, manager) -> str | None:
     """Restores `manager.latest_checkpoint` into `checkpoint`; returns its path (None: none yet).
 
     Every object of `checkpoint` must be in the file (a checkpoint may hold more, such as an EMA
-    generator the run no longer uses). A mismatch raises a one-line `ValueError`.
+    generator the run no longer uses). A mismatch raises a one-line `ValueError`; so does a
+    checkpoint with no discriminator (a generator-only import), named as such.
     """
     path = manager.latest_checkpoint
     if path is None:
         return None
+    if CHECKPOINT_DISCRIMINATOR not in checkpoint_children(path):
+        # A generator-only run (`keras-sagan import-reference` without --discriminator).
+        raise RunDirectoryError(
+            f"cannot train from {path}: it holds no discriminator (a generator-only import); it can be exported, "
+            "sampled and evaluated; import the reference's checkpoint again with --discriminator STEP_D.pth to train"
+        )
     if isinstance(checkpoint, StateCheckpoint):
         return checkpoint.restore(path)
     import tensorflow as tf
