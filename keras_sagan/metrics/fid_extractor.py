@@ -32,6 +32,7 @@ from keras_sagan.metrics.fid_inception import (
     build_fid_inception_model,
     load_fid_weights,
 )
+from keras_sagan.metrics.inception import _keras_cache_dirs
 
 WEIGHTS_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
@@ -56,9 +57,12 @@ def fid_weights_path(url: str | None = None) -> str:
     """
     url = url or WEIGHTS_URL
     fname = url.rsplit("/", 1)[-1]
+    # $KERAS_HOME as it is now (Keras reads it once, at import), as `inception_weights_path` looks it up.
+    cache_dir = os.path.dirname(_keras_cache_dirs()[0])
     try:
+        os.makedirs(cache_dir, exist_ok=True)  # get_file falls back to /tmp/.keras for a missing directory.
         return keras.utils.get_file(
-            fname, url, cache_subdir="models", file_hash=WEIGHTS_SHA256, hash_algorithm="sha256"
+            fname, url, cache_dir=cache_dir, cache_subdir="models", file_hash=WEIGHTS_SHA256, hash_algorithm="sha256"
         )
     except Exception as err:  # urllib's errors, Keras' "URL fetch failure", a hash mismatch.
         raise UsageError(
@@ -112,13 +116,13 @@ def resize_clean(pixels: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     return out
 
 
-def _compile(function):
-    """The backend's jit for the forward pass (tf.function on TensorFlow, jax.jit on JAX)."""
+def _compile(function, height: int, width: int):
+    """The backend's jit of the forward pass for one image size, any batch (tf.function, jax.jit)."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(function, reduce_retracing=True)
+        return tf.function(function, input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32)])
     if backend == "jax":
         import jax
 
@@ -155,7 +159,7 @@ class FIDInceptionExtractor:
 
             self._sha256 = _sha256(weights_path)
             load_fid_weights(self.model, units, load_state_dict(weights_path), weights_path)
-        self._forward = _compile(self._forward_fn)
+        self._forwards: dict[tuple[int, int], Any] = {}  # (height, width) -> the compiled forward pass.
 
     @property
     def weights_sha256(self) -> str:
@@ -200,7 +204,11 @@ class FIDInceptionExtractor:
 
     def features_and_logits(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
         """`(pool3 (B, 2048), logits (B, 1008))` as float32 arrays."""
-        pool3, logits = self._forward(self.preprocess(images))
+        x = self.preprocess(images)
+        size = (int(x.shape[1]), int(x.shape[2]))
+        if size not in self._forwards:
+            self._forwards[size] = _compile(self._forward_fn, *size)
+        pool3, logits = self._forwards[size](x)
         return np.asarray(keras.ops.convert_to_numpy(pool3)), np.asarray(keras.ops.convert_to_numpy(logits))
 
     def __call__(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
