@@ -33,13 +33,14 @@ from keras_sagan.metrics.fid_inception import (
     load_fid_weights,
 )
 from keras_sagan.metrics.inception import _keras_cache_dirs
+from keras_sagan.metrics.networks import FID_NETWORK
 
 WEIGHTS_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 )
 WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 """SHA-256 of pytorch-fid's file (its name carries the first 8 digits, torch hub's convention)."""
-NETWORK = "inception-2015-12-05/pool3"
+NETWORK = FID_NETWORK
 """The network the statistics files record for this extractor."""
 RESIZES = ("bilinear", "clean")
 RANDOM = "random"
