@@ -200,11 +200,8 @@ class StatisticsFile:
                 )
             network = getattr(extractor, "network", None)
             if network and self.network != network:
-                raise UsageError(
-                    f"{label}: was computed with {self.network}, not {network} (--inception "
-                    f"{_FLAG_OF.get(network, network)}); {RECOMPUTE} and this network, or pass --inception "
-                    f"{_FLAG_OF.get(self.network, '...')}"
-                )
+                other = f", or pass --inception {_FLAG_OF[self.network]}" if self.network in _FLAG_OF else ""
+                raise UsageError(f"{label}: was computed with {self.network}, not {network}; {RECOMPUTE}{other}")
             if not recorded.get("network") and self.network == FID_NETWORK:
                 self.notes.append(
                     f"{label} records no network; read as TTUR/pytorch-fid statistics of the 2015 FID Inception network"
