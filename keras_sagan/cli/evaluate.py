@@ -145,7 +145,8 @@ def run(args) -> None:
     spec = _data_spec(args)
     generator = load_generator(args.model)
     image_size = int(generator.image_size)
-    extractor = make_extractor(args.inception_weights, args.inception)
+    with contextlib.redirect_stdout(sys.stderr):  # get_file's "Downloading data from ..." and its progress bar.
+        extractor = make_extractor(args.inception_weights, args.inception)
     notes = []
     if args.inception_weights == RANDOM_WEIGHTS:
         notes.append(

@@ -192,16 +192,17 @@ class StatisticsFile:
         """Refuses statistics that cannot be compared with `extractor`; collects the notes."""
         recorded = self.provenance.get("extractor") or {}
         if extractor is not None:
+            # The network first: its message says which --inception fits.
+            network = getattr(extractor, "network", None)
+            if network and self.network != network:
+                other = f", or pass --inception {_FLAG_OF[self.network]}" if self.network in _FLAG_OF else ""
+                raise UsageError(f"{label}: was computed with {self.network}, not {network}; {RECOMPUTE}{other}")
             dim = getattr(extractor, "feature_dim", None)
             if dim is not None and self.feature_dim != dim:
                 raise UsageError(
                     f"{label}: holds mu {self.mu.shape} and sigma {self.sigma.shape}; the Inception features are "
                     f"{dim}-d; {RECOMPUTE}"
                 )
-            network = getattr(extractor, "network", None)
-            if network and self.network != network:
-                other = f", or pass --inception {_FLAG_OF[self.network]}" if self.network in _FLAG_OF else ""
-                raise UsageError(f"{label}: was computed with {self.network}, not {network}; {RECOMPUTE}{other}")
             if not recorded.get("network") and self.network == FID_NETWORK:
                 self.notes.append(
                     f"{label} records no network; read as TTUR/pytorch-fid statistics of the 2015 FID Inception network"
