@@ -78,6 +78,13 @@ def test_fit_evaluates_every_n_steps_and_writes_tensorboard(real, tmp_path):
     assert [step for step, _ in events["eval/fid"]] == [2, 4]
     assert [step for step, _ in events["eval/kid"]] == [2, 4]
     assert "eval/is" in events
+    # Precision, recall, density and coverage on the same features, k = 5 unless told.
+    for key in ("precision", "recall", "density", "coverage"):
+        assert [step for step, _ in events[f"eval/{key}"]] == [2, 4]
+        assert events[f"eval/{key}"][-1][1] == pytest.approx(callback.history[-1][1][key], rel=1e-6)
+    k2 = EvaluationCallback(stats, extractor, every_n_steps=2, num_samples=64, real_features_for_kid=feats, prdc_k=2)
+    k2.set_model(gan)
+    assert k2.evaluate(2)["density"] != callback.history[0][1]["density"]
     fid = callback.history[-1][1]["fid"]
     assert math.isfinite(fid) and events["eval/fid"][-1][1] == pytest.approx(fid, rel=1e-5)
     assert history.history["eval/fid"] == [pytest.approx(fid, rel=1e-6)]
