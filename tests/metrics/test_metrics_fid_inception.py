@@ -72,6 +72,28 @@ def test_pool3_and_logits_equal_pytorch_fid(reference, extractor):
     _assert_close(logits, outputs["logits"], 1e-4)
 
 
+_JAX_SIDE = """
+import sys, numpy as np
+from keras_sagan.metrics.fid_extractor import fid_inception
+pool3, logits = fid_inception(sys.argv[2])(np.load(sys.argv[1])["images"])
+np.savez(sys.argv[3], pool3=pool3, logits=logits)
+"""
+
+
+@pytest.mark.slow
+def test_the_jax_backend_gives_the_same_network(reference, tmp_path):
+    """Layers and resize are keras.ops only: on JAX (under jax.jit) the numbers are pytorch-fid's too."""
+    inputs, outputs, weights = reference
+    np.savez(tmp_path / "in.npz", **inputs)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(HERE.parents[1])}
+    argv = [sys.executable, "-c", _JAX_SIDE, str(tmp_path / "in.npz"), weights, str(tmp_path / "jax.npz")]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with np.load(tmp_path / "jax.npz") as jax_out:
+        _assert_close(jax_out["pool3"], outputs["pool3"], 1e-4)
+        _assert_close(jax_out["logits"], outputs["logits"], 1e-4)
+
+
 def test_uint8_and_grey_images(reference, extractor):
     inputs, _, _ = reference
     pixels = inputs["pixels"][:1]
