@@ -84,6 +84,14 @@ def register(subparsers) -> None:
         "network, for smoke tests only.",
     )
     parser.add_argument(
+        "--inception_resize",
+        choices=("bilinear", "clean"),
+        default="bilinear",
+        help="How --inception fid brings images to 299x299: 'bilinear' (pytorch-fid's F.interpolate, no "
+        "antialiasing: pytorch-fid's and TTUR-style numbers) or 'clean' (clean-fid's PIL bicubic on uint8: "
+        "clean-fid's numbers). Default %(default)s.",
+    )
+    parser.add_argument(
         "--prdc_k",
         type=int,
         default=5,
@@ -146,7 +154,7 @@ def run(args) -> None:
     generator = load_generator(args.model)
     image_size = int(generator.image_size)
     with contextlib.redirect_stdout(sys.stderr):  # get_file's "Downloading data from ..." and its progress bar.
-        extractor = make_extractor(args.inception_weights, args.inception)
+        extractor = make_extractor(args.inception_weights, args.inception, args.inception_resize)
     notes = []
     if args.inception_weights == RANDOM_WEIGHTS:
         notes.append(
@@ -190,5 +198,6 @@ def run(args) -> None:
     results["num_real_samples"] = real.count
     results["model"] = generator.description
     results["inception"] = args.inception
+    results["inception_resize"] = args.inception_resize
     results["inception_weights"] = args.inception_weights or "published (Keras cache)"
     print(json.dumps({key: _json_value(value) for key, value in results.items()}, sort_keys=True))

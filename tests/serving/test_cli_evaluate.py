@@ -5,6 +5,7 @@ subprocess runs the real network with random weights.
 """
 
 import argparse
+import copy
 import hashlib
 import io
 import json
@@ -26,7 +27,7 @@ from keras_sagan.metrics import InceptionFeatureExtractor, StatisticsFile
 from keras_sagan.metrics import inception as inception_module
 
 METRICS = ("fid", "is_mean", "is_std", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")
-KEYS = {*METRICS, "num_samples", "num_real_samples", "model", "inception", "inception_weights"}
+KEYS = {*METRICS, "num_samples", "num_real_samples", "model", "inception", "inception_resize", "inception_weights"}
 
 
 def _keras_network(args):
@@ -268,6 +269,7 @@ def test_help_lists_every_option_with_its_default(capsys):
         ("--image_folder", "Default None"),
         ("--inception", "Default fid."),
         ("--prdc_k", "Default 5."),
+        ("--inception_resize", "Default bilinear."),
     ):
         assert default in helps[option], (option, helps[option])
 
@@ -287,8 +289,10 @@ def test_the_fid_network_and_statistics_of_another_network(models, baseline, tmp
     from keras_sagan.metrics import fid_extractor
 
     # One network for the whole test: the CLI's own path, with the ~10 s build done once.
-    built = fid_extractor.fid_inception("random")
-    monkeypatch.setattr(fid_extractor, "fid_inception", lambda weights, resize: built)
+    built = {"bilinear": fid_extractor.fid_inception("random")}
+    built["clean"] = copy.copy(built["bilinear"])  # The same network, with clean-fid's resize.
+    built["clean"].resize_method, built["clean"]._forwards = "clean", {}
+    monkeypatch.setattr(fid_extractor, "fid_inception", lambda weights, resize: built[resize])
     args = ["--model", models[1], "--num_samples", "4", "--batch_size", "4", "--prdc_k", "2"]
     stats = str(tmp_path / "fid_real.npz")
     fid_random = ["--inception", "fid", "--inception_weights", "random"]
@@ -306,6 +310,12 @@ def test_the_fid_network_and_statistics_of_another_network(models, baseline, tmp
     with_ttur, err = _evaluate(capsys, *args, "--stats_in", ttur, *fid_random)
     assert np.isfinite(with_ttur["fid"]) and with_ttur["kid_mean"] is None and with_ttur["precision"] is None
     assert "read as TTUR/pytorch-fid statistics" in err
+    # --inception_resize clean reaches the extractor: statistics of the bilinear resize are refused. (What
+    # the clean resize computes is tested against clean-fid in test_metrics_fid_inception.py.)
+    err = _error(capsys, *args, "--stats_in", stats, *fid_random, "--inception_resize", "clean")
+    assert "was computed with another resize (bilinear; now clean); mixing them makes FID meaningless" in err
+    err = _error(capsys, *args, "--data", "demo", "--inception", "keras", "--inception_resize", "clean")
+    assert "--inception keras resizes only 'bilinear'; received: resize='clean'" in err
     keras_weights = ["--inception_weights", baseline[0][-1]]
     assert "was computed with inception-2015-12-05/pool3" in _error(capsys, *args, "--stats_in", ttur, *keras_weights)
 
