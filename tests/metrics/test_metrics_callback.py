@@ -146,3 +146,15 @@ def test_a_statistics_file_brings_its_features_for_kid(real):
     callback = EvaluationCallback(StatisticsFile.from_streaming(stats, feats), extractor, every_n_steps=1)
     np.testing.assert_array_equal(callback.real_features_for_kid, feats)
     np.testing.assert_array_equal(callback._real_mu_sigma[1], stats.covariance)
+
+
+def test_a_network_name_builds_that_network(real, monkeypatch):
+    """`EvaluationCallback(stats, "fid" | "keras", ...)`: make_extractor's network, with its published weights."""
+    from keras_sagan.metrics import callback as callback_module
+
+    extractor, stats, _ = real
+    asked = []
+    monkeypatch.setattr(callback_module, "make_extractor", lambda network: asked.append(network) or extractor)
+    for name in ("fid", "keras"):
+        assert EvaluationCallback(stats, name, every_n_steps=1).extractor is extractor
+    assert asked == ["fid", "keras"]

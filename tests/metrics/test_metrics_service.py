@@ -282,7 +282,7 @@ def test_make_evaluation_callback_errors_name_the_setting(tiny_inception, tmp_pa
     with pytest.raises(UsageError, match=f"^eval_stats='{missing}': cannot read real statistics: no such file$"):
         make_evaluation_callback(DataSpec(), **_callback_kwargs(tmp_path, stats_path=missing))
     wrong_dim = tmp_path / "wrong_dim.npz"
-    np.savez(wrong_dim, mu=np.zeros(2048), sigma=np.eye(2048))
+    np.savez(wrong_dim, mu=np.zeros(2048), sigma=np.eye(2048), count=np.int64(3))  # keras_sagan's older file.
     with pytest.raises(UsageError, match=r"^eval_stats=.*holds mu \(2048,\).*the Inception features are 16-d"):
         make_evaluation_callback(DataSpec(), **_callback_kwargs(tmp_path, stats_path=str(wrong_dim)))
     nope = str(tmp_path / "nope.h5")
