@@ -172,6 +172,7 @@ def make_evaluation_callback(config: TrainConfig):
         num_samples=config.eval_num_samples,
         stats_path=config.eval_stats,
         inception_weights=config.inception_weights,
+        inception=config.inception,
         cache_path=run.real_stats_path,
         log_dir=run.eval_logs_dir,
         seed=config.seed,
