@@ -80,7 +80,8 @@ def _jax_step(kind, settings, rng):
         keras.config.set_dtype_policy(settings["policy"])
         generator = keras_sagan.build_generator("celeba64")
         z = rng.normal(size=(settings["batch"], 128)).astype("float32")
-        values = [[v.value for v in group] for group in (generator.trainable_variables, generator.non_trainable_variables)]
+        groups = (generator.trainable_variables, generator.non_trainable_variables)
+        values = [[v.value for v in group] for group in groups]
         run = jax.jit(lambda t, n, z: generator.stateless_call(t, n, z, training=False)[0])
         return (lambda: run(*values, z).block_until_ready()), settings["batch"], 2
     size, channels, batch = settings["size"], settings["channels"], settings["batch"]
