@@ -260,3 +260,16 @@ def test_named_blocks_are_the_checkpoint_names():
         "logit",
         "projection",
     ]
+
+
+def test_loading_another_architectures_weights_names_the_first_mismatching_layer(tmp_path):
+    path = str(tmp_path / "small.weights.h5")
+    keras_sagan.build_generator("celeba64", image_size=32, conv_dim=8, z_dim=16).save_weights(path)
+    bigger = keras_sagan.build_generator("celeba64", image_size=32, conv_dim=8, z_dim=32)
+    with pytest.raises(
+        ValueError, match=r"small.weights.h5 does not hold weights of this Generator .*: Layer '"
+    ) as err:
+        bigger.load_weights(path)
+    assert "\n" not in str(err.value)
+    same = keras_sagan.build_generator("celeba64", image_size=32, conv_dim=8, z_dim=16)
+    same.load_weights(path)  # the matching architecture still loads
