@@ -19,6 +19,8 @@ FORBIDDEN = {
                "serving", "images", "reference"},
     "backend": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
                 "serving", "images", "torch_files", "reference"},
+    "state_checkpoint": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "serving",
+                         "images", "reference"},
     "torch_files": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading",
                     "run_directory", "serving", "images", "reference"},
     "images": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
