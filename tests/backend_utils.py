@@ -57,3 +57,16 @@ def penalty_gradients(layer, x, loss_fn, **call_kwargs):
 
     trainable = [v.value for v in layer.trainable_variables]
     return jax.grad(f)(x, trainable), jax.grad(penalty)(trainable)
+
+
+def numpy_attention_and_grads(q, k, v):
+    """out = softmax(q k^T) v and, for loss = sum(sin(out)), dq, dk, dv (float64): the attention reference."""
+    q, k, v = (t.astype("float64") for t in (q, k, v))
+    logits = q @ k.transpose(0, 2, 1)
+    a = np.exp(logits - logits.max(-1, keepdims=True))
+    a /= a.sum(-1, keepdims=True)
+    out = a @ v
+    d_out = np.cos(out)
+    d_a = d_out @ v.transpose(0, 2, 1)
+    d_logits = a * (d_a - (d_a * a).sum(-1, keepdims=True))  # the softmax Jacobian, written out
+    return out, d_logits @ k, d_logits.transpose(0, 2, 1) @ q, a.transpose(0, 2, 1) @ d_out

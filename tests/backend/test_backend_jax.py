@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from backend_utils import numpy_attention_and_grads
 
 pytestmark = pytest.mark.jax  # JAX backend only (conftest.py)
 
@@ -9,19 +10,6 @@ jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
 from keras_sagan.backend import jax as jax_backend  # noqa: E402
-
-
-def _numpy_attention_and_grads(q, k, v):
-    """out = softmax(q k^T) v and, for loss = sum(sin(out)), dq, dk, dv (float64)."""
-    q, k, v = (t.astype("float64") for t in (q, k, v))
-    logits = q @ k.transpose(0, 2, 1)
-    a = np.exp(logits - logits.max(-1, keepdims=True))
-    a /= a.sum(-1, keepdims=True)
-    out = a @ v
-    d_out = np.cos(out)
-    d_a = d_out @ v.transpose(0, 2, 1)
-    d_logits = a * (d_a - (d_a * a).sum(-1, keepdims=True))  # the softmax Jacobian, written out
-    return out, d_logits @ k, d_logits.transpose(0, 2, 1) @ q, a.transpose(0, 2, 1) @ d_out
 
 
 @pytest.mark.parametrize(
@@ -42,7 +30,7 @@ def test_chunked_attention_matches_numpy_with_gradients(monkeypatch, batch, quer
 
     out = jax.jit(lambda q, k, v: jax_backend.chunked_attention(q, k, v, queries_per_block))(q, k, v)
     grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(q, k, v)
-    for got, want in zip([out, *grads], _numpy_attention_and_grads(q, k, v)):
+    for got, want in zip([out, *grads], numpy_attention_and_grads(q, k, v)):
         np.testing.assert_allclose(got, want, atol=2e-5)
 
 

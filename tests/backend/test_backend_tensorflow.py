@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from backend_utils import numpy_attention_and_grads
 
 from keras_sagan import backend
 
@@ -10,22 +11,6 @@ pytestmark = pytest.mark.tensorflow  # TensorFlow backend only (conftest.py)
 
 tf = pytest.importorskip("tensorflow")
 from keras_sagan.backend import tensorflow as tf_backend  # noqa: E402
-
-
-def _softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def _numpy_attention_and_grads(q, k, v):
-    """out = softmax(q k^T) v and, for loss = sum(sin(out)), dq, dk, dv (float64)."""
-    q, k, v = (t.astype("float64") for t in (q, k, v))
-    a = _softmax(q @ k.transpose(0, 2, 1))
-    out = a @ v
-    d_out = np.cos(out)
-    d_a = d_out @ v.transpose(0, 2, 1)
-    d_logits = a * (d_a - (d_a * a).sum(-1, keepdims=True))  # the softmax Jacobian, written out
-    return out, d_logits @ k, d_logits.transpose(0, 2, 1) @ q, a.transpose(0, 2, 1) @ d_out
 
 
 @pytest.mark.parametrize(
@@ -41,7 +26,7 @@ def test_blocked_attention_matches_numpy(monkeypatch, batch, queries_per_block, 
     monkeypatch.setattr(tf_backend, "BLOCK_ENTRIES", block_entries)
     rng = np.random.default_rng(10)
     q, k, v = (rng.normal(size=(batch, n, c)).astype("float32") for n, c in ((24, 3), (20, 3), (20, 6)))
-    expected = _numpy_attention_and_grads(q, k, v)
+    expected = numpy_attention_and_grads(q, k, v)
 
     def run(q, k, v):
         with tf.GradientTape() as tape:
