@@ -17,6 +17,8 @@ FORBIDDEN = {
               "serving", "images", "errors"},
     "errors": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
                "serving", "images"},
+    "run_lock": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
+                 "serving", "images", "errors"},
     "torch_files": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading",
                     "run_directory", "serving", "images"},
     "images": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",

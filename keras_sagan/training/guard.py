@@ -83,11 +83,11 @@ def _scalar(value):
 
 def training_variables(model) -> list:
     """The variables a `SAGAN` checkpoint holds: the model's weights and both optimizers' variables."""
-    variables = list(model.weights)
+    variables = list(getattr(model, "weights", []))
     for name in ("g_optimizer", "d_optimizer"):
         optimizer = getattr(model, name, None)
         if optimizer is not None:
-            variables += list(optimizer.variables)
+            variables += list(getattr(optimizer, "variables", []))
     return variables
 
 

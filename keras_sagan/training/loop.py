@@ -272,8 +272,9 @@ def _run(config, strategy, gan, chief, scratch):
     previous = resume.previous_settings(run)
     restored = run.newest_readable_checkpoint(warn=_warn)
     if restored:
+        resume.refuse_ema_start(config, restored)  # Else the restore's mismatch would say less.
+        restore_checkpoint(checkpoint, restored)  # Another architecture is refused here, first.
         resume.refuse_changes(config, previous, restored)
-        restore_checkpoint(checkpoint, restored)
         resume.apply_changes(config, previous, gan, lambda line: print(line, flush=True))
     initial_step = callbacks_lib.current_step(gan)
     if workers > 1:
@@ -318,9 +319,9 @@ def _run(config, strategy, gan, chief, scratch):
             )
             if guard.diverged is None:
                 break
-            good = saver.saved[-1][1] if saver.saved else restored
-            if not chief:
-                good = _chief_checkpoint(config, manager, chief, saver.saved[-1][0]) if saver.saved else restored
+            good = restored  # The last checkpoint saved, the chief's name for it on every worker.
+            if saver.saved:
+                good = saver.saved[-1][1] if chief else config.run_directory.checkpoint_path(saver.saved[-1][0])
             if rollbacks == config.divergence_rollbacks or good is None:
                 raise TrainingDiverged(guard.diverged, good, rollbacks)
             g_lr, d_lr = rollback(gan, lambda path: restore_checkpoint(checkpoint, path), good)

@@ -35,21 +35,28 @@ def previous_settings(run: RunDirectory) -> dict:
         return {}
 
 
+def refuse_ema_start(config, checkpoint: str) -> None:
+    """Before the restore: refuses turning EMA on over a checkpoint without EMA weights (one line)."""
+    if config.ema_decay is not None and CHECKPOINT_EMA_GENERATOR not in checkpoint_children(checkpoint):
+        raise UsageError(
+            f"`ema_decay` cannot turn EMA on on resume: {checkpoint} holds no EMA generator weights; "
+            f"received: ema_decay={config.ema_decay!r}; {_NEW_DIR}"
+        )
+
+
 def refuse_changes(config, previous: dict, checkpoint: str) -> None:
-    """Raises a one-line `UsageError` for the changes that cannot be applied on resume (see the module doc)."""
+    """After the restore (the networks fit): refuses a changed loss, or EMA turned off (one line)."""
     old_loss = previous.get("loss")
     if old_loss is not None and old_loss != config.loss:
         raise UsageError(
             f"`loss` cannot change on resume: {checkpoint} was trained with loss={old_loss!r}; "
             f"received: loss={config.loss!r}; {_NEW_DIR}"
         )
-    has_ema = CHECKPOINT_EMA_GENERATOR in checkpoint_children(checkpoint)
-    if has_ema != (config.ema_decay is not None):
-        held = "holds EMA generator weights" if has_ema else "holds no EMA generator weights"
+    if config.ema_decay is None and CHECKPOINT_EMA_GENERATOR in checkpoint_children(checkpoint):
         old = f" (ema_decay={previous['ema_decay']!r})" if previous.get("ema_decay") is not None else ""
         raise UsageError(
-            f"`ema_decay` cannot turn EMA {'off' if has_ema else 'on'} on resume: {checkpoint} {held}{old}; "
-            f"received: ema_decay={config.ema_decay!r}; {_NEW_DIR}"
+            f"`ema_decay` cannot turn EMA off on resume: {checkpoint} holds EMA generator weights{old}; "
+            f"received: ema_decay=None; {_NEW_DIR}"
         )
 
 
