@@ -74,7 +74,7 @@ def run(config) -> int:
         return _error(err, EXIT_DIVERGED)
     except KeyboardInterrupt:
         print(
-            "interrupted: stopped at once (before training began or during a checkpoint restore, or a second Ctrl-C); "
+            "interrupted: stopped at once (before training began, or a second Ctrl-C); "
             "a rerun resumes from the latest checkpoint, if any",
             file=sys.stderr,
             flush=True,
