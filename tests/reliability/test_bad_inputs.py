@@ -58,13 +58,6 @@ def test_sample_arguments(saved_model, tmp_path, capsys, args, fragments):
         assert fragment.format(tmp=tmp_path) in err, err
 
 
-def test_a_garbage_keras_file_names_its_path(tmp_path, capsys):
-    path = tmp_path / "g.keras"
-    path.write_bytes(b"\xa3" * 64)
-    err = _one_line(capsys, ["sample", "--model", str(path), "--out", str(tmp_path / "x.png")])
-    assert str(path) in err
-
-
 def test_export_and_sample_refuse_a_diverged_generator(generator, saved_model, tmp_path, capsys, monkeypatch):
     kernel = generator.to_rgb.kernel
     good = kernel.numpy()
