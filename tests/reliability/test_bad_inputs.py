@@ -15,6 +15,7 @@ from keras_sagan import cli
 from keras_sagan.cli import train as train_cli
 from keras_sagan.export import ExportError, export_generator
 from keras_sagan.loading import ModelLoadError
+from keras_sagan.run_directory import RunDirectory, make_checkpoint
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": os.getcwd()}
 TINY = ["--conv_dim=8", "--z_dim=16", "--image_size=32", "--batch_size=8", "--sample_every=1000", "--log_every=1"]
@@ -162,3 +163,20 @@ def test_a_resume_with_another_architecture_is_one_line_without_tensorflow_warni
     # TensorFlow's "unrestored values" warnings came after the error line, at exit.
     lines = [line for line in proc.stderr.splitlines() if line.startswith(("error:", "WARNING:tensorflow"))]
     assert len(lines) == 1 and "does not match this configuration" in lines[0], proc.stderr[-3000:]
+
+
+def test_sample_export_and_info_refuse_a_run_whose_checkpoint_diverged(tmp_path, capsys):
+    gan = keras_sagan.build_sagan("celeba64", image_size=32, conv_dim=8, z_dim=16, seed=0)
+    gan.compile()
+    gan.generator.to_rgb.kernel.assign(np.full(gan.generator.to_rgb.kernel.shape, np.nan, "float32"))
+    run = RunDirectory(tmp_path / "run")  # As an older keras_sagan left a diverged run: NaN saved.
+    run.write_config(gan.generator.get_config(), gan.discriminator.get_config(), {})
+    run.make_manager(make_checkpoint(gan), keep=1).save(checkpoint_number=12)
+    for argv in (
+        ["sample", "--model", run.path, "--out", str(tmp_path / "x.png")],
+        ["export", "--checkpoint", run.path, "--out", str(tmp_path / "export")],
+        ["info", "--model", run.path],
+    ):
+        err = _one_line(capsys, argv)
+        assert "ckpt-12" in err and "non-finite weights" in err, err
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "export" / "1").exists()
