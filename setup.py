@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 setup(
     name="keras_sagan",
     version="0.1.0",
-    description="Self-Attention GAN (SAGAN) for Keras 3 / TensorFlow 2: layers, models, training, export.",
+    description="Self-Attention GAN (SAGAN) for Keras 3 on TensorFlow and JAX: layers, models, training, export.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_sagan", "keras_sagan.*"]),
@@ -22,7 +22,29 @@ setup(
         "pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=8", "scipy>=1.11", "dill>=0.3.8", "ruff>=0.6", "tensorflow-serving-api>=2.21,<2.22"],
+        # The second backend: `KERAS_BACKEND=jax` (TensorFlow stays the default and is still installed).
+        "jax": ["jax>=0.10"],
+        # `keras-sagan export --format onnx|litert` (Keras' exporters).
+        "export": ["tf2onnx>=1.17", "onnx>=1.17", "onnxruntime>=1.20", "ai-edge-litert>=2.0"],
+        "test": [
+            "pytest>=8",
+            "scipy>=1.11",
+            "dill>=0.3.8",
+            "ruff>=0.6",
+            "tensorflow-serving-api>=2.21,<2.22",
+            "jax[cpu]>=0.10",
+            # Peers the tests check against. torch/torchvision pinned to the pair that installs from
+            # this machine kind's disk (pytorch-fid and clean-fid need torchvision).
+            "torch==2.14.1",
+            "torchvision==0.29.1",
+            "pytorch-fid==0.3.0",
+            "clean-fid==0.1.35",
+            "prdc==0.2",
+            "tf2onnx>=1.17",
+            "onnx>=1.17",
+            "onnxruntime>=1.20",
+            "ai-edge-litert>=2.0",
+        ],
     },
     entry_points={"console_scripts": ["keras-sagan=keras_sagan.cli:main"]},
 )

@@ -5,6 +5,8 @@
     python benchmarks/run.py --quick                 # fewer timed iterations
     python benchmarks/run.py --reference-python /tmp/torchvenv/bin/python
                                                      # also time the PyTorch reference, beside each workload
+    python benchmarks/run.py --backend both --only train_b64_xla0
+                                                     # TensorFlow and JAX side by side, in one run
 
 Each workload runs in its own subprocess, so the peak RSS (ru_maxrss) is that
 workload's alone. `speedup_vs_reference` divides the issue's figures for the
@@ -60,18 +62,59 @@ def _reference_name(name):
     return {"attention_64_full_map": "attention_64"}.get(name, name)
 
 
+def _jax_step(kind, settings, rng):
+    """`(step, images_per_call, warmup)` of a workload on JAX: jitted calls, blocked until done."""
+    import jax
+    import keras
+
+    import keras_sagan
+    from keras_sagan.layers import SelfAttention
+
+    if kind == "train":
+        keras.config.set_dtype_policy(settings["policy"])
+        gan = keras_sagan.build_sagan("celeba64", seed=0)
+        gan.compile()  # jitted on JAX whatever jit_compile says
+        images = rng.uniform(-1, 1, (settings["batch"], 64, 64, 3)).astype("float32")
+        return (lambda: gan.train_on_batch(images)), settings["batch"], 2
+    if kind == "generate":
+        keras.config.set_dtype_policy(settings["policy"])
+        generator = keras_sagan.build_generator("celeba64")
+        z = rng.normal(size=(settings["batch"], 128)).astype("float32")
+        groups = (generator.trainable_variables, generator.non_trainable_variables)
+        values = [[v.value for v in group] for group in groups]
+        run = jax.jit(lambda t, n, z: generator.stateless_call(t, n, z, training=False)[0])
+        return (lambda: run(*values, z).block_until_ready()), settings["batch"], 2
+    size, channels, batch = settings["size"], settings["channels"], settings["batch"]
+    layer = SelfAttention(variant="reference", query_chunk_size=settings.get("chunk", "auto"))
+    x = rng.normal(size=(batch, size, size, channels)).astype("float32")
+    layer.build(x.shape)
+    layer.gamma.assign(1.0)
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+
+    def loss(x, trainable):
+        return jax.numpy.sum(layer.stateless_call(trainable, non_trainable, x, training=True)[0])
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    trainable = [v.value for v in layer.trainable_variables]
+    return (lambda: grad(x, trainable)[0].block_until_ready()), batch, 1
+
+
 def _run_workload(name, iterations):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
+
+    kind, settings = WORKLOADS[name]
+    rng = np.random.default_rng(0)
+    result = {"workload": name, "backend": keras.backend.backend(), **settings}
+    if keras.backend.backend() == "jax":
+        step, images_per_call, warmup = _jax_step(kind, settings, rng)
+        return _measure(result, name, step, images_per_call, warmup, iterations)
     import tensorflow as tf
 
     import keras_sagan
     from keras_sagan.layers import SelfAttention
 
-    kind, settings = WORKLOADS[name]
-    rng = np.random.default_rng(0)
-    result = {"workload": name, **settings}
     if kind == "train":
         keras.config.set_dtype_policy(settings["policy"])
         gan = keras_sagan.build_sagan("celeba64", seed=0)
@@ -114,6 +157,10 @@ def _run_workload(name, iterations):
 
         images_per_call = batch
         warmup = 1
+    return _measure(result, name, step, images_per_call, warmup, iterations)
+
+
+def _measure(result, name, step, images_per_call, warmup, iterations):
     rss_before = peak_rss_mb()  # after building, before the first call
     median, times = time_calls(step, warmup, iterations)
     result.update(
@@ -137,6 +184,8 @@ def _run_workload(name, iterations):
 def _machine():
     import platform
 
+    import jax
+    import keras
     import tensorflow as tf
 
     model = ""
@@ -148,6 +197,8 @@ def _machine():
         "cpu_model": model,
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
+        "jax": jax.__version__,
+        "keras": keras.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 
@@ -161,6 +212,12 @@ def main():
     parser.add_argument(
         "--reference-python",
         help="a Python with torch installed: also time the PyTorch reference beside each workload",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "both"),
+        default="tensorflow",
+        help="Keras backend of the workloads; both: each workload on TensorFlow, then right after on JAX",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -183,15 +240,18 @@ def main():
             json.dump({"machine": machine, "results": results}, f, indent=2)
 
     reference_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference_torch.py")
-    for name in args.only or list(WORKLOADS):
-        print(f"running {name} ...", file=sys.stderr, flush=True)
+    backends = ("tensorflow", "jax") if args.backend == "both" else (args.backend,)
+    runs = [(name, b) for name in args.only or list(WORKLOADS) for b in backends]
+    for name, backend_name in runs:
+        print(f"running {name} on {backend_name} ...", file=sys.stderr, flush=True)
         proc = subprocess.run(
             [sys.executable, __file__, "--child", name, "--iterations", str(iterations)],
             capture_output=True,
             text=True,
+            env={**os.environ, "KERAS_BACKEND": backend_name},
         )
         if proc.returncode != 0:
-            results.append({"workload": name, "error": proc.stderr.strip().splitlines()[-1:]})
+            results.append({"workload": name, "backend": backend_name, "error": proc.stderr.strip().splitlines()[-1:]})
             print(f"  {name}: FAILED {results[-1]['error']}", flush=True)
             write()
             continue
@@ -218,7 +278,7 @@ def main():
             live = result["live_reference"]
             extra += f", {result['speedup_vs_live_reference']}x live reference ({live['seconds_per_call']} s/call)"
         print(
-            f"  {name}: {result['seconds_per_call']} s/call (min {result['min_seconds_per_call']}), "
+            f"  {name} [{backend_name}]: {result['seconds_per_call']} s/call (min {result['min_seconds_per_call']}), "
             f"{result['images_per_second']} img/s, peak RSS {result['peak_rss_mb']} MB "
             f"(+{result['rss_increase_mb']} MB in the calls){extra}",
             flush=True,

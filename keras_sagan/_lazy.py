@@ -3,6 +3,8 @@
 import importlib
 import sys
 
+_TENSORFLOW_PACKAGES = ("tensorflow", "tensorflow_datasets", "tensorboard")
+
 
 def lazy_attributes(module_name: str, lazy: dict[str, str]):
     """`(__getattr__, __dir__)` for a package whose names in `lazy` (name -> defining module) load on first access."""
@@ -10,7 +12,18 @@ def lazy_attributes(module_name: str, lazy: dict[str, str]):
     def __getattr__(name):
         if name not in lazy:
             raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(lazy[name]), name)
+        try:
+            module = importlib.import_module(lazy[name])
+        except ModuleNotFoundError as err:
+            missing = (err.name or "").split(".")[0]
+            if missing not in _TENSORFLOW_PACKAGES:
+                raise
+            # On JAX without TensorFlow the network and SAGAN work; this name needs TensorFlow.
+            raise ImportError(
+                f"{module_name}.{name} needs TensorFlow ({missing} is not installed; pip install tensorflow "
+                "tensorflow-datasets); the layers, models and SAGAN run without it on KERAS_BACKEND=jax"
+            ) from None
+        value = getattr(module, name)
         setattr(sys.modules[module_name], name, value)  # Later accesses skip this hook.
         return value
 

@@ -34,6 +34,8 @@ from keras_sagan.run_directory import (
     checkpoint_children,
     checkpoint_step,
     read_json,
+    read_state,
+    state_step,
 )
 
 KINDS = ("saved_model", "run", "keras")
@@ -194,6 +196,15 @@ def load_run_generator(directory: str) -> tuple[Generator, str, str]:
         raise ModelLoadError(
             f"{mismatch}: it holds {children[key]} {key} variables, the config builds {len(generator.variables)}"
         )
+    if state_step(prefix) is not None:  # the backend-neutral format (a run trained on JAX)
+        stored = read_state(prefix)
+        keys = sorted(k for k in stored if k.startswith(f"{key}/"))
+        for stored_key, variable in zip(keys, generator.weights):
+            if tuple(stored[stored_key].shape) != tuple(variable.shape):
+                raise ModelLoadError(f"{mismatch}: {stored_key} has shape {tuple(stored[stored_key].shape)}")
+        for stored_key, variable in zip(keys, generator.weights):
+            variable.assign(stored[stored_key])
+        return generator, prefix, key
     try:
         status = tf.train.Checkpoint(**{key: generator}).read(prefix)
         status.expect_partial()

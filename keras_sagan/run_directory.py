@@ -15,29 +15,34 @@ This module is the one place that spells a path inside a run. A run directory ho
 It also owns `run.lock`, the lock that keeps a second process off a run (`RunDirectory.lock`,
 `keras_sagan.run_lock`).
 
-Unreadable against another configuration: a checkpoint whose files are missing, truncated or
-corrupt is *unreadable*; `readable_checkpoints` skips it with one warning line and the run
-resumes from the newest readable one. A readable checkpoint whose objects do not fit the
-networks is *another configuration*: `restore_newest_readable` refuses it in one line (falling
-back past it would silently resume an older model of another shape). The probe of one
-checkpoint format is `_unreadable_reason`; a second format (a backend-neutral one) adds its
-own probe there and its prefixes in `checkpoint_prefixes`.
+A checkpoint with missing, truncated or corrupt files is *unreadable*: `readable_checkpoints`
+skips it in one warning line (probes of both formats: `keras_sagan.checkpoint_files`). One that
+reads but does not fit is *another configuration*: `restore_checkpoint` refuses it in one line.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import tensorflow as tf
-from google.protobuf.message import DecodeError
-from tensorflow.core.protobuf import trackable_object_graph_pb2
+import numpy as np
 
-from keras_sagan.errors import UsageError, one_line
+from keras_sagan import backend, checkpoint_files
+from keras_sagan.checkpoint_files import (  # noqa: F401  (re-exported: the run directory's readers)
+    CHECKPOINT_STATE_FILENAME,
+    STATE_FORMAT,
+    STATE_SUFFIX,
+    RunDirectoryError,
+    StateCheckpointManager,
+    checkpoint_children,
+    read_state,
+    state_checkpoints,
+    state_step,
+)
+from keras_sagan.errors import one_line
 from keras_sagan.run_lock import RunLock
 
 CONFIG_FILENAME = "config.json"
@@ -48,8 +53,6 @@ SAMPLES_DIRNAME = "samples"
 EXPORT_DIRNAME = "export"
 REAL_STATS_FILENAME = "real_stats.npz"
 LOCK_FILENAME = "run.lock"
-CHECKPOINT_STATE_FILENAME = "checkpoint"  # tf.train.CheckpointManager's index of its checkpoints.
-_CHECKPOINT_FILE = re.compile(r"(ckpt-(\d+))\.(index|data-\d+-of-\d+)")
 
 # Names of the top-level objects of a run's checkpoint. Changing one breaks every old run's resume.
 CHECKPOINT_STEP = "step"
@@ -59,10 +62,6 @@ CHECKPOINT_EMA_GENERATOR = "ema_generator"
 CHECKPOINT_G_OPTIMIZER = "g_optimizer"
 CHECKPOINT_D_OPTIMIZER = "d_optimizer"
 CHECKPOINT_SEED_STATE = "seed_state"
-
-
-class RunDirectoryError(UsageError):
-    """A run directory, its config or a checkpoint that cannot be used (one line)."""
 
 
 def checkpoint_objects(gan) -> dict[str, Any]:
@@ -84,32 +83,16 @@ def checkpoint_objects(gan) -> dict[str, Any]:
     return objects
 
 
-def make_checkpoint(gan) -> tf.train.Checkpoint:
-    """A `tf.train.Checkpoint` of every piece of training state of `gan` (`checkpoint_objects`)."""
+def make_checkpoint(gan):
+    """The checkpoint of every piece of training state of `gan` (`checkpoint_objects`).
+
+    A `tf.train.Checkpoint` on TensorFlow; a `StateCheckpoint` (one `.npz` file) on other backends.
+    """
+    if not backend.is_tensorflow():
+        return StateCheckpoint(gan)
+    import tensorflow as tf
+
     return tf.train.Checkpoint(**checkpoint_objects(gan))
-
-
-def checkpoint_children(prefix: str) -> dict[str, int]:
-    """`{name: number of variables reachable from it}` for a checkpoint's top-level objects."""
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-        graph = trackable_object_graph_pb2.TrackableObjectGraph()
-        graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
-    except (tf.errors.OpError, ValueError, DecodeError, IndexError) as err:
-        raise RunDirectoryError(f"cannot read checkpoint {prefix}: {one_line(err)}") from None
-
-    def count_variables(node_id):
-        # The whole object graph under the node: a variable can be stored under another object's
-        # path (an optimizer's, say) and still belong here.
-        seen, stack = set(), [node_id]
-        while stack:
-            node = stack.pop()
-            if node not in seen:
-                seen.add(node)
-                stack.extend(child.node_id for child in graph.nodes[node].children)
-        return sum(any(a.name == "VARIABLE_VALUE" for a in graph.nodes[n].attributes) for n in seen)
-
-    return {child.local_name: count_variables(child.node_id) for child in graph.nodes[0].children}
 
 
 def write_json_atomically(path: str, content: Any) -> None:
@@ -205,10 +188,9 @@ class RunDirectory:
         return os.path.join(self.path, LOCK_FILENAME)
 
     def lock(self, warn: Callable[[str], None] | None = None) -> RunLock:
-        """Takes the run's lock (`keras_sagan.run_lock.RunLock`), creating the run directory.
+        """Takes the run's lock (`run_lock.RunLock`; a context manager), creating the run directory.
 
-        Use as a context manager. A run locked by a live process raises a one-line
-        `RunDirectoryError` naming its PID and host; a stale lock is taken over with one `warn` line.
+        A live holder is a one-line `RunDirectoryError` naming its PID and host; a stale lock is taken over.
         """
         self.make()
         return RunLock(self.lock_path, error=RunDirectoryError, warn=warn).acquire()
@@ -239,19 +221,14 @@ class RunDirectory:
 
     # -- checkpoints --------------------------------------------------------------------------
 
-    def make_manager(self, checkpoint: tf.train.Checkpoint, keep: int) -> tf.train.CheckpointManager:
-        """The `CheckpointManager` of `checkpoints/`, keeping the `keep` newest.
+    def make_manager(self, checkpoint, keep: int):
+        """The checkpoint manager of `checkpoints/`, keeping the `keep` newest (by `make_checkpoint`'s kind)."""
+        if isinstance(checkpoint, StateCheckpoint):
+            return StateCheckpointManager(checkpoint, self.checkpoints_dir, max_to_keep=keep)
+        import tensorflow as tf
 
-        A `checkpoint` index file that cannot be parsed is moved aside (`checkpoint.unreadable`)
-        with one warning line: the manager starts a new index, and the checkpoint files stay.
-        """
-        state = os.path.join(self.checkpoints_dir, CHECKPOINT_STATE_FILENAME)
-        if os.path.isfile(state) and not _indexed_prefixes(self.checkpoints_dir):
-            try:
-                tf.train.get_checkpoint_state(self.checkpoints_dir)
-            except (tf.errors.OpError, ValueError, UnicodeDecodeError, DecodeError) as err:
-                os.replace(state, f"{state}.unreadable")
-                print(f"warning: {state} cannot be parsed ({one_line(err, 200)}); moved to {state}.unreadable")
+        checkpoint_files.set_aside_unparsable_index(self.checkpoints_dir)  # Else the manager cannot start.
+
         return tf.train.CheckpointManager(checkpoint, self.checkpoints_dir, max_to_keep=keep)
 
     def checkpoint_path(self, step: int) -> str:
@@ -259,42 +236,34 @@ class RunDirectory:
         return os.path.join(self.checkpoints_dir, f"ckpt-{step}")
 
     def latest_checkpoint(self) -> str | None:
-        """The newest checkpoint's path prefix (by step; readable or not), or None."""
+        """The newest checkpoint's path (by step, of either format; readable or not), or None."""
         prefixes = self.checkpoint_prefixes()
         return prefixes[0] if prefixes else None
 
     def checkpoint_prefixes(self) -> list[str]:
-        """Every checkpoint prefix on disk or in the `checkpoint` index, newest (highest step) first.
+        """Every checkpoint path on disk or in TF's `checkpoint` index, newest (highest step) first.
 
-        A prefix named by the index whose files are all gone is listed too: it is unreadable, and
+        TensorFlow prefixes (`ckpt-<step>`) and state files (`ckpt-<step>.state.npz`) alike. A prefix
+        the index names whose files are all gone is listed too: it is unreadable, and
         `readable_checkpoints` says so. Old runs kept their checkpoints in the run directory itself.
         """
         for directory in (self.checkpoints_dir, self.path):
-            found = {}
-            names = os.listdir(directory) if os.path.isdir(directory) else []
-            for name in names:
-                match = _CHECKPOINT_FILE.fullmatch(name)
-                if match:
-                    found[int(match.group(2))] = os.path.join(directory, match.group(1))
-            for path in _indexed_prefixes(directory):
-                match = re.fullmatch(r"ckpt-(\d+)", os.path.basename(path))
-                if match and os.path.dirname(os.path.abspath(path)) == os.path.abspath(directory):
-                    found.setdefault(int(match.group(1)), os.path.join(directory, match.group(0)))
+            found = checkpoint_files.list_checkpoints(directory)
             if found:
                 return [found[step] for step in sorted(found, reverse=True)]
         return []
 
     def readable_checkpoints(self, warn: Callable[[str], None] | None = None) -> Iterator[str]:
-        """The readable checkpoint prefixes, newest first; each unreadable one skipped is told to `warn` in one line."""
-        for prefix in self.checkpoint_prefixes():
-            reason = _unreadable_reason(prefix)
+        """The readable checkpoint paths, newest first; each unreadable one skipped is told to `warn` in one line."""
+        for path in self.checkpoint_prefixes():
+            reason = checkpoint_files.unreadable_reason(path)
             if reason is None:
-                yield prefix
+                yield path
             elif warn is not None:
-                warn(f"warning: checkpoint {prefix} is unreadable ({reason}); falling back to an older one")
+                warn(f"warning: checkpoint {path} is unreadable ({reason}); falling back to an older one")
 
     def newest_readable_checkpoint(self, warn: Callable[[str], None] | None = None) -> str | None:
-        """The newest readable checkpoint prefix; None when there is none at all.
+        """The newest readable checkpoint path; None when there is none at all.
 
         Raises a one-line `RunDirectoryError` when there are checkpoints and none is readable.
         """
@@ -308,62 +277,49 @@ class RunDirectory:
         return found
 
 
-def checkpoint_step(prefix: str) -> int | None:
-    """The step in a checkpoint prefix's name (`.../ckpt-<step>`), or None."""
-    match = re.fullmatch(r"ckpt-(\d+)", os.path.basename(prefix))
-    return int(match.group(1)) if match else None
+def checkpoint_step(path: str) -> int | None:
+    """The step in a checkpoint's name (`.../ckpt-<step>` or `.../ckpt-<step>.state.npz`), or None."""
+    name = os.path.basename(path)
+    digits = name[len("ckpt-") :] if name.startswith("ckpt-") else ""
+    return int(digits) if digits.isdigit() else state_step(path)
 
 
-def _indexed_prefixes(directory: str) -> list[str]:
-    """The prefixes the `checkpoint` index file names; [] when it is missing or cannot be parsed."""
-    if not os.path.isfile(os.path.join(directory, CHECKPOINT_STATE_FILENAME)):
-        return []
-    try:
-        state = tf.train.get_checkpoint_state(directory)
-    except (tf.errors.OpError, ValueError, UnicodeDecodeError, DecodeError):
-        return []  # A garbage index: the checkpoint files themselves are listed instead.
-    if state is None:
-        return []
-    return [*state.all_model_checkpoint_paths, state.model_checkpoint_path]
-
-
-def _unreadable_reason(prefix: str) -> str | None:
-    """Why the `tf.train.Checkpoint` at `prefix` cannot be read (missing file, truncated, corrupt), or None.
-
-    Every tensor is read, so a truncated or corrupt data file (TF checks each tensor's CRC) is
-    found here rather than halfway through a restore.
-    """
-    if not os.path.isfile(f"{prefix}.index"):
-        return f"{os.path.basename(prefix)}.index is missing"
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-        for name in reader.get_variable_to_shape_map():
-            reader.get_tensor(name)
-        graph = trackable_object_graph_pb2.TrackableObjectGraph()
-        graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
-    except (tf.errors.OpError, ValueError, DecodeError, IndexError, UnicodeDecodeError) as err:
-        return one_line(err, limit=200)
-    return None
-
-
-def restore_newest_readable(
-    checkpoint: tf.train.Checkpoint, run: RunDirectory, warn: Callable[[str], None] | None = None
-) -> str | None:
+def restore_newest_readable(checkpoint, run: RunDirectory, warn: Callable[[str], None] | None = None) -> str | None:
     """Restores `run`'s newest readable checkpoint into `checkpoint`; returns its path (None: none yet).
 
-    Unreadable newer checkpoints are skipped with one `warn` line each. Every object of
-    `checkpoint` must be in the file (a checkpoint may hold more, such as an EMA generator the
-    run no longer uses); a readable checkpoint that does not fit is refused in one line.
+    Unreadable newer checkpoints are skipped with one `warn` line each; a readable checkpoint that
+    does not fit is refused in one line (`restore_checkpoint`).
     """
     path = run.newest_readable_checkpoint(warn)
-    if path is None:
-        return None
-    restore_checkpoint(checkpoint, path)
+    if path is not None:
+        restore_checkpoint(checkpoint, path)
     return path
 
 
-def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
-    """Restores the readable checkpoint `path` into `checkpoint`; another configuration is a one-line refusal."""
+def restore_latest(checkpoint, manager) -> str | None:
+    """Restores the newest readable checkpoint of `manager.directory`'s run (`restore_newest_readable`)."""
+    directory = os.path.abspath(manager.directory)
+    run = RunDirectory(os.path.dirname(directory) if os.path.basename(directory) == CHECKPOINTS_DIRNAME else directory)
+    return restore_newest_readable(checkpoint, run, warn=lambda line: print(line, flush=True))
+
+
+def restore_checkpoint(checkpoint, path: str) -> str:
+    """Restores the readable checkpoint `path` into `checkpoint`; returns `path`.
+
+    Every object of `checkpoint` must be in the file (a checkpoint may hold more, such as an EMA
+    generator the run no longer uses). A mismatch raises a one-line `RunDirectoryError`; so does
+    a checkpoint with no discriminator (a generator-only import), named as such.
+    """
+    if CHECKPOINT_DISCRIMINATOR not in checkpoint_children(path):
+        # A generator-only run (`keras-sagan import-reference` without --discriminator).
+        raise RunDirectoryError(
+            f"cannot train from {path}: it holds no discriminator (a generator-only import); it can be exported, "
+            "sampled and evaluated; import the reference's checkpoint again with --discriminator STEP_D.pth to train"
+        )
+    if isinstance(checkpoint, StateCheckpoint):
+        return checkpoint.restore(path)
+    import tensorflow as tf
+
     try:
         status = checkpoint.restore(path)
         status.expect_partial()
@@ -373,10 +329,72 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
             f"cannot resume from {path}: it does not match this configuration ({one_line(err)}); "
             "use another model_dir or the settings the checkpoint was written with"
         ) from None
+    return path
 
 
-def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> str | None:
-    """Restores the newest readable checkpoint of `manager.directory`'s run (`restore_newest_readable`)."""
-    directory = os.path.abspath(manager.directory)
-    run = RunDirectory(os.path.dirname(directory) if os.path.basename(directory) == CHECKPOINTS_DIRNAME else directory)
-    return restore_newest_readable(checkpoint, run, warn=lambda line: print(line, flush=True))
+# -- the backend-neutral checkpoint format (JAX) ------------------------------------------------
+
+
+def state_variables(gan) -> dict[str, list]:
+    """`{name: [variables]}` of every piece of a `SAGAN`'s state, keyed as `checkpoint_objects`.
+
+    Networks give `weights` (their order is fixed by construction, the same on every backend),
+    optimizers `variables`; `step` and `seed_state` are one variable each.
+    """
+    groups = {}
+    for name, obj in checkpoint_objects(gan).items():
+        if name in (CHECKPOINT_STEP, CHECKPOINT_SEED_STATE):
+            groups[name] = [obj]
+        elif name in (CHECKPOINT_G_OPTIMIZER, CHECKPOINT_D_OPTIMIZER):
+            groups[name] = list(obj.variables)
+        else:
+            groups[name] = list(obj.weights)
+    return groups
+
+
+class StateCheckpoint:
+    """Every piece of a `SAGAN`'s training state in one `.npz` file, on any Keras backend.
+
+    `tf.train.Checkpoint` cannot hold JAX variables, so on JAX a run checkpoints through this:
+    arrays keyed `<object>/<index>` (G, D, EMA G, both optimizers, the seed state, the step) plus a
+    format tag, written to a temporary file and renamed into place (a crash never leaves half a
+    checkpoint). `restore` checks every object's variable count and shapes first and assigns
+    nothing on a mismatch.
+    """
+
+    def __init__(self, gan):
+        self.gan = gan
+
+    def save(self, path: str) -> str:
+        arrays = {"format": np.array(STATE_FORMAT)}
+        for name, variables in state_variables(self.gan).items():
+            for index, variable in enumerate(variables):
+                arrays[f"{name}/{index:04d}"] = np.asarray(variable)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def restore(self, path: str) -> str:
+        stored = read_state(path)
+        pairs = []
+        for name, variables in state_variables(self.gan).items():
+            keys = sorted(key for key in stored if key.startswith(f"{name}/"))
+            if len(keys) != len(variables):
+                raise RunDirectoryError(
+                    f"cannot resume from {path}: it does not match this configuration ({name} has {len(keys)} "
+                    f"variables there, {len(variables)} here); use another model_dir or the settings it was saved with"
+                )
+            for key, variable in zip(keys, variables):
+                if tuple(stored[key].shape) != tuple(variable.shape):
+                    raise RunDirectoryError(
+                        f"cannot resume from {path}: it does not match this configuration ({key} has shape "
+                        f"{tuple(stored[key].shape)}, {tuple(variable.shape)} here); use another model_dir"
+                    )
+                pairs.append((variable, stored[key]))
+        for variable, value in pairs:
+            variable.assign(value)
+        return path

@@ -1,20 +1,44 @@
-"""Test-session setup: two logical CPU devices for the distribution tests."""
+"""Test-session setup: the backend under test, and two devices for the distribution tests.
+
+The suite runs under the Keras backend that `KERAS_BACKEND` names (TensorFlow by default). CI
+runs it twice: everything on TensorFlow, then the layer, model, training and backend tests on
+JAX (`.ci/run`). Tests marked `tensorflow` run only on TensorFlow; tests marked `jax` only on JAX.
+"""
 
 import os
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 
-import tensorflow as tf  # noqa: E402
+if BACKEND == "jax":
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # CI has no GPU; skip probing CUDA.
+    # Two host devices for keras.distribution.DataParallel; must be set before JAX initialises.
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=2".strip()
+else:
+    import tensorflow as tf
 
-# Logical devices can only be configured before TensorFlow initialises its
-# runtime, so it happens here, once, for the whole session. Tests that do not
-# use a strategy still run on CPU:0 alone.
-_cpus = tf.config.list_physical_devices("CPU")
-try:
-    tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-except RuntimeError:  # Already initialised by an earlier import; keep going.
-    pass
+    # Logical devices can only be configured before TensorFlow initialises its
+    # runtime, so it happens here, once, for the whole session. Tests that do not
+    # use a strategy still run on CPU:0 alone.
+    _cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    except RuntimeError:  # Already initialised by an earlier import; keep going.
+        pass
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end tests; deselect locally with -m 'not slow' (CI runs them)")
+    config.addinivalue_line("markers", "tensorflow: runs only with the TensorFlow backend")
+    config.addinivalue_line("markers", "jax: runs only with the JAX backend")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for marker in ("tensorflow", "jax"):
+            if item.get_closest_marker(marker) and BACKEND != marker:
+                item.add_marker(pytest.mark.skip(reason=f"needs KERAS_BACKEND={marker} (this run: {BACKEND})"))

@@ -5,6 +5,8 @@
     keras-sagan sample --model MODEL --num 64 --out grid.png
     keras-sagan info --model MODEL
     keras-sagan evaluate --model MODEL --data demo --num_samples 5000
+    keras-sagan export --checkpoint RUN_DIR --format onnx --out g.onnx      # or --format litert --out g.tflite
+    keras-sagan import-reference --generator 100000_G.pth --discriminator 100000_D.pth --out runs/ref
 
 Each subcommand lives in its own module of this package and exposes `register(subparsers)`,
 which adds its `argparse` parser and sets `run=<function(args)>` on it. `train` is the
@@ -25,8 +27,8 @@ import sys
 from keras_sagan.errors import EXIT_USAGE, UsageError, one_line
 
 EXIT_ERROR = EXIT_USAGE
-COMMANDS = ("train", "sample", "export", "info", "evaluate")
-_ARGPARSE_COMMANDS = ("export", "sample", "info", "evaluate")
+COMMANDS = ("train", "sample", "export", "info", "evaluate", "import-reference")
+_ARGPARSE_COMMANDS = ("export", "sample", "info", "evaluate", "import-reference")
 PROG = "keras-sagan"
 
 
@@ -40,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
     commands.add_parser("train", help="Train a SAGAN (absl flags from TrainConfig; see `train --help`).")
     for name in _ARGPARSE_COMMANDS:
-        importlib.import_module(f"keras_sagan.cli.{name}").register(commands)
+        importlib.import_module(f"keras_sagan.cli.{name.replace('-', '_')}").register(commands)
     return parser
 
 
@@ -48,6 +50,13 @@ def main(argv=None) -> int:
     """Runs the command line; returns the exit status (0, 2 on a bad input; `train` as documented there)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before anything imports TensorFlow.
     argv = list(sys.argv[1:] if argv is None else argv)
+    from keras_sagan import backend
+
+    try:
+        backend.check_supported()  # An unsupported KERAS_BACKEND: one line, before any model code.
+    except UsageError as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
     if argv and argv[0] == "train":
         from keras_sagan.cli import train
 

@@ -1,4 +1,4 @@
-"""`keras-sagan evaluate`: FID, Inception Score and KID of any model, as one JSON line on stdout.
+"""`keras-sagan evaluate`: FID, IS, KID, precision/recall/density/coverage of any model, as one JSON line on stdout.
 
     keras-sagan evaluate --model saved_models/celeba64_demo --data demo --num_samples 5000 --stats_out real.npz
     keras-sagan evaluate --model runs/celeba64_demo --stats_in real.npz --num_samples 5000 > fid.json
@@ -20,6 +20,9 @@ from keras_sagan.errors import UsageError, bad_value
 
 EVAL_DATASETS = ("demo", "celeba", "folder")
 """`--data` choices: the names `keras_sagan.data.DataSpec` takes."""
+
+INCEPTION_CHOICES = ("fid", "keras")
+"""`--inception` choices (`keras_sagan.metrics.networks.CHOICES`; spelled here so `--help` loads no TensorFlow)."""
 
 FLAG_NAMES = {"name": "--data", "data_dir": "--data_dir", "image_folder": "--image_folder"}
 """How `DataSpec`'s errors spell its arguments here."""
@@ -65,11 +68,34 @@ def register(subparsers) -> None:
         "--batch_size", type=int, default=100, help="Images per generator/InceptionV3 call. Default %(default)s."
     )
     parser.add_argument(
+        "--inception",
+        choices=INCEPTION_CHOICES,
+        default="fid",
+        help="Feature network: 'fid', the 2015 Inception graph behind published FIDs and Inception Scores "
+        "(pytorch-fid's weights, 1008 classes); 'keras', Keras' InceptionV3 (1000 classes; numbers not comparable "
+        "with papers). Default %(default)s.",
+    )
+    parser.add_argument(
         "--inception_weights",
         default=None,
-        help="Keras InceptionV3 weights file (inception_v3_weights_tf_dim_ordering_tf_kernels.h5). Default "
-        "%(default)s: the Keras cache (~/.keras/models or $KERAS_HOME/models). 'random': a random network, for "
-        "smoke tests only.",
+        help="Weights of --inception: pytorch-fid's pt_inception-2015-12-05-6726825d.pth (fid) or Keras' "
+        "inception_v3_weights_tf_dim_ordering_tf_kernels.h5 (keras). Default %(default)s: the Keras cache "
+        "(~/.keras/models or $KERAS_HOME/models); fid downloads its file there when missing. 'random': a random "
+        "network, for smoke tests only.",
+    )
+    parser.add_argument(
+        "--inception_resize",
+        choices=("bilinear", "clean"),
+        default="bilinear",
+        help="How --inception fid brings images to 299x299: 'bilinear' (pytorch-fid's F.interpolate, no "
+        "antialiasing: pytorch-fid's and TTUR-style numbers) or 'clean' (clean-fid's PIL bicubic on uint8: "
+        "clean-fid's numbers). Default %(default)s.",
+    )
+    parser.add_argument(
+        "--prdc_k",
+        type=int,
+        default=5,
+        help="Nearest neighbour of precision, recall, density and coverage (below --num_samples). Default %(default)s.",
     )
     parser.add_argument(
         "--stats_out",
@@ -87,10 +113,12 @@ def _data_spec(args):
     """The `DataSpec` of `--data` (None with `--stats_in`), checked before anything is loaded."""
     from keras_sagan.data import DataSpec
 
-    for name, minimum in (("num_samples", 2), ("batch_size", 1)):
+    for name, minimum in (("num_samples", 2), ("batch_size", 1), ("prdc_k", 1)):
         value = getattr(args, name)
         if value < minimum:
             raise UsageError(bad_value(f"--{name}", value, f"an int >= {minimum}"))
+    if args.prdc_k >= args.num_samples:
+        raise UsageError(bad_value("--prdc_k", args.prdc_k, f"below --num_samples ({args.num_samples})"))
     if args.stats_in:
         if args.stats_out:
             raise UsageError(
@@ -125,12 +153,13 @@ def run(args) -> None:
     spec = _data_spec(args)
     generator = load_generator(args.model)
     image_size = int(generator.image_size)
-    extractor = make_extractor(args.inception_weights)
+    with contextlib.redirect_stdout(sys.stderr):  # get_file's "Downloading data from ..." and its progress bar.
+        extractor = make_extractor(args.inception_weights, args.inception, args.inception_resize)
     notes = []
     if args.inception_weights == RANDOM_WEIGHTS:
         notes.append(
-            "--inception_weights random: a randomly initialised InceptionV3; the numbers are meaningless "
-            "(smoke tests only)"
+            f"--inception_weights random: a randomly initialised {args.inception} Inception network; the numbers are "
+            "meaningless (smoke tests only)"
         )
     if spec is None:
         real = StatisticsFile.load(args.stats_in, extractor, image_size, what="--stats_in")
@@ -164,8 +193,11 @@ def run(args) -> None:
             real_statistics=real,
             seed=args.seed,
             progress=True,
+            prdc_k=args.prdc_k,
         )
     results["num_real_samples"] = real.count
     results["model"] = generator.description
-    results["inception_weights"] = args.inception_weights or "imagenet (Keras cache)"
+    results["inception"] = args.inception
+    results["inception_resize"] = args.inception_resize
+    results["inception_weights"] = args.inception_weights or "published (Keras cache)"
     print(json.dumps({key: _json_value(value) for key, value in results.items()}, sort_keys=True))

@@ -101,6 +101,12 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
 def _main(argv: Sequence[str] | None, prog: str) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before the imports below load TensorFlow.
+    from keras_sagan import backend
+
+    try:
+        backend.check_supported()  # Before the training modules import the backend's step.
+    except backend.BackendError as err:
+        return _error(err, EXIT_USAGE)
     from absl import flags
 
     from keras_sagan.training import flags as train_flags

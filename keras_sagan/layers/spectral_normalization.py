@@ -1,13 +1,9 @@
 """Spectral normalisation wrapper whose gradient flows through sigma."""
 
 import keras
-import tensorflow as tf
 from keras import ops
 
-# Keras autocasts float variables read inside a mixed-precision layer call;
-# the power iteration must see the float32 kernel, so reads go through a
-# scope with no target dtype. (Private Keras API: no public equivalent.)
-from keras.src.backend.common.variables import AutocastScope
+from keras_sagan import backend
 
 _SUPPORTED = (
     keras.layers.Dense,
@@ -39,7 +35,8 @@ class SpectralNormalization(keras.layers.Wrapper):
 
     `u` is a non-trainable variable updated only when `training=True`. With
     `training=False` no variable changes and sigma is `||u W^T||`, the estimate
-    from the stored `u`, normalised (the initial `u` is not unit length). Under
+    from the stored `u`, normalised (the initial `u` is not unit length). The
+    layer is written in `keras.ops` and runs on every supported backend. Under
     `tf.distribute` each replica updates its own copy of `u` with no
     communication (sync-on-read, reads take the first replica's); every
     replica computes the same value from the same mirrored kernel, so the
@@ -107,8 +104,10 @@ class SpectralNormalization(keras.layers.Wrapper):
         return self.layer.kernel
 
     def _float32(self, variable):
-        # The power iteration stays in float32 whatever the dtype policy.
-        with AutocastScope(None):
+        # The power iteration stays in float32 whatever the dtype policy: Keras autocasts float
+        # variables read inside a mixed-precision layer call, so reads go through a scope that
+        # does not (a private Keras API, kept in keras_sagan.backend).
+        with backend.float32_reads():
             return ops.cast(ops.convert_to_tensor(variable), "float32")
 
     def _sigma_and_u(self, kernel, training):
@@ -164,12 +163,8 @@ class SpectralNormalization(keras.layers.Wrapper):
                 data_format=layer.data_format,
             )
         if layer.use_bias:
-            # BiasAdd rather than a broadcast add: Grappler's remapper fuses
-            # conv + BiasAdd + activation, and its add-based pattern fails
-            # ("remapper failed ... missing node") when the activation feeds
-            # both a matmul and its own gradient, dropping all fusions.
-            data_format = "NCHW" if getattr(layer, "data_format", "channels_last") == "channels_first" else "NHWC"
-            outputs = tf.nn.bias_add(outputs, ops.cast(layer.bias, outputs.dtype), data_format=data_format)
+            # TensorFlow's BiasAdd on that backend: Grappler fuses it with the conv (backend.py).
+            outputs = backend.bias_add(outputs, layer.bias, getattr(layer, "data_format", "channels_last"))
         if layer.activation is not None:
             outputs = layer.activation(outputs)
         return outputs

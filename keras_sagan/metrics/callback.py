@@ -12,11 +12,14 @@ import tensorflow as tf
 
 from keras_sagan.errors import bad_value
 from keras_sagan.metrics.evaluate import (
+    PRDC_KEYS,
     Extractor,
     RealStatistics,
     evaluate_generator,
     resolve_real_statistics,
 )
+from keras_sagan.metrics.extractor import make_extractor
+from keras_sagan.metrics.prdc import DEFAULT_K
 from keras_sagan.metrics.statistics_file import StatisticsFile
 
 
@@ -30,7 +33,8 @@ class EvaluationCallback(keras.callbacks.Callback):
     `model.sampling_generator()` and comparing with precomputed real statistics (and, for
     KID, real features).
 
-    Results are written as TensorBoard scalars `eval/fid`, `eval/kid` (and `eval/is`
+    Results are written as TensorBoard scalars `eval/fid`, `eval/kid`, `eval/precision`,
+    `eval/recall`, `eval/density`, `eval/coverage` (and `eval/is`
     when the extractor gives logits) into `log_dir`, added to the batch `logs` under the
     same names, added to the epoch `logs` of an epoch in which an evaluation ran, and
     appended to `self.history` as `(step, results_dict)`.
@@ -38,7 +42,8 @@ class EvaluationCallback(keras.callbacks.Callback):
     Args:
         real_statistics: a `StatisticsFile`, a `StreamingStatistics`, a statistics file
             path, or `(mu, sigma)`; compute them once with `real_statistics(...)`.
-        extractor: an `InceptionFeatureExtractor` (see `make_extractor`), or a callable /
+        extractor: `"fid"` or `"keras"` (that network with its published weights, see
+            `make_extractor`), an extractor that `make_extractor` built, or a callable /
             small keras model (see `extract_features`).
         every_n_steps: int. Evaluation period in training steps.
         num_samples: int. Generated images per evaluation. Defaults to `5000`.
@@ -52,6 +57,9 @@ class EvaluationCallback(keras.callbacks.Callback):
         kid_num_subsets: int. KID subsets. Defaults to `100`.
         seed: int. Sampling seed: the same latents at every evaluation. Defaults to `0`.
         progress: bool. Show a progress bar while evaluating. Defaults to `False`.
+        prdc_k: int. Nearest neighbour of precision/recall/density/coverage, logged as
+            `eval/precision`, `eval/recall`, `eval/density`, `eval/coverage` with KID.
+            Defaults to `5`.
 
     Example:
 
@@ -76,6 +84,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         kid_num_subsets: int = 100,
         seed: int = 0,
         progress: bool = False,
+        prdc_k: int = DEFAULT_K,
     ) -> None:
         super().__init__()
         for name, value, minimum in (
@@ -84,9 +93,12 @@ class EvaluationCallback(keras.callbacks.Callback):
             ("batch_size", batch_size, 1),
             ("kid_subset_size", kid_subset_size, 2),
             ("kid_num_subsets", kid_num_subsets, 1),
+            ("prdc_k", prdc_k, 1),
         ):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
                 raise ValueError(bad_value(name, value, f"an int >= {minimum}"))
+        if isinstance(extractor, str):  # "fid" or "keras": that network's published weights.
+            extractor = make_extractor(network=extractor)
         if not callable(extractor) and not hasattr(extractor, "features_and_logits"):
             raise ValueError(bad_value("extractor", extractor, "callable"))
         if real_features_for_kid is None and isinstance(real_statistics, StatisticsFile):
@@ -102,6 +114,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         self.kid_num_subsets = int(kid_num_subsets)
         self.seed = seed
         self.progress = progress
+        self.prdc_k = int(prdc_k)
 
         self._real_mu_sigma = resolve_real_statistics(real_statistics)
         if real_features_for_kid is not None:
@@ -140,6 +153,7 @@ class EvaluationCallback(keras.callbacks.Callback):
             kid_num_subsets=self.kid_num_subsets,
             kid_subset_size=self.kid_subset_size,
             max_kid_features=self.num_samples,
+            prdc_k=self.prdc_k,
         )
         scalars = self._scalars(results)
         if self.log_dir is not None:
@@ -155,6 +169,7 @@ class EvaluationCallback(keras.callbacks.Callback):
     @staticmethod
     def _scalars(results: dict[str, float]) -> dict[str, float]:
         scalars = {"eval/fid": results["fid"], "eval/kid": results["kid_mean"]}
+        scalars.update({f"eval/{key}": results[key] for key in PRDC_KEYS})
         if not math.isnan(results["is_mean"]):
             scalars["eval/is"] = results["is_mean"]
         return {k: v for k, v in scalars.items() if not math.isnan(v)}

@@ -15,6 +15,7 @@ import tensorflow as tf
 from keras_sagan.metrics.frechet import frechet_distance
 from keras_sagan.metrics.inception_score import inception_score
 from keras_sagan.metrics.kid import kernel_inception_distance
+from keras_sagan.metrics.prdc import DEFAULT_K, precision_recall_density_coverage
 from keras_sagan.metrics.statistics import StreamingStatistics
 from keras_sagan.metrics.statistics_file import StatisticsFile
 
@@ -27,6 +28,7 @@ Extractor = Any
 RealStatistics = Any  # StatisticsFile | StreamingStatistics | str | os.PathLike | (mu, sigma) | dataset
 
 
+PRDC_KEYS = ("precision", "recall", "density", "coverage")
 MAX_KID_FEATURES = 10_000
 """Real and generated feature vectors kept for KID (and saved with real statistics)."""
 
@@ -224,6 +226,7 @@ def evaluate_generator(
     kid_num_subsets: int = 100,
     kid_subset_size: int = 1000,
     max_kid_features: int = MAX_KID_FEATURES,
+    prdc_k: int = DEFAULT_K,
 ) -> dict[str, float]:
     """Samples a generator and computes FID, Inception Score and KID.
 
@@ -234,9 +237,10 @@ def evaluate_generator(
     labels (int32) are uniform over the classes unless `labels_fn` is given.
 
     Generated features are reduced to streaming statistics batch by batch; only the
-    first `max_kid_features` are kept, for KID. A metric whose inputs are missing is
-    NaN: FID without `real_statistics`, KID without real features, IS when the
-    extractor gives no logits.
+    first `max_kid_features` are kept, for KID and for precision, recall, density and
+    coverage (`precision_recall_density_coverage`, on the same real features as KID). A
+    metric whose inputs are missing is NaN: FID without `real_statistics`, KID and the
+    four others without real features, IS when the extractor gives no logits.
 
     Args:
         generator: keras.Model. The generator (see the contract above).
@@ -262,10 +266,12 @@ def evaluate_generator(
             `kernel_inception_distance`). Defaults to `1000`.
         max_kid_features: int. Generated (and dataset) features kept for KID. Defaults
             to `10_000`.
+        prdc_k: int. Nearest neighbour of precision/recall/density/coverage; both
+            feature sets need more rows. Defaults to `5`.
 
     Returns:
-        A dict with keys `fid`, `is_mean`, `is_std`, `kid_mean`, `kid_std` (floats)
-        and `num_samples` (int).
+        A dict with keys `fid`, `is_mean`, `is_std`, `kid_mean`, `kid_std`, `precision`,
+        `recall`, `density`, `coverage` (floats) and `num_samples` (int).
 
     Example:
 
@@ -340,6 +346,7 @@ def evaluate_generator(
         "is_std": math.nan,
         "kid_mean": math.nan,
         "kid_std": math.nan,
+        **dict.fromkeys(PRDC_KEYS, math.nan),
         "num_samples": int(num_samples),
     }
     if real_mu_sigma is not None:
@@ -359,4 +366,5 @@ def evaluate_generator(
             subset_size=kid_subset_size,
             seed=seed,
         )
+        results.update(precision_recall_density_coverage(real_features_for_kid, accumulator.kept(), k=prdc_k))
     return results

@@ -1,8 +1,15 @@
-"""The one feature-extractor factory: `make_extractor(weights)`, and what an extractor records as provenance.
+"""The one feature-extractor factory: `make_extractor(weights, network)`, and what an extractor records as provenance.
 
-`weights` is what `--inception_weights` takes, in `keras-sagan train` and `keras-sagan evaluate`
-alike: `None` for Keras' cache, `"random"` for a randomly initialised network (smoke tests), or a
-file. Nothing is downloaded; a missing or unreadable file is one `UsageError` line.
+`network` is what `--inception` takes and `weights` what `--inception_weights` takes, in
+`keras-sagan train` and `keras-sagan evaluate` alike:
+
+- `"fid"` (default): the 2015 FID Inception network (`fid_inception`); `weights=None` is
+  pytorch-fid's file from the Keras cache, downloaded when missing;
+- `"keras"`: Keras' InceptionV3; `weights=None` is Keras' ImageNet file from the Keras cache
+  (never downloaded).
+
+`"random"` gives a randomly initialised network (smoke tests); anything else is a file. A missing
+or unreadable file is one `UsageError` line.
 """
 
 from __future__ import annotations
@@ -10,7 +17,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from keras_sagan.errors import UsageError, one_line
+from keras_sagan.errors import UsageError, bad_value, one_line
+from keras_sagan.metrics import networks
 from keras_sagan.metrics.inception import (
     RANDOM,
     WEIGHTS_URL,
@@ -27,22 +35,37 @@ _HOW_TO = (
 )
 
 
-def make_extractor(weights: str | os.PathLike | None = None) -> InceptionFeatureExtractor:
-    """Builds the InceptionV3 feature extractor of `weights`.
+def make_extractor(weights: str | os.PathLike | None = None, network: str = networks.FID, resize: str = "bilinear"):
+    """Builds the Inception feature extractor of `network` and `weights`.
 
     Args:
-        weights: str, path-like or None. `None`: Keras' ImageNet weights file from the Keras cache
-            (`$KERAS_HOME/models`, default `~/.keras/models`); `"random"` (`RANDOM_WEIGHTS`): a
-            randomly initialised network whose numbers mean nothing (tests); otherwise the path of
-            a weights file (`.h5` or `.weights.h5`, with the classifier).
+        weights: str, path-like or None. `None`: the network's published weights from the Keras
+            cache (`$KERAS_HOME/models`, default `~/.keras/models`; the FID network's file is
+            downloaded when missing); `"random"` (`RANDOM_WEIGHTS`): a randomly initialised network
+            whose numbers mean nothing (tests); otherwise the path of a weights file (`.pth` for
+            `"fid"`; `.h5` or `.weights.h5`, with the classifier, for `"keras"`).
+        network: str. `"fid"` (the 2015 network of published numbers) or `"keras"` (Keras'
+            InceptionV3). Defaults to `"fid"`.
+        resize: str. The FID network's resize: `"bilinear"` (pytorch-fid) or `"clean"` (clean-fid).
+            Defaults to `"bilinear"`; `"keras"` takes only `"bilinear"`.
 
     Returns:
-        An `InceptionFeatureExtractor`; its `network`, `weights_sha256`, `image_size` and
-        `resize_method` are the provenance that statistics files record.
+        A `FIDInceptionExtractor` or an `InceptionFeatureExtractor`; its `network`,
+        `weights_sha256`, `image_size` and `resize_method` are the provenance that statistics
+        files record.
 
     Raises:
-        UsageError: one line naming the missing or unreadable file and `--inception_weights FILE`.
+        UsageError: one line naming the bad value, or the missing or unreadable file and
+            `--inception_weights FILE`.
     """
+    if network not in networks.CHOICES:
+        raise UsageError(bad_value("--inception", network, f"one of {networks.CHOICES}"))
+    if network == networks.FID:
+        from keras_sagan.metrics.fid_extractor import fid_inception
+
+        return fid_inception(weights, resize=resize)
+    if resize != "bilinear":
+        raise UsageError(f"--inception keras resizes only 'bilinear'; received: resize={resize!r}")
     if weights is not None and os.fspath(weights) == RANDOM_WEIGHTS:
         return InceptionFeatureExtractor(weights=None)
     if weights is None:

@@ -10,6 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_sagan.metrics.networks import KERAS_NETWORK
+
 # Facts about Keras' released InceptionV3 weights (keras/src/applications/inception_v3.py).
 WEIGHTS_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -25,7 +27,7 @@ _WEIGHTS_MD5_NO_TOP = "bcbd6486424b2319ff4ef7d526e38f63"
 IMAGE_SIZE = 299
 FEATURE_DIM = 2048
 NUM_CLASSES = 1000
-NETWORK = "keras.applications.InceptionV3/avg_pool"
+NETWORK = KERAS_NETWORK
 """The network and layer whose features the statistics files record (their provenance)."""
 RANDOM = "random"
 """`weights_sha256` of a randomly initialised network."""

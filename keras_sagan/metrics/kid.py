@@ -50,7 +50,9 @@ def kernel_inception_distance(
         num_subsets: int. Number of random subsets. Defaults to `100`.
         subset_size: int. Rows per subset, clamped to `min(n1, n2)`; at least 2 rows
             must remain. Defaults to `1000`.
-        seed: int. Seed of the NumPy generator drawing the subsets. Defaults to `0`.
+        seed: int. Seed of the subsets, drawn as clean-fid draws them (`np.random.RandomState(seed)`,
+            `feats2`'s subset first), so `kernel_distance` after `np.random.seed(seed)` gives the
+            same mean. Defaults to `0`.
 
     Returns:
         `(mean, std)` of the MMD^2 estimates over subsets (population std), as floats.
@@ -82,10 +84,12 @@ def kernel_inception_distance(
         )
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise ValueError("`feats1` and `feats2` must be finite.")
-    rng = np.random.default_rng(seed)
+    # clean-fid's draws: NumPy's legacy generator, the second set's subset first. With the same
+    # seed (`np.random.seed(seed)` before `cleanfid.fid.kernel_distance`) the subsets are the same.
+    rng = np.random.RandomState(seed)
     mmds = np.empty((int(num_subsets),), dtype=np.float64)
     for i in range(int(num_subsets)):
-        xs = x[rng.choice(x.shape[0], m, replace=False)]
         ys = y[rng.choice(y.shape[0], m, replace=False)]
+        xs = x[rng.choice(x.shape[0], m, replace=False)]
         mmds[i] = _unbiased_mmd2(xs, ys)
     return float(mmds.mean()), float(mmds.std())

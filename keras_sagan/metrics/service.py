@@ -101,6 +101,7 @@ def make_evaluation_callback(
     num_samples: int,
     stats_path: str | os.PathLike | None,
     inception_weights: str | os.PathLike | None,
+    inception: str = "fid",
     cache_path: str | os.PathLike | None,
     log_dir: str | os.PathLike | None,
     seed: int,
@@ -116,6 +117,8 @@ def make_evaluation_callback(
             images read.
         stats_path: path or None. `eval_stats`: a statistics file to use instead.
         inception_weights: str, path or None. See `make_extractor`.
+        inception: str. `"fid"` (the 2015 network of published numbers) or `"keras"`. Defaults to
+            `"fid"`.
         cache_path: path or None. The run's real-statistics cache.
         log_dir: path or None. TensorBoard directory of the `eval/*` scalars.
         seed: int. Seed of the real images' order and of the latents.
@@ -123,7 +126,7 @@ def make_evaluation_callback(
     Raises:
         UsageError: one line naming the setting (`eval_stats=...`, `--inception_weights FILE`).
     """
-    extractor = make_extractor(inception_weights)
+    extractor = make_extractor(inception_weights, inception)
     if stats_path:
         real = StatisticsFile.load(stats_path, extractor, image_size, what="eval_stats")
     else:

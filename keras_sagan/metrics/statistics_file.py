@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 
 from keras_sagan.errors import UsageError, bad_value, one_line
+from keras_sagan.metrics.networks import FID_NETWORK, KERAS_NETWORK, RECORDED
 from keras_sagan.metrics.statistics import StreamingStatistics
+
+_FLAG_OF = {name: flag for flag, name in RECORDED.items()}  # Recorded network -> its --inception value.
 
 SCHEMA = "keras_sagan.statistics/1"
 """The `schema` entry of the files `StatisticsFile.save` writes."""
@@ -170,35 +173,54 @@ class StatisticsFile:
         stats._check(label, extractor, image_size)
         return stats
 
+    @property
+    def network(self) -> str | None:
+        """The network that computed these statistics, as recorded or as inferred for files without a record.
+
+        A file with only `mu` and `sigma` is TTUR's or pytorch-fid's (the 2015 FID network); any
+        other file without a record is keras_sagan's from before `--inception fid` existed (Keras'
+        InceptionV3). `None` for statistics computed here by an extractor without a name.
+        """
+        recorded = (self.provenance.get("extractor") or {}).get("network")
+        if recorded or self.loaded_from is None:
+            return recorded
+        if not self.provenance and self.count is None and self.features is None:
+            return FID_NETWORK
+        return KERAS_NETWORK
+
     def _check(self, label: str, extractor: Any, image_size: int | None) -> None:
         """Refuses statistics that cannot be compared with `extractor`; collects the notes."""
         recorded = self.provenance.get("extractor") or {}
         if extractor is not None:
+            # The network first: its message says which --inception fits.
+            network = getattr(extractor, "network", None)
+            if network and self.network != network:
+                other = f", or pass --inception {_FLAG_OF[self.network]}" if self.network in _FLAG_OF else ""
+                raise UsageError(f"{label}: was computed with {self.network}, not {network}; {RECOMPUTE}{other}")
             dim = getattr(extractor, "feature_dim", None)
             if dim is not None and self.feature_dim != dim:
                 raise UsageError(
                     f"{label}: holds mu {self.mu.shape} and sigma {self.sigma.shape}; the Inception features are "
                     f"{dim}-d; {RECOMPUTE}"
                 )
-            network = getattr(extractor, "network", None)
-            if recorded.get("network") and network and recorded["network"] != network:
-                raise UsageError(
-                    f"{label}: was computed with {recorded['network']}, not {network}; {RECOMPUTE} and this extractor"
-                )
-            if not recorded.get("network"):
+            if not recorded.get("network") and self.network == FID_NETWORK:
                 self.notes.append(
-                    f"{label} does not record the network that computed it; FID compares only statistics of the "
-                    "same network (Keras' InceptionV3 differs from TTUR's and pytorch-fid's)"
+                    f"{label} records no network; read as TTUR/pytorch-fid statistics of the 2015 FID Inception network"
                 )
+            elif not recorded.get("network"):
+                self.notes.append(f"{label} records no network; read as keras_sagan's older Keras InceptionV3 file")
             for key, attribute, what in (
-                ("weights_sha256", "weights_sha256", "InceptionV3 weights"),
-                ("resize", "resize_method", "resize method"),
+                ("weights_sha256", "weights_sha256", "--inception_weights"),
+                ("resize", "resize_method", "resize"),
             ):
                 if not recorded.get(key):  # Nothing recorded (TTUR, old files): never hash the weights.
                     continue
                 ours = getattr(extractor, attribute, None)
                 if ours and recorded[key] != ours:
-                    self.notes.append(f"{label} was computed with other {what} ({recorded[key]}; now {ours})")
+                    raise UsageError(
+                        f"{label}: was computed with another {what} ({recorded[key]}; now {ours}); mixing them "
+                        f"makes FID meaningless; {RECOMPUTE} and these settings"
+                    )
         saved_size = self.provenance.get("image_size")
         if image_size is not None and saved_size is not None and int(saved_size) != int(image_size):
             self.notes.append(

@@ -6,11 +6,13 @@ each that build their block lists from these tables.
 """
 
 import dataclasses
+import re
 
 import numpy as np
 from keras import ops
 
-from keras_sagan.errors import bad_value
+from keras_sagan import backend
+from keras_sagan.errors import bad_value, one_line
 
 ARCHITECTURES = ("dcgan", "resnet")
 IMAGE_SIZES = (32, 64, 128)
@@ -152,11 +154,32 @@ def check_input_shape(name, shape, expected):
 def track_checkpoint_names(model, named_layers):
     """Names `named_layers` (`{name: layer}`) as `model`'s dependencies in `tf.train.Checkpoint`.
 
-    Keras keeps layers held in lists out of TensorFlow checkpoints (shared/NOTES.md), and a checkpoint
-    finds an object by these names: they are the keys that runs wrote before the blocks moved
-    into lists (`generator/up0/...`, `generator/attention_16/...`), so those runs still resume.
+    TensorFlow only (other backends checkpoint through Keras' own variable lists): the names are
+    the keys that runs wrote before the blocks moved into lists (`generator/up0/...`,
+    `generator/attention_16/...`), so those runs still resume.
     """
-    track = getattr(model, "_track_trackable", None)  # TensorFlow backend only
-    if track is not None:
-        for name, layer in named_layers.items():
-            track(layer, name=name, overwrite=True)
+    if backend.is_tensorflow():
+        from keras_sagan.backend import tensorflow as tf_backend
+
+        tf_backend.track_checkpoint_names(model, named_layers)
+
+
+class WeightsLoading:
+    """`load_weights` for `Generator`/`Discriminator` that reports another architecture's file in one line.
+
+    Keras' own message is many lines listing every object; this keeps its first mismatch, which
+    names the layer, and says which file and network it is about.
+    """
+
+    def load_weights(self, filepath, *args, **kwargs):
+        try:
+            return super().load_weights(filepath, *args, **kwargs)
+        except ValueError as err:
+            text = str(err)
+            match = re.search(r"Example error message for object [^:]*:\s*(.+)", text) or re.search(
+                r"(Layer '.*)", text
+            )
+            detail = match.group(1).strip().splitlines()[0] if match else one_line(err)
+            raise ValueError(
+                f"{filepath} does not hold weights of this {type(self).__name__} (another architecture?): {detail}"
+            ) from None

@@ -6,6 +6,7 @@ from keras import ops
 from keras_sagan.layers import SelfAttention, SpectralNormalization
 from keras_sagan.models.architectures import (
     DISCRIMINATOR_LAYOUTS,
+    WeightsLoading,
     check_attention_resolutions,
     check_common,
     check_input_shape,
@@ -18,7 +19,7 @@ __all__ = ["Discriminator", "leaky_relu_0_1"]
 
 
 @keras.saving.register_keras_serializable(package="keras_sagan")
-class Discriminator(keras.Model):
+class Discriminator(WeightsLoading, keras.Model):
     """Scores images (and optionally labels) with one unbounded logit each.
 
     Two architectures, each a table in `architectures.DISCRIMINATOR_LAYOUTS`:

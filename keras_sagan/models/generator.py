@@ -7,6 +7,7 @@ from keras_sagan.errors import bad_value
 from keras_sagan.layers import BatchNormalization, SelfAttention, SpectralNormalization
 from keras_sagan.models.architectures import (
     GENERATOR_LAYOUTS,
+    WeightsLoading,
     check_attention_resolutions,
     check_common,
     check_input_shape,
@@ -17,7 +18,7 @@ from keras_sagan.models.blocks import GeneratorBlock, dcgan_up_stage, sn_conv
 
 
 @keras.saving.register_keras_serializable(package="keras_sagan")
-class Generator(keras.Model):
+class Generator(WeightsLoading, keras.Model):
     """Maps noise `z` (and optionally class labels) to images in [-1, 1].
 
     Two architectures, each a table in `architectures.GENERATOR_LAYOUTS`:

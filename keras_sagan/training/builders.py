@@ -6,9 +6,12 @@ calls them in order.
 
 from __future__ import annotations
 
-import keras
-import tensorflow as tf
+import contextlib
+import types
 
+import keras
+
+from keras_sagan import backend
 from keras_sagan.data import DataSpec
 from keras_sagan.errors import bad_value
 from keras_sagan.models.presets import build_discriminator, build_generator
@@ -24,6 +27,7 @@ def configure_cpu_replicas(num_replicas: int) -> None:
     """
     if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
         raise ValueError(bad_value("cpu_replicas", num_replicas, "an int >= 1"))
+    tf = backend.require_tensorflow("cpu_replicas")
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_replicas)
@@ -36,14 +40,54 @@ def configure_cpu_replicas(num_replicas: int) -> None:
             ) from None
 
 
-def make_strategy(name: str, collective_timeout: float | None = None) -> tf.distribute.Strategy:
-    """The `tf.distribute` strategy called `name` (one of `STRATEGIES`).
+class KerasDistribution:
+    """The part of a `tf.distribute.Strategy`'s interface the run uses, over `keras.distribution`.
+
+    On JAX, `strategy="mirrored"` is `keras.distribution.DataParallel` over every device (all
+    GPUs, else the CPU devices, e.g. from `XLA_FLAGS=--xla_force_host_platform_device_count=N`):
+    one program over global arrays, so the step needs no replica logic. `"default"` is one device.
+    """
+
+    extended = types.SimpleNamespace(should_checkpoint=True)  # one process: it writes the run's files
+
+    def __init__(self, distribution=None):
+        self.distribution = distribution
+
+    @property
+    def num_replicas_in_sync(self) -> int:
+        return 1 if self.distribution is None else len(self.distribution.device_mesh.devices.flatten())
+
+    def scope(self):
+        return contextlib.nullcontext() if self.distribution is None else self.distribution.scope()
+
+
+JAX_STRATEGIES = ("default", "mirrored")
+"""The strategies that work on JAX; `multiworker` and `tpu` are `tf.distribute` strategies."""
+
+
+def make_strategy(name: str, collective_timeout: float | None = None):
+    """The `tf.distribute` strategy called `name` (one of `STRATEGIES`); a `KerasDistribution` on JAX.
 
     `"default"`: `tf.distribute.get_strategy()`; `"mirrored"`: all GPUs, else all logical CPUs;
     `"multiworker"`: `MultiWorkerMirroredStrategy` from `TF_CONFIG`, with `collective_timeout`
     (`distributed.make_multiworker_strategy`); `"tpu"`: `TPUStrategy` on the local TPU
-    (`distributed.make_tpu_strategy`, a one-line `ValueError` without one).
+    (`distributed.make_tpu_strategy`, a one-line `ValueError` without one). On JAX only
+    `JAX_STRATEGIES` work; the others are a one-line `BackendError`.
     """
+    if name not in STRATEGIES:
+        raise ValueError(bad_value("strategy", name, f"one of {STRATEGIES}"))
+    if backend.is_jax():
+        if name not in JAX_STRATEGIES:
+            raise backend.BackendError(
+                bad_value("strategy", name, f"one of {JAX_STRATEGIES} on the jax backend ({name} is TensorFlow's)")
+            )
+        if name == "default":
+            return KerasDistribution()
+        import jax
+
+        devices = jax.devices("gpu") if backend.gpu_available() else jax.devices("cpu")
+        return KerasDistribution(keras.distribution.DataParallel(devices=devices))
+    tf = backend.require_tensorflow(f"strategy={name!r}")
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -64,7 +108,7 @@ def data_spec(config) -> DataSpec:
     )
 
 
-def build_dataset(config, strategy: tf.distribute.Strategy, seed: int) -> tf.data.Dataset:
+def build_dataset(config, strategy, seed: int):
     """The infinite, batched training dataset of `config` (global batches of `batch_size`).
 
     `train` passes it through `distributed.distribute_global_batches` under a strategy other
@@ -75,7 +119,7 @@ def build_dataset(config, strategy: tf.distribute.Strategy, seed: int) -> tf.dat
     )
 
 
-def build_gan(config, strategy: tf.distribute.Strategy) -> SAGAN:
+def build_gan(config, strategy) -> SAGAN:
     """Builds and compiles the SAGAN of `config` under `strategy` (with the current dtype policy)."""
     overrides = config.model_overrides()
     with strategy.scope():

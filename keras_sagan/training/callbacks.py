@@ -158,8 +158,10 @@ class CheckpointSaver(StepCallback):
             path = self.manager.save(checkpoint_number=step)
         except (tf.errors.OpError, OSError) as err:
             for name in os.listdir(self.manager.directory):
-                if name.startswith(f"ckpt-{step}_temp"):  # The half-written save (TF's own temp name).
-                    shutil.rmtree(os.path.join(self.manager.directory, name), ignore_errors=True)
+                # The half-written save: TF's `ckpt-N_temp/`, or a state file's `ckpt-N.state.npz.tmp-*`.
+                if name.startswith((f"ckpt-{step}_temp", f"ckpt-{step}.state.npz.tmp-")):
+                    path = os.path.join(self.manager.directory, name)
+                    shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
             raise CheckpointSaveError(
                 f"cannot save the checkpoint of step {step} in {self.manager.directory}: {one_line(err, 300)}; "
                 f"the previous checkpoint ({self.manager.latest_checkpoint or 'none'}) is kept; free space there "

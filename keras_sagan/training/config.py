@@ -189,7 +189,7 @@ class TrainConfig:
     eval_every: int = _evaluation(
         0,
         "Steps between FID/KID/IS evaluations of the sampling generator, logged as eval/* to "
-        "<model_dir>/logs/eval; 0: off. Needs Keras' InceptionV3 weights (see inception_weights).",
+        "<model_dir>/logs/eval; 0: off. Needs the Inception weights (see inception, inception_weights).",
         check=(lambda v: v >= 0, "an int >= 0 (0 = no evaluation)"),
     )
     eval_num_samples: int = _evaluation(
@@ -203,10 +203,18 @@ class TrainConfig:
         "the start and cached in <model_dir>/real_stats.npz.",
         check=_FILE_PATH,
     )
+    # The choices are keras_sagan.metrics.networks.CHOICES, spelled here so that flags load without TensorFlow.
+    inception: str = _evaluation(
+        "fid",
+        "Network of the evaluation features: 'fid', the 2015 Inception graph of published FIDs (pytorch-fid's "
+        "weights); 'keras', Keras' InceptionV3 (numbers not comparable with papers).",
+        choices=("fid", "keras"),
+    )
     inception_weights: str | None = _evaluation(
         None,
-        "Keras InceptionV3 weights .h5 file; unset: the Keras cache (~/.keras/models). 'random': a random "
-        "network, for smoke tests only.",
+        "Weights of --inception: a .pth file (fid) or a Keras .h5 file (keras); unset: the Keras cache "
+        "(~/.keras/models; fid downloads pytorch-fid's file when missing). 'random': a random network, for smoke "
+        "tests only.",
         check=_FILE_PATH,
     )
 

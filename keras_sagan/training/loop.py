@@ -25,15 +25,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 
 import keras
 import tensorflow as tf
-from tensorflow.python.framework import config as tf_config  # is/disable_op_determinism: not public.
 
+from keras_sagan import backend
+from keras_sagan.backend import tensorflow as tf_backend
 from keras_sagan.data import validate_global_batch
 from keras_sagan.export import export_generator
 from keras_sagan.loading import read_export_step
@@ -184,6 +187,7 @@ def make_evaluation_callback(config: TrainConfig):
         num_samples=config.eval_num_samples,
         stats_path=config.eval_stats,
         inception_weights=config.inception_weights,
+        inception=config.inception,
         cache_path=run.real_stats_path,
         log_dir=run.eval_logs_dir,
         seed=config.seed,
@@ -210,16 +214,16 @@ def train(config: TrainConfig) -> TrainResult:
     if config.cpu_replicas is not None:
         configure_cpu_replicas(config.cpu_replicas)
     previous_policy = keras.config.dtype_policy()
-    determinism_was_on = tf_config.is_op_determinism_enabled()
+    determinism_was_on = tf_backend.op_determinism_enabled()  # tf.data runs on every backend
     try:
         keras.mixed_precision.set_global_policy(config.mixed_precision)
         if config.deterministic:
-            tf.config.experimental.enable_op_determinism()
+            tf_backend.set_op_determinism(True)
         return _train(config)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
         if config.deterministic and not determinism_was_on:
-            tf_config.disable_op_determinism()
+            tf_backend.set_op_determinism(False)
 
 
 def _train(config: TrainConfig) -> TrainResult:
@@ -292,7 +296,7 @@ def _run(config, strategy, gan, chief, scratch):
     # The tf.data position is not checkpointed: a resumed run re-seeds the order. Built (and so
     # checked for missing data) even when no step remains.
     dataset = build_dataset(config, strategy, config.seed + initial_step)
-    if config.strategy != "default":
+    if config.strategy != "default" and backend.is_tensorflow():  # keras.distribution shards by itself
         # Each replica gets its rows of the same global batches (the single-process batches).
         global_batches = dataset
         dataset = distributed.distribute_global_batches(strategy, lambda: global_batches)
@@ -309,14 +313,15 @@ def _run(config, strategy, gan, chief, scratch):
         callbacks = make_callbacks(config, save_manager, chief=chief, agree_to_stop=agree, guard=guard)
         saver = callbacks[-1]
         for rollbacks in range(config.divergence_rollbacks + 1):
-            history = gan.fit(
-                dataset,
-                epochs=1,
-                steps_per_epoch=config.steps - callbacks_lib.current_step(gan),
-                callbacks=callbacks,
-                shuffle=False,  # The dataset shuffles itself.
-                verbose=1 if config.progress_bar else 0,
-            )
+            with contextlib.nullcontext() if backend.is_tensorflow() else strategy.scope():
+                history = gan.fit(
+                    dataset,
+                    epochs=1,
+                    steps_per_epoch=config.steps - callbacks_lib.current_step(gan),
+                    callbacks=callbacks,
+                    shuffle=False,  # The dataset shuffles itself.
+                    verbose=1 if config.progress_bar else 0,
+                )
             if guard.diverged is None:
                 break
             good = restored  # The last checkpoint saved, the chief's name for it on every worker.
@@ -345,6 +350,8 @@ def _run(config, strategy, gan, chief, scratch):
         # A rerun of a finished command: the latest version holds this very step's weights.
         export_path = latest
         print(f"the generator of step {step} is already exported to {export_path}", flush=True)
+    elif export_dir and not backend.is_tensorflow():
+        export_path = export_through_tensorflow(config.run_directory.path, export_dir)
     elif export_dir:
         try:
             export_path = export_generator(gan.sampling_generator(), export_dir, step=step)
@@ -363,3 +370,23 @@ def _run(config, strategy, gan, chief, scratch):
         export_path=export_path,
         chief=chief,
     )
+
+
+def export_through_tensorflow(run_dir: str, export_dir: str) -> str | None:
+    """Exports a run trained on another backend to TF Serving, through its weights.
+
+    A SavedModel is a TensorFlow graph, so `keras-sagan export` runs in a TensorFlow-backend
+    process that loads the run's newest checkpoint (`.state.npz`) and exports its sampling
+    generator. Returns the version path, or None (with a line saying why) when it fails.
+    """
+    before = set(os.listdir(export_dir)) if os.path.isdir(export_dir) else set()
+    command = [sys.executable, "-m", "keras_sagan", "export", "--checkpoint", run_dir, "--out", export_dir]
+    result = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": "tensorflow"}, capture_output=True, text=True)
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"not exported ({reason}); run: KERAS_BACKEND=tensorflow {' '.join(command[1:])}", flush=True)
+        return None
+    added = sorted(set(os.listdir(export_dir)) - before, key=lambda v: int(v) if v.isdigit() else -1)
+    path = os.path.join(export_dir, added[-1]) if added else latest_version_path(export_dir)
+    print(f"exported the generator to {path} (through TensorFlow, from the run's weights)", flush=True)
+    return path

@@ -4,8 +4,9 @@ Every function returns one loss value per example, so the train step can
 divide the sum by the *global* batch size under a distribution strategy.
 """
 
-import tensorflow as tf
 from keras import ops
+
+from keras_sagan import backend
 
 
 def hinge_discriminator_loss(real_logits, fake_logits):
@@ -38,22 +39,20 @@ def wasserstein_generator_loss(fake_logits):
     return -fake_logits
 
 
-def gradient_penalty(discriminator, real_images, fake_images, alpha, labels=None):
+def gradient_penalty(critic, real_images, fake_images, alpha, has_aux=False):
     """Per-example `(||grad_x D(x_hat)||_2 - 1)^2` at `x_hat = x + alpha (G(z) - x)`.
 
-    Gulrajani et al. 2017. `alpha` has shape `(B, 1, 1, 1)`, drawn uniformly
-    in [0, 1) by the caller. The discriminator runs with `training=True`.
+    Gulrajani et al. 2017. `alpha` has shape `(B, 1, 1, 1)`, drawn uniformly in [0, 1) by the
+    caller. `critic(x_hat)` returns the logits (the train step runs D with `training=True`), or
+    `(logits, aux)` with `has_aux=True` (JAX's stateless step returns D's updated state as aux).
+    The gradient comes from `keras_sagan.backend.input_gradient`, differentiable once more for the
+    weight update. Returns the penalties, or `(penalties, aux)` with `has_aux=True`.
     """
     interpolated = ops.convert_to_tensor(real_images + alpha * (fake_images - real_images))
-    with tf.GradientTape() as tape:
-        tape.watch(interpolated)
-        if labels is None:
-            logits = discriminator(interpolated, training=True)
-        else:
-            logits = discriminator(interpolated, labels, training=True)
-    grads = tape.gradient(logits, interpolated)
+    grads, aux = backend.input_gradient(critic, interpolated, has_aux=has_aux)
     norms = ops.sqrt(ops.sum(ops.square(grads), axis=(1, 2, 3)) + 1e-12)
-    return ops.square(norms - 1.0)
+    penalties = ops.square(norms - 1.0)
+    return (penalties, aux) if has_aux else penalties
 
 
 LOSSES = {

@@ -7,12 +7,24 @@ It owns the paper's TTUR optimizer defaults (`TTUR`), the training step, and the
 import types
 
 import keras
-import tensorflow as tf
 from keras import ops
 
+from keras_sagan import backend
 from keras_sagan.errors import bad_value
 from keras_sagan.models import build_discriminator, build_generator
-from keras_sagan.training.losses import LOSSES, gradient_penalty
+from keras_sagan.training.losses import LOSSES
+
+
+def _step_class():
+    """The train-step mixin of the running backend: `GradientTape` on TensorFlow, stateless on JAX."""
+    if backend.check_supported() == "jax":
+        from keras_sagan.training.step_jax import JaxStep
+
+        return JaxStep
+    from keras_sagan.training.step_tensorflow import TensorFlowStep
+
+    return TensorFlowStep
+
 
 TTUR = types.MappingProxyType({"g_lr": 1e-4, "d_lr": 4e-4, "beta1": 0.0, "beta2": 0.9})
 """The paper's two time-scale update rule: Adam learning rates of G and D, and Adam's betas.
@@ -32,31 +44,26 @@ def default_d_optimizer():
 
 
 def resolve_jit_compile(jit_compile):
-    """`"auto"` means XLA on when a GPU is visible, off on CPU-only machines.
+    """The XLA setting the step runs with: on TensorFlow, `"auto"` means on with a GPU, off on CPU.
 
-    On a 2-core CPU XLA measured slower (transposed convs and attention), so
-    CPU stays off by default; see BUILD.md's performance section.
+    On a 2-core CPU XLA measured slower with TensorFlow (transposed convs and attention), so CPU
+    stays off by default there; see BUILD.md's performance section. On JAX the step is always
+    XLA-compiled (`jax.jit`): `"auto"` and `True` mean that, and `False` is refused (use
+    `run_eagerly=True` to debug).
     """
-    if jit_compile == "auto":
-        return bool(tf.config.list_logical_devices("GPU"))
-    if not isinstance(jit_compile, bool):
+    if jit_compile != "auto" and not isinstance(jit_compile, bool):
         raise ValueError(bad_value("jit_compile", jit_compile, 'True, False or "auto"'))
+    if backend.is_jax():
+        if jit_compile is False:
+            raise ValueError(bad_value("jit_compile", jit_compile, 'True or "auto" on JAX (its step is always jitted)'))
+        return True
+    if jit_compile == "auto":
+        return backend.gpu_available()
     return jit_compile
 
 
-def _in_multi_worker_mode():
-    """Whether the step runs under a multi-worker `MultiWorkerMirroredStrategy`.
-
-    The same test as Keras' own (`_collective_all_reduce_multi_worker`), which
-    decides when logs are reduced along axis 0; `_in_multi_worker_mode` is a
-    private TF query.
-    """
-    strategy = tf.distribute.get_strategy()
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
-
-
 @keras.saving.register_keras_serializable(package="keras_sagan")
-class SAGAN(keras.Model):
+class SAGAN(_step_class(), keras.Model):
     """Trains a Generator against a Discriminator with `fit()`.
 
     Each `train_step` runs `d_steps` discriminator updates, then one generator
@@ -77,7 +84,13 @@ class SAGAN(keras.Model):
     BatchNorm statistics are synchronised: one step on N replicas equals one
     step on one device with the same global batch. This assumes every replica
     gets the same number of examples: batch datasets with
-    `drop_remainder=True` (the `keras_sagan.data` pipelines do).
+    `drop_remainder=True` (the `keras_sagan.data` pipelines do). Under
+    `keras.distribution.DataParallel` on JAX, the step is one program over
+    global arrays, so the same holds with nothing to do.
+
+    The step itself is backend-specific (`step_tensorflow.TensorFlowStep`:
+    `tf.GradientTape`; `step_jax.JaxStep`: Keras' stateless JAX trainer
+    pattern) and has the same semantics on both; everything else is here.
 
     Args:
         generator: `Generator`.
@@ -156,12 +169,13 @@ class SAGAN(keras.Model):
             gp_weight: float. WGAN-GP penalty weight, added to the D loss in
                 the same optimizer step; only valid with `"wgan-gp"`.
                 Defaults to `10.0` there.
-            jit_compile: bool or `"auto"`. XLA-compile the train step; `"auto"`
-                is on with a GPU, off on CPU. Under a multi-replica strategy
-                Keras' whole-step XLA cannot hold the gradient all-reduce, so
-                only D's gradient computation (no cross-replica communication)
-                is compiled, per replica; G's synchronised BatchNorm keeps its
-                step out of XLA.
+            jit_compile: bool or `"auto"`. On TensorFlow: XLA-compile the
+                train step; `"auto"` is on with a GPU, off on CPU. Under a
+                multi-replica strategy Keras' whole-step XLA cannot hold the
+                gradient all-reduce, so only D's gradient computation (no
+                cross-replica communication) is compiled, per replica; G's
+                synchronised BatchNorm keeps its step out of XLA. On JAX the
+                step is always jitted: `"auto"` or `True`; `False` is refused.
         """
         if loss not in LOSSES:
             raise ValueError(bad_value("loss", loss, f"one of {sorted(LOSSES)}"))
@@ -176,8 +190,9 @@ class SAGAN(keras.Model):
         if gp_weight is not None and gp_weight < 0:
             raise ValueError(bad_value("gp_weight", gp_weight, ">= 0"))
         jit = resolve_jit_compile(jit_compile)
-        strategy = tf.distribute.get_strategy()
-        per_replica_xla = jit and strategy.num_replicas_in_sync > 1
+        policy = keras.config.dtype_policy().name
+        if policy == "mixed_float16" and not backend.is_tensorflow():
+            raise ValueError(bad_value("dtype policy", policy, 'not "mixed_float16" on JAX (use "mixed_bfloat16")'))
 
         g_optimizer = g_optimizer or default_g_optimizer()
         d_optimizer = d_optimizer or default_d_optimizer()
@@ -206,14 +221,15 @@ class SAGAN(keras.Model):
             self.ema_generator.build()
             self.ema_generator.trainable = False
             for ema_weight, weight in zip(self.ema_generator.weights, self.generator.weights):
-                ema_weight.assign(weight)
-        self._d_gradients = self._discriminator_gradients
-        self._g_gradients = self._generator_gradients
-        if per_replica_xla:
-            self._d_gradients = tf.function(self._discriminator_gradients, jit_compile=True)
+                # A copy: on JAX, assigning shares the immutable buffer, and fit() donates each
+                # state buffer once.
+                ema_weight.assign(ops.copy(weight))
+        # D's optimizer state is tracked as model variables, so Keras' stateless JAX trainer
+        # carries it through the step with the rest (it carries only `optimizer`'s own).
+        self.d_optimizer_variables = list(self.d_optimizer.variables)
         # g_optimizer doubles as Keras' `optimizer`, so `model.optimizer.iterations`
         # counts generator steps (= train steps) for callbacks.
-        super().compile(optimizer=self.g_optimizer, jit_compile=jit and not per_replica_xla, **kwargs)
+        super().compile(optimizer=self.g_optimizer, jit_compile=self._configure_step(jit), **kwargs)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a strategy, Keras' fit() pulls one batch from a first iterator
@@ -230,20 +246,15 @@ class SAGAN(keras.Model):
     # -- sampling ---------------------------------------------------------
 
     def _replica_slice(self, global_values, local_batch):
-        # Every replica draws the same global noise (SeedGenerator state is
-        # mirrored) and keeps its own slice, so N replicas see exactly the
-        # noise a single device would see for the global batch.
-        context = tf.distribute.get_replica_context()
-        if context is None or context.num_replicas_in_sync == 1:
+        # Only a tf.distribute replica keeps a slice; elsewhere the noise is the global batch.
+        if self._num_replicas() == 1:
             return global_values
-        start = context.replica_id_in_sync_group * local_batch
-        # tf.slice with the (static, when known) batch keeps the shape static, as TPUs need.
-        rank = len(global_values.shape)
-        return tf.slice(global_values, [start] + [0] * (rank - 1), [local_batch] + list(global_values.shape[1:]))
+        from keras_sagan.backend import tensorflow as tf_backend
+
+        return tf_backend.replica_slice(global_values, local_batch)
 
     def _num_replicas(self):
-        context = tf.distribute.get_replica_context()
-        return 1 if context is None else context.num_replicas_in_sync
+        return backend.num_replicas_in_sync()
 
     def _sample_noise(self, local_batch):
         global_batch = local_batch * self._num_replicas()
@@ -264,73 +275,32 @@ class SAGAN(keras.Model):
             return self.discriminator(images, training=training)
         return self.discriminator(images, labels, training=training)
 
-    # -- the train step ---------------------------------------------------
+    # -- what both backends' train steps share ---------------------------------
 
-    def _discriminator_gradients(self, real, real_labels, fake, fake_labels, alpha, global_batch):
-        batch = ops.shape(real)[0]
-        with tf.GradientTape() as tape:
-            images = ops.concatenate([real, fake], axis=0)
-            labels = None if real_labels is None else ops.concatenate([real_labels, fake_labels], axis=0)
-            logits = self._discriminate(images, labels, training=True)
-            real_logits, fake_logits = logits[:batch], logits[batch:]
-            per_example = self.d_loss_fn(real_logits, fake_logits)
-            if self.gp_weight:
-                per_example = per_example + self.gp_weight * gradient_penalty(
-                    self.discriminator, real, fake, alpha, real_labels
-                )
-            loss = self.d_optimizer.scale_loss(ops.sum(per_example) / global_batch)
-        grads = tape.gradient(loss, self.discriminator.trainable_variables)
-        return grads, ops.mean(per_example), ops.mean(real_logits), ops.mean(fake_logits)
-
-    def _generator_gradients(self, z, labels, global_batch):
-        with tf.GradientTape() as tape:
-            fake = self._generate(z, labels, training=True)
-            fake_logits = self._discriminate(fake, labels, training=True)
-            per_example = self.g_loss_fn(fake_logits)
-            loss = self.g_optimizer.scale_loss(ops.sum(per_example) / global_batch)
-        grads = tape.gradient(loss, self.generator.trainable_variables)
-        return grads, ops.mean(per_example)
-
-    def train_step(self, data):
+    def _unpack(self, data):
+        """`(real images as float32, labels or None)` of a batch, checked against `num_classes`."""
         real, real_labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         if (real_labels is None) != (self.num_classes is None):
             expected = "(images, labels) pairs" if self.num_classes else "images only, without labels"
             received = "images without labels" if real_labels is None else "(images, labels) pairs"
             raise ValueError(f"`data` must be {expected} for num_classes={self.num_classes}; received: data={received}")
-        real = ops.cast(real, "float32")
-        local_batch = real.shape[0] if real.shape[0] is not None else ops.shape(real)[0]
-        global_batch = ops.cast(local_batch * self._num_replicas(), "float32")
+        return ops.cast(real, "float32"), real_labels
 
-        for _ in range(self.d_steps):
-            z, fake_labels = self._sample_noise(local_batch)
-            fake = self._generate(z, fake_labels, training=True)  # outside the tape: no G backward
-            alpha = None
-            if self.gp_weight:
-                alpha = keras.random.uniform((local_batch * self._num_replicas(), 1, 1, 1), seed=self.seed_generator)
-                alpha = self._replica_slice(alpha, local_batch)
-            d_grads, d_loss, d_real, d_fake = self._d_gradients(
-                real, real_labels, ops.stop_gradient(fake), fake_labels, alpha, global_batch
-            )
-            self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
+    def _interpolation_weights(self, local_batch):
+        """WGAN-GP's `alpha` `(B, 1, 1, 1)`, drawn for the global batch (None without a penalty)."""
+        if not self.gp_weight:
+            return None
+        alpha = keras.random.uniform((local_batch * self._num_replicas(), 1, 1, 1), seed=self.seed_generator)
+        return self._replica_slice(alpha, local_batch)
 
-        z, fake_labels = self._sample_noise(local_batch)
-        g_grads, g_loss = self._g_gradients(z, fake_labels, global_batch)
-        self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_variables))
-        if self.ema_generator is not None:
-            self._update_ema()
-
+    def _record(self, d_loss, g_loss, d_real, d_fake):
+        """Updates the four trackers; returns the step's logs (running means and attention gammas)."""
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         self.d_real_tracker.update_state(d_real)
         self.d_fake_tracker.update_state(d_fake)
         logs = {m.name: m.result() for m in self.metrics}
         logs.update(self.attention_gammas())
-        if _in_multi_worker_mode():
-            # Keras 3.15 reduces each log across workers with
-            # strategy.reduce("MEAN", value, axis=0), which fails on scalars
-            # ("Invalid reduction dimension 0"; tensorflow/tensorflow#72388).
-            # One axis of length 1 makes that reduction the global mean.
-            logs = {key: ops.reshape(value, (1,)) for key, value in logs.items()}
         return logs
 
     def _update_ema(self):

@@ -1,11 +1,11 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from backend_utils import layer_gradients, penalty_gradients
+from keras import ops
 from layer_checks import assert_config_round_trip
 
 from keras_sagan.layers import SelfAttention
-from keras_sagan.layers import self_attention as attention_module
 
 
 def _softmax(x):
@@ -94,78 +94,11 @@ def test_query_chunking_equals_full_attention(variant):
     # Gradients through the recomputed chunks equal the full path's too.
     grads = []
     for layer in (full, chunked):
-        inputs = tf.constant(x)
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            loss = tf.reduce_sum(tf.sin(layer(inputs, training=True)))
-        grads.append(tape.gradient(loss, [inputs] + layer.trainable_weights))
+        input_grad, weight_grads = layer_gradients(layer, x, lambda out: ops.sum(ops.sin(out)))
+        grads.append([input_grad] + list(weight_grads))
     scale = max(float(np.abs(g).max()) for g in grads[0])
     for g_full, g_chunked in zip(*grads):  # float32 round-off relative to the largest gradient
         np.testing.assert_allclose(g_chunked, g_full, atol=1e-5 * scale)
-
-
-def _numpy_attention_and_grads(q, k, v):
-    """out = softmax(q k^T) v and, for loss = sum(sin(out)), dq, dk, dv (float64)."""
-    q, k, v = (t.astype("float64") for t in (q, k, v))
-    a = _softmax(q @ k.transpose(0, 2, 1))
-    out = a @ v
-    d_out = np.cos(out)
-    d_a = d_out @ v.transpose(0, 2, 1)
-    d_logits = a * (d_a - (d_a * a).sum(-1, keepdims=True))  # the softmax Jacobian, written out
-    return out, d_logits @ k, d_logits.transpose(0, 2, 1) @ q, a.transpose(0, 2, 1) @ d_out
-
-
-@pytest.mark.parametrize(
-    "batch, queries_per_block, block_entries, static_batch",
-    [
-        (5, None, 2 * 24 * 20, True),  # blocks of 2 examples: 3 blocks, the last padded
-        (5, None, 2 * 24 * 20, False),  # the same with the batch unknown when traced
-        (3, None, 7 * 20, False),  # one example per block, chunks of 7 queries: 4 chunks, the last padded
-        (2, 5, 2**21, True),  # explicit chunk size; both examples in one block
-    ],
-)
-def test_blocked_attention_matches_numpy(monkeypatch, batch, queries_per_block, block_entries, static_batch):
-    monkeypatch.setattr(attention_module, "BLOCK_ENTRIES", block_entries)
-    rng = np.random.default_rng(10)
-    q, k, v = (rng.normal(size=(batch, n, c)).astype("float32") for n, c in ((24, 3), (20, 3), (20, 6)))
-    expected = _numpy_attention_and_grads(q, k, v)
-
-    def run(q, k, v):
-        with tf.GradientTape() as tape:
-            tape.watch([q, k, v])
-            out = attention_module.blocked_attention(q, k, v, queries_per_block=queries_per_block)
-            loss = tf.reduce_sum(tf.sin(out))
-        return [out] + tape.gradient(loss, [q, k, v])
-
-    spec = [tf.TensorSpec((batch if static_batch else None,) + t.shape[1:], tf.float32) for t in (q, k, v)]
-    results = tf.function(run, input_signature=spec)(q, k, v)
-    for got, want in zip(results, expected):
-        np.testing.assert_allclose(got, want, atol=2e-5)
-
-
-def test_block_shapes_bound_the_map():
-    entries = attention_module.BLOCK_ENTRIES
-    assert attention_module._block_shape(1024, 1024, None, 64) == (2, 1024)  # the 32x32 map: 2 whole examples
-    assert attention_module._block_shape(4096, 4096, None, 16) == (1, 512)  # 64x64: chunks of queries
-    assert attention_module._block_shape(1024, 1024, None, 3) == (2, 1024)  # 3 examples: blocks of 2 and 1 (+1 pad)
-    assert attention_module._block_shape(64, 64, None, 5) == (5, 64)  # a small batch: one block
-    assert attention_module._block_shape(1024, 1024, 100, None) == (20, 100)  # explicit chunk, unknown batch
-    for n in (256, 1024, 4096, 16384):
-        examples, chunk = attention_module._block_shape(n, n, None, None)
-        assert examples * chunk * n <= entries
-
-
-def test_unknown_batch_is_spread_at_run_time_not_padded_to_the_cap():
-    # Export signatures and predict() trace with batch None; one example must not be padded to 32.
-    for batch, cap, expected in [(1, 32, 1), (3, 32, 3), (5, 2, 2), (64, 2, 2), (7, 3, 3), (0, 4, 1)]:
-        assert attention_module._spread(batch, cap) == expected
-        assert int(attention_module._spread(tf.constant(batch), cap)) == expected
-
-
-def test_gpu_blocks_are_bounded_by_memory_only(monkeypatch):
-    monkeypatch.setattr(attention_module.tf.config, "list_logical_devices", lambda kind=None: ["a GPU"])
-    assert attention_module._block_shape(1024, 1024, None, 64) == (64, 1024)  # one block for the 32x32 map
-    assert attention_module._block_shape(16384, 16384, None, 16) == (1, 8192)
 
 
 def test_any_size_and_channel_count_and_errors():
@@ -201,23 +134,20 @@ def test_fit_step_moves_gamma():
 
 @pytest.mark.parametrize("chunk", ["auto", 10])
 def test_second_order_gradients_match_autodiff(chunk):
-    # WGAN-GP differentiates D's input gradient again; the hand-written
-    # backward pass must itself differentiate like the autodiff one.
-    x = tf.constant(np.random.default_rng(8).normal(size=(2, 6, 8, 16)).astype("float32"))
+    # WGAN-GP differentiates D's input gradient again; the memory-efficient path (a hand-written
+    # backward pass on TF, rematerialised chunks on JAX) must differentiate like plain autodiff.
+    x = np.random.default_rng(8).normal(size=(2, 6, 8, 16)).astype("float32")
     layer = SelfAttention(variant="reference", query_chunk_size=chunk)
     layer.build(x.shape)
     _randomize(layer, 9)
     results = []
     for return_attention in (True, False):  # True runs the plain autodiff path
-        with tf.GradientTape() as outer:
-            with tf.GradientTape() as inner:
-                inner.watch(x)
-                out = layer(x, return_attention=return_attention)
-                out = out[0] if return_attention else out
-                loss = tf.reduce_sum(tf.sin(out))
-            input_grad = inner.gradient(loss, x)
-            penalty = tf.reduce_sum(tf.square(input_grad))
-        results.append([input_grad] + outer.gradient(penalty, layer.trainable_weights))
+
+        def loss(out, return_attention=return_attention):
+            return ops.sum(ops.sin(out[0] if return_attention else out))
+
+        input_grad, weight_grads = penalty_gradients(layer, x, loss, return_attention=return_attention)
+        results.append([input_grad] + list(weight_grads))
     scale = max(float(np.abs(g).max()) for g in results[0])
     for autodiff, custom in zip(*results):
         np.testing.assert_allclose(custom, autodiff, atol=1e-5 * scale)

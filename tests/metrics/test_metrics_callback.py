@@ -78,6 +78,13 @@ def test_fit_evaluates_every_n_steps_and_writes_tensorboard(real, tmp_path):
     assert [step for step, _ in events["eval/fid"]] == [2, 4]
     assert [step for step, _ in events["eval/kid"]] == [2, 4]
     assert "eval/is" in events
+    # Precision, recall, density and coverage on the same features, k = 5 unless told.
+    for key in ("precision", "recall", "density", "coverage"):
+        assert [step for step, _ in events[f"eval/{key}"]] == [2, 4]
+        assert events[f"eval/{key}"][-1][1] == pytest.approx(callback.history[-1][1][key], rel=1e-6)
+    k2 = EvaluationCallback(stats, extractor, every_n_steps=2, num_samples=64, real_features_for_kid=feats, prdc_k=2)
+    k2.set_model(gan)
+    assert k2.evaluate(2)["density"] != callback.history[0][1]["density"]
     fid = callback.history[-1][1]["fid"]
     assert math.isfinite(fid) and events["eval/fid"][-1][1] == pytest.approx(fid, rel=1e-5)
     assert history.history["eval/fid"] == [pytest.approx(fid, rel=1e-6)]
@@ -139,3 +146,15 @@ def test_a_statistics_file_brings_its_features_for_kid(real):
     callback = EvaluationCallback(StatisticsFile.from_streaming(stats, feats), extractor, every_n_steps=1)
     np.testing.assert_array_equal(callback.real_features_for_kid, feats)
     np.testing.assert_array_equal(callback._real_mu_sigma[1], stats.covariance)
+
+
+def test_a_network_name_builds_that_network(real, monkeypatch):
+    """`EvaluationCallback(stats, "fid" | "keras", ...)`: make_extractor's network, with its published weights."""
+    from keras_sagan.metrics import callback as callback_module
+
+    extractor, stats, _ = real
+    asked = []
+    monkeypatch.setattr(callback_module, "make_extractor", lambda network: asked.append(network) or extractor)
+    for name in ("fid", "keras"):
+        assert EvaluationCallback(stats, name, every_n_steps=1).extractor is extractor
+    assert asked == ["fid", "keras"]

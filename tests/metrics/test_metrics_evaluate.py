@@ -12,7 +12,7 @@ from keras_sagan.metrics import (
     extract_features,
 )
 
-KEYS = {"fid", "is_mean", "is_std", "kid_mean", "kid_std", "num_samples"}
+KEYS = {"fid", "is_mean", "is_std", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "num_samples"}
 
 
 @pytest.fixture(scope="module")

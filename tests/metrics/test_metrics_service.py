@@ -54,8 +54,24 @@ def tiny_inception(monkeypatch):
 # -- make_extractor -------------------------------------------------------------------------------
 
 
+def test_make_extractor_builds_the_fid_network_by_default(monkeypatch):
+    from keras_sagan.metrics import fid_extractor
+
+    built = []
+    monkeypatch.setattr(fid_extractor, "fid_inception", lambda weights, resize: built.append((weights, resize)))
+    make_extractor(RANDOM_WEIGHTS)
+    make_extractor("w.pth", "fid", "clean")
+    assert built == [(RANDOM_WEIGHTS, "bilinear"), ("w.pth", "clean")]
+    with pytest.raises(
+        UsageError, match=r"^`--inception` must be one of \('fid', 'keras'\); received: --inception='tf'$"
+    ):
+        make_extractor(None, "tf")
+    with pytest.raises(UsageError, match="--inception keras resizes only 'bilinear'; received: resize='clean'"):
+        make_extractor(None, "keras", "clean")
+
+
 def test_make_extractor_random_and_file_weights(tiny_inception, tmp_path):
-    random = make_extractor(RANDOM_WEIGHTS)
+    random = make_extractor(RANDOM_WEIGHTS, "keras")
     assert random.weights is None and random.weights_sha256 == "random"
     assert (random.network, random.image_size, random.resize_method) == (
         "keras.applications.InceptionV3/avg_pool",
@@ -63,12 +79,12 @@ def test_make_extractor_random_and_file_weights(tiny_inception, tmp_path):
         "bilinear",
     )
     path = tiny_weights_file(tmp_path / "tiny.weights.h5")
-    from_file = make_extractor(path)
+    from_file = make_extractor(path, "keras")
     with open(path, "rb") as f:
         assert from_file.weights_sha256 == hashlib.sha256(f.read()).hexdigest()
     assert from_file.feature_dim == TINY_FEATURES
     images = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
-    again = make_extractor(path)
+    again = make_extractor(path, "keras")
     np.testing.assert_array_equal(from_file(images), again(images))  # The same file: the same network.
 
 
@@ -79,14 +95,14 @@ def test_make_extractor_finds_the_keras_cache(tmp_path, monkeypatch):
     cached.write_bytes(b"")
     built = []
     monkeypatch.setattr(extractor_module, "InceptionFeatureExtractor", lambda weights: built.append(weights))
-    make_extractor(None)
+    make_extractor(None, "keras")
     assert built == [str(cached)]
 
 
 def test_make_extractor_errors_are_one_line_and_name_the_flag(tiny_inception, tmp_path, monkeypatch):
     missing = str(tmp_path / "nope.h5")
     with pytest.raises(UsageError) as info:
-        make_extractor(missing)
+        make_extractor(missing, "keras")
     message = str(info.value)
     assert message.startswith(f"InceptionV3 weights file not found: {missing!r}; download ")
     assert inception_module.WEIGHTS_URL in message and "--inception_weights FILE" in message and "\n" not in message
@@ -94,7 +110,7 @@ def test_make_extractor_errors_are_one_line_and_name_the_flag(tiny_inception, tm
     (tmp_path / "empty_home").mkdir()
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_home"))
     with pytest.raises(UsageError) as info:
-        make_extractor(None)
+        make_extractor(None, "keras")
     message = str(info.value)
     assert message.startswith(
         f"InceptionV3 ImageNet weights not found in the Keras cache ['{tmp_path}/empty_home/models']"
@@ -104,7 +120,7 @@ def test_make_extractor_errors_are_one_line_and_name_the_flag(tiny_inception, tm
     garbage = tmp_path / "garbage.h5"
     garbage.write_bytes(b"not an HDF5 file\n" * 10)
     with pytest.raises(UsageError) as info:
-        make_extractor(str(garbage))
+        make_extractor(str(garbage), "keras")
     assert str(info.value).startswith(f"cannot load InceptionV3 weights from {str(garbage)!r} (")
     assert "--inception_weights FILE" in str(info.value) and "\n" not in str(info.value)
 
@@ -211,6 +227,7 @@ def _callback_kwargs(tmp_path, **overrides):
         "num_samples": 10,
         "stats_path": None,
         "inception_weights": RANDOM_WEIGHTS,
+        "inception": "keras",
         "cache_path": str(tmp_path / "run" / "real_stats.npz"),
         "log_dir": str(tmp_path / "run" / "logs" / "eval"),
         "seed": 0,
@@ -254,10 +271,9 @@ def test_make_evaluation_callback_with_a_stats_file(tiny_inception, tmp_path, mo
     np.testing.assert_allclose(callback.real_statistics[0], features.mean(0))
     np.testing.assert_array_equal(callback.real_features_for_kid, features)
     assert "warning: eval_stats=" in capsys.readouterr().out  # It does not record its network.
-    np.savez(path, mu=np.zeros(TINY_FEATURES), sigma=np.eye(TINY_FEATURES))  # pytorch-fid style.
-    callback = make_evaluation_callback(DataSpec(), **_callback_kwargs(tmp_path, stats_path=str(path)))
-    assert callback.real_features_for_kid is None
-    assert "holds no `features`, so KID is not computed" in capsys.readouterr().out
+    np.savez(path, mu=np.zeros(TINY_FEATURES), sigma=np.eye(TINY_FEATURES))  # pytorch-fid style: the 2015 network.
+    with pytest.raises(UsageError, match="was computed with inception-2015-12-05/pool3, not keras.*--inception fid$"):
+        make_evaluation_callback(DataSpec(), **_callback_kwargs(tmp_path, stats_path=str(path)))
     assert not os.path.exists(tmp_path / "run" / "real_stats.npz")
 
 
@@ -266,7 +282,7 @@ def test_make_evaluation_callback_errors_name_the_setting(tiny_inception, tmp_pa
     with pytest.raises(UsageError, match=f"^eval_stats='{missing}': cannot read real statistics: no such file$"):
         make_evaluation_callback(DataSpec(), **_callback_kwargs(tmp_path, stats_path=missing))
     wrong_dim = tmp_path / "wrong_dim.npz"
-    np.savez(wrong_dim, mu=np.zeros(2048), sigma=np.eye(2048))
+    np.savez(wrong_dim, mu=np.zeros(2048), sigma=np.eye(2048), count=np.int64(3))  # keras_sagan's older file.
     with pytest.raises(UsageError, match=r"^eval_stats=.*holds mu \(2048,\).*the Inception features are 16-d"):
         make_evaluation_callback(DataSpec(), **_callback_kwargs(tmp_path, stats_path=str(wrong_dim)))
     nope = str(tmp_path / "nope.h5")

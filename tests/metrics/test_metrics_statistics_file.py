@@ -8,6 +8,7 @@ import pytest
 
 from keras_sagan.errors import UsageError
 from keras_sagan.metrics import StatisticsFile, StreamingStatistics
+from keras_sagan.metrics.networks import FID_NETWORK, KERAS_NETWORK
 
 DIM = 5
 
@@ -77,14 +78,17 @@ def test_the_training_loops_old_real_stats_cache_loads(tmp_path):
     path = tmp_path / "real_stats.npz"
     mu, sigma = features.mean(0), np.cov(features, rowvar=False)
     np.savez(path, mu=mu, sigma=sigma, count=np.int64(40), features=features, key=key)
-    loaded = StatisticsFile.load(path, Extractor(), image_size=32, what="eval_stats")
+    # Written before --inception existed: Keras' InceptionV3 computed it, so the FID network refuses it.
+    with pytest.raises(UsageError, match=f"was computed with {KERAS_NETWORK}, not {FID_NETWORK}"):
+        StatisticsFile.load(path, Extractor(network=FID_NETWORK))
+    loaded = StatisticsFile.load(path, Extractor(network=KERAS_NETWORK), image_size=32, what="eval_stats")
     np.testing.assert_allclose(loaded.mu, mu, rtol=1e-7)
     np.testing.assert_array_equal(loaded.features, features)
     assert loaded.count == 40
     assert loaded.provenance["data"] == {"dataset": "folder", "image_folder": "faces"}
     assert loaded.provenance["image_size"] == 64 and loaded.provenance["num_samples"] == 40
     assert any("computed from 64x64 images; the images evaluated are 32x32" in note for note in loaded.notes)
-    assert any("does not record the network" in note for note in loaded.notes)
+    assert any("records no network; read as keras_sagan's older Keras InceptionV3 file" in n for n in loaded.notes)
 
 
 def test_the_old_evaluate_stats_out_file_loads(tmp_path):
@@ -100,7 +104,7 @@ def test_the_old_evaluate_stats_out_file_loads(tmp_path):
             image_size=np.int64(32),
             data=np.str_("demo"),
         )
-    loaded = StatisticsFile.load(path, Extractor(), image_size=32)
+    loaded = StatisticsFile.load(path, Extractor(network=KERAS_NETWORK), image_size=32)
     assert loaded.provenance == {"image_size": 32, "data": {"dataset": "demo"}}
     assert loaded.count == 40 and loaded.features.shape == (40, DIM)
     assert not any("images evaluated" in note for note in loaded.notes)  # Same size: no note.
@@ -118,15 +122,20 @@ def test_old_streaming_statistics_files_load(tmp_path):
     assert loaded.notes == [f"path={os.fspath(path)!r} holds no `features`, so KID is not computed"]
 
 
-def test_ttur_and_pytorch_fid_mu_sigma_files_load_with_notes(tmp_path):
+def test_ttur_and_pytorch_fid_mu_sigma_files_load_with_fid_only(tmp_path):
     path = tmp_path / "fid_stats_celeba.npz"
     np.savez(path, mu=np.arange(DIM, dtype=np.float32), sigma=np.eye(DIM, dtype=np.float32))
-    loaded = StatisticsFile.load(path, Extractor(), image_size=64, what="--stats_in")
+    loaded = StatisticsFile.load(path, Extractor(network=FID_NETWORK), image_size=64, what="--stats_in")
     np.testing.assert_array_equal(loaded.mu, np.arange(DIM))
     assert loaded.mu.dtype == np.float64 and loaded.count is None and loaded.features is None
+    assert loaded.network == FID_NETWORK
     assert len(loaded.notes) == 2
-    assert "does not record the network" in loaded.notes[0]
+    assert "read as TTUR/pytorch-fid statistics of the 2015 FID Inception network" in loaded.notes[0]
     assert loaded.notes[1] == f"--stats_in={os.fspath(path)!r} holds no `features`, so KID is not computed"
+    with pytest.raises(UsageError) as info:  # Keras' network: another network's statistics.
+        StatisticsFile.load(path, Extractor(network=KERAS_NETWORK), what="--stats_in")
+    assert str(info.value).startswith(f"--stats_in={os.fspath(path)!r}: was computed with {FID_NETWORK}, not")
+    assert "pass --inception fid" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_mismatches_are_refused_in_one_line_that_says_how_to_recompute(tmp_path):
@@ -139,12 +148,11 @@ def test_mismatches_are_refused_in_one_line_that_says_how_to_recompute(tmp_path)
     assert "features are 2048-d" in message and "--stats_out FILE" in message and "\n" not in message
     with pytest.raises(UsageError, match=r"was computed with net, not other-net; recompute it"):
         StatisticsFile.load(path, Extractor(network="other-net"))
-    # Other weights or another resize: loaded, with a note each.
-    loaded = StatisticsFile.load(path, Extractor(weights_sha256="def", resize_method="bilinear+antialias"))
-    assert [note.split(" was computed with ")[1] for note in loaded.notes[:2]] == [
-        "other InceptionV3 weights (abc; now def)",
-        "other resize method (bilinear; now bilinear+antialias)",
-    ]
+    # Other weights or another resize: refused too, one line each.
+    with pytest.raises(UsageError, match=r"was computed with another --inception_weights \(abc; now def\); mixing"):
+        StatisticsFile.load(path, Extractor(weights_sha256="def"))
+    with pytest.raises(UsageError, match=r"was computed with another resize \(bilinear; now clean\); mixing"):
+        StatisticsFile.load(path, Extractor(resize_method="clean"))
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,8 @@ from layer_checks import assert_keras_save_load
 
 import keras_sagan
 
+pytestmark = pytest.mark.tensorflow  # tf.train.Checkpoint layouts: TensorFlow only
+
 HERE = pathlib.Path(__file__).parent
 CASES = {
     "celeba64": ("celeba64", {"conv_dim": 8}),

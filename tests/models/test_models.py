@@ -180,6 +180,7 @@ def test_config_round_trip_and_keras_save_load(architecture, num_classes, tmp_pa
     assert_keras_save_load(discriminator, inputs_d, tmp_path)
 
 
+@pytest.mark.tensorflow
 def test_checkpoint_restores_every_variable(tmp_path):
     generator = Generator(image_size=32, z_dim=8, conv_dim=8)
     generator.build()
@@ -209,6 +210,7 @@ def test_discriminator_leaky_relu_is_slope_0_1():
     np.testing.assert_allclose(leaky_relu_0_1(x), np.where(x > 0, x, 0.1 * x), rtol=1e-6)
 
 
+@pytest.mark.tensorflow
 def test_traced_discriminator_gradient_keeps_grappler_quiet(capfd):
     # TF 2.21's remapper failed on conv + BiasAdd + LeakyRelu feeding the
     # attention matmul and logged an error for every traced train step.
@@ -258,3 +260,16 @@ def test_named_blocks_are_the_checkpoint_names():
         "logit",
         "projection",
     ]
+
+
+def test_loading_another_architectures_weights_names_the_first_mismatching_layer(tmp_path):
+    path = str(tmp_path / "small.weights.h5")
+    keras_sagan.build_generator("celeba64", image_size=32, conv_dim=8, z_dim=16).save_weights(path)
+    bigger = keras_sagan.build_generator("celeba64", image_size=32, conv_dim=8, z_dim=32)
+    with pytest.raises(
+        ValueError, match=r"small.weights.h5 does not hold weights of this Generator .*: Layer '"
+    ) as err:
+        bigger.load_weights(path)
+    assert "\n" not in str(err.value)
+    same = keras_sagan.build_generator("celeba64", image_size=32, conv_dim=8, z_dim=16)
+    same.load_weights(path)  # the matching architecture still loads

@@ -5,6 +5,7 @@ subprocess runs the real network with random weights.
 """
 
 import argparse
+import copy
 import hashlib
 import io
 import json
@@ -25,7 +26,13 @@ from keras_sagan import cli, export
 from keras_sagan.metrics import InceptionFeatureExtractor, StatisticsFile
 from keras_sagan.metrics import inception as inception_module
 
-METRICS = ("fid", "is_mean", "is_std", "kid_mean", "kid_std")
+METRICS = ("fid", "is_mean", "is_std", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")
+KEYS = {*METRICS, "num_samples", "num_real_samples", "model", "inception", "inception_resize", "inception_weights"}
+
+
+def _keras_network(args):
+    """Most cases run Keras' network, as the 16-d stand-in replaces it: `--inception keras` unless given."""
+    return list(args) if "--inception" in args else [*args, "--inception", "keras"]
 
 
 @pytest.fixture(autouse=True)
@@ -56,14 +63,14 @@ def models(tmp_path_factory):
 
 def _evaluate(capsys, *args):
     """Runs `evaluate`; returns `(results, stderr)` after checking stdout is one JSON line."""
-    assert cli.main(["evaluate", *args]) == 0
+    assert cli.main(["evaluate", *_keras_network(args)]) == 0
     captured = capsys.readouterr()
     assert captured.out.count("\n") == 1, captured.out
     return json.loads(captured.out), captured.err
 
 
 def _error(capsys, *args):
-    assert cli.main(["evaluate", *args]) == cli.EXIT_ERROR
+    assert cli.main(["evaluate", *_keras_network(args)]) == cli.EXIT_ERROR
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured
     return captured.err
@@ -77,14 +84,14 @@ def baseline(models, weights):
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as monkeypatch, redirect_stdout(out), redirect_stderr(err):
         use_tiny_inception(monkeypatch)
-        assert cli.main(["evaluate", *argv]) == 0
+        assert cli.main(["evaluate", *_keras_network(argv)]) == 0
     assert out.getvalue().count("\n") == 1, out.getvalue()
     return argv, json.loads(out.getvalue()), err.getvalue()
 
 
 def test_saved_model_and_checkpoint_print_the_same_json(models, baseline, capsys):
     argv, results, err = baseline
-    assert set(results) == {*METRICS, "num_samples", "num_real_samples", "model", "inception_weights"}
+    assert set(results) == KEYS and results["inception"] == "keras"
     assert all(np.isfinite(results[key]) for key in METRICS)
     assert results["num_samples"] == results["num_real_samples"] == 20
     assert results["model"] == f"saved_model {os.path.join(models[1], '1')}"
@@ -147,9 +154,9 @@ def test_stats_out_then_stats_in(baseline, tmp_path, capsys):
     partial, err = _evaluate(capsys, *args, "--stats_in", other)
     assert partial["fid"] == first["fid"] and partial["kid_mean"] is None and partial["num_real_samples"] is None
     assert "holds no `features`, so KID is not computed" in err and "computed from 64x64 images" in err
-    assert "does not record the network" in err
+    assert "records no network; read as keras_sagan's older Keras InceptionV3 file" in err
 
-    np.savez(other, mu=np.zeros(2048), sigma=np.eye(2048))
+    np.savez(other, mu=np.zeros(2048), sigma=np.eye(2048), image_size=32)  # keras_sagan's, of another size.
     assert "the Inception features are 16-d" in _error(capsys, *args, "--stats_in", other)
     assert "does not apply with --stats_in" in _error(capsys, *args, "--stats_in", path, "--stats_out", other)
     missing = str(tmp_path / "no.npz")
@@ -223,7 +230,7 @@ def test_inception_weights(models, tmp_path, monkeypatch, capsys):
     # Random weights run, and say that the numbers mean nothing.
     results, err = _evaluate(capsys, *args, "--inception_weights", "random")
     assert results["inception_weights"] == "random" and np.isfinite(results["fid"])
-    assert "warning: --inception_weights random: a randomly initialised InceptionV3" in err
+    assert "warning: --inception_weights random: a randomly initialised keras Inception network" in err
 
 
 def test_conditional_saved_model_gets_labels(tmp_path, weights, capsys):
@@ -260,8 +267,70 @@ def test_help_lists_every_option_with_its_default(capsys):
         ("--seed", "Default 0"),
         ("--data_dir", "Default None"),
         ("--image_folder", "Default None"),
+        ("--inception", "Default fid."),
+        ("--prdc_k", "Default 5."),
+        ("--inception_resize", "Default bilinear."),
     ):
         assert default in helps[option], (option, helps[option])
+
+
+def test_prdc_k(baseline, capsys):
+    argv, first, _ = baseline
+    other, _ = _evaluate(capsys, *argv, "--prdc_k", "2")
+    assert other["fid"] == first["fid"] and other["density"] != first["density"]
+    assert all(0.0 <= other[key] <= 1.0 for key in ("precision", "recall", "coverage"))
+    err = _error(capsys, *argv, "--prdc_k", "20")
+    assert "`--prdc_k` must be below --num_samples (20); received: --prdc_k=20" in err
+    assert "`--prdc_k` must be an int >= 1; received: --prdc_k=0" in _error(capsys, *argv, "--prdc_k", "0")
+
+
+def test_the_fid_network_and_statistics_of_another_network(models, baseline, tmp_path, capsys, monkeypatch):
+    """`--inception fid`: the 2015 network, with random weights; its statistics refuse `keras`."""
+    from keras_sagan.metrics import fid_extractor
+
+    # One network for the whole test: the CLI's own path, with the ~10 s build done once.
+    built = {"bilinear": fid_extractor.fid_inception("random")}
+    built["clean"] = copy.copy(built["bilinear"])  # The same network, with clean-fid's resize.
+    built["clean"].resize_method, built["clean"]._forwards = "clean", {}
+    monkeypatch.setattr(fid_extractor, "fid_inception", lambda weights, resize: built[resize])
+    args = ["--model", models[1], "--num_samples", "4", "--batch_size", "4", "--prdc_k", "2"]
+    stats = str(tmp_path / "fid_real.npz")
+    fid_random = ["--inception", "fid", "--inception_weights", "random"]
+    results, err = _evaluate(capsys, *args, "--data", "demo", *fid_random, "--stats_out", stats)
+    assert results["inception"] == "fid" and all(np.isfinite(results[key]) for key in METRICS)
+    assert "randomly initialised fid Inception network" in err
+    assert StatisticsFile.load(stats).provenance["extractor"]["network"] == "inception-2015-12-05/pool3"
+    err = _error(capsys, *args, "--stats_in", stats, "--inception_weights", baseline[0][-1])  # The keras stand-in.
+    assert "was computed with inception-2015-12-05/pool3, not keras.applications.InceptionV3/avg_pool" in err
+    assert "pass --inception fid" in err
+    # A TTUR / pytorch-fid file (mu and sigma only) is the 2015 network's: accepted with fid, not with keras.
+    ttur = str(tmp_path / "fid_stats_cifar10_train.npz")
+    saved = StatisticsFile.load(stats)
+    np.savez(ttur, mu=saved.mu, sigma=saved.sigma)
+    with_ttur, err = _evaluate(capsys, *args, "--stats_in", ttur, *fid_random)
+    assert np.isfinite(with_ttur["fid"]) and with_ttur["kid_mean"] is None and with_ttur["precision"] is None
+    assert "read as TTUR/pytorch-fid statistics" in err
+    # --inception_resize clean reaches the extractor: statistics of the bilinear resize are refused. (What
+    # the clean resize computes is tested against clean-fid in test_metrics_fid_inception.py.)
+    err = _error(capsys, *args, "--stats_in", stats, *fid_random, "--inception_resize", "clean")
+    assert "was computed with another resize (bilinear; now clean); mixing them makes FID meaningless" in err
+    err = _error(capsys, *args, "--data", "demo", "--inception", "keras", "--inception_resize", "clean")
+    assert "--inception keras resizes only 'bilinear'; received: resize='clean'" in err
+    keras_weights = ["--inception_weights", baseline[0][-1]]
+    assert "was computed with inception-2015-12-05/pool3" in _error(capsys, *args, "--stats_in", ttur, *keras_weights)
+
+
+def test_fid_weights_offline_is_one_line(models, tmp_path, monkeypatch, capsys):
+    from keras_sagan.metrics import fid_extractor
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    url = "http://127.0.0.1:9/pt_inception-2015-12-05-6726825d.pth"  # Refused at once: never the network.
+    monkeypatch.setattr(fid_extractor, "WEIGHTS_URL", url)
+    assert cli.main(["evaluate", "--model", models[1], "--data", "demo", "--inception", "fid"]) == cli.EXIT_ERROR
+    out, err = capsys.readouterr()
+    attempt, error = err.splitlines()  # Keras' "Downloading data from URL", then the one-line error.
+    assert out == "" and attempt == f"Downloading data from {url}" and error.startswith("error: ")
+    assert f"cannot get the FID Inception weights from {url}" in error and "--inception_weights FILE" in error
 
 
 @pytest.mark.slow

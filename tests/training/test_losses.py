@@ -1,5 +1,5 @@
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from keras_sagan.training import losses
 
@@ -30,12 +30,24 @@ def test_gradient_penalty_of_a_linear_critic():
     # D(x) = sum(w * x) has gradient w everywhere: penalty = (||w|| - 1)^2.
     w = np.random.default_rng(0).normal(size=(1, 4, 4, 3)).astype("float32")
 
-    def critic(x, labels=None, training=None):
-        assert training is True
-        return tf.reduce_sum(x * w, axis=(1, 2, 3))
+    def critic(x):
+        return ops.sum(x * w, axis=(1, 2, 3))
 
     real = np.zeros((2, 4, 4, 3), "float32")
     fake = np.ones((2, 4, 4, 3), "float32")
     alpha = np.array([0.2, 0.7], "float32").reshape(2, 1, 1, 1)
     expected = (np.linalg.norm(w) - 1.0) ** 2
     np.testing.assert_allclose(losses.gradient_penalty(critic, real, fake, alpha), [expected] * 2, rtol=1e-5)
+    # With aux (JAX's stateless step returns D's new state through it):
+    penalties, aux = losses.gradient_penalty(lambda x: (critic(x), "state"), real, fake, alpha, has_aux=True)
+    np.testing.assert_allclose(penalties, [expected] * 2, rtol=1e-5)
+    assert aux == "state"
+
+
+def test_gradient_penalty_of_a_quadratic_critic_depends_on_alpha():
+    # D(x) = sum(x^2): gradient 2 x_hat with x_hat = alpha * fake (real = 0); ||.|| = 2 alpha ||fake||.
+    fake = np.full((2, 2, 2, 1), 0.5, "float32")
+    alpha = np.array([0.25, 1.0], "float32").reshape(2, 1, 1, 1)
+    penalties = losses.gradient_penalty(lambda x: ops.sum(x * x, axis=(1, 2, 3)), np.zeros_like(fake), fake, alpha)
+    expected = (2 * alpha.ravel() * np.linalg.norm(fake[0]) - 1.0) ** 2
+    np.testing.assert_allclose(penalties, expected, rtol=1e-5)

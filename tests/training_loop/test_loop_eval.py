@@ -18,7 +18,8 @@ from keras_sagan.training import loop
 
 
 def _config(model_dir, **overrides):
-    return tiny_config(model_dir, **{"eval_every": 2, "eval_num_samples": 10, **overrides})
+    # --inception keras: the 16-d stand-in replaces Keras' InceptionV3 (the FID network has its own tests).
+    return tiny_config(model_dir, **{"eval_every": 2, "eval_num_samples": 10, "inception": "keras", **overrides})
 
 
 @pytest.mark.parametrize(
@@ -89,13 +90,17 @@ def test_eval_stats_file_replaces_the_computation(tmp_path, monkeypatch):
     )
     np.testing.assert_allclose(callback.real_statistics[0], features.mean(0))
     np.testing.assert_array_equal(callback.real_features_for_kid, features)
-    # pytorch-fid style: mu and sigma only; FID works, KID is not computed.
+    # keras_sagan's older mu/sigma/count file: FID works, KID is not computed.
     mu_sigma = tmp_path / "mu_sigma.npz"
-    np.savez(mu_sigma, mu=np.zeros(TINY_FEATURES), sigma=np.eye(TINY_FEATURES))
+    np.savez(mu_sigma, mu=np.zeros(TINY_FEATURES), sigma=np.eye(TINY_FEATURES), count=np.int64(12))
     callback = loop.make_evaluation_callback(
         _config(tmp_path / "run", eval_stats=str(mu_sigma), inception_weights="random")
     )
     assert callback.real_features_for_kid is None
+    # pytorch-fid style (mu and sigma only): the 2015 network's statistics, refused with Keras' network.
+    np.savez(mu_sigma, mu=np.zeros(TINY_FEATURES), sigma=np.eye(TINY_FEATURES))
+    with pytest.raises(ValueError, match=r"mu_sigma.npz': was computed with inception-2015-12-05/pool3, not keras"):
+        loop.make_evaluation_callback(_config(tmp_path / "run", eval_stats=str(mu_sigma), inception_weights="random"))
     assert not os.path.exists(tmp_path / "run" / loop.REAL_STATS_FILENAME)
 
 
@@ -109,7 +114,7 @@ def test_missing_or_wrong_files_raise_naming_the_setting(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"wrong_keys.npz': cannot read real statistics: it holds \['mean'\]"):
         loop.make_evaluation_callback(_config(tmp_path, eval_stats=str(wrong_keys), inception_weights="random"))
     wrong_dim = tmp_path / "wrong_dim.npz"
-    np.savez(wrong_dim, mu=np.zeros(2048), sigma=np.eye(2048))
+    np.savez(wrong_dim, mu=np.zeros(2048), sigma=np.eye(2048), count=np.int64(3))
     with pytest.raises(ValueError, match=r"holds mu \(2048,\).*the Inception features are 16-d"):
         loop.make_evaluation_callback(_config(tmp_path, eval_stats=str(wrong_dim), inception_weights="random"))
 

@@ -13,7 +13,8 @@ from tensorflow.python.framework import config as tf_config
 from training_loop_helpers import TINY_FLAGS
 
 import keras_sagan.data
-from keras_sagan.metrics import InceptionFeatureExtractor
+from keras_sagan.metrics import InceptionFeatureExtractor, service
+from keras_sagan.metrics.networks import KERAS_NETWORK
 from keras_sagan.run_directory import RunDirectory
 from keras_sagan.training import callbacks as callbacks_lib
 from keras_sagan.training import config as config_lib
@@ -87,7 +88,7 @@ def _evaluation(config, monkeypatch):
     Evaluation settings the case leaves at their defaults become small ones (random weights)."""
     use_tiny_inception(monkeypatch)
     monkeypatch.chdir(config.model_dir)
-    small = {"eval_every": 2, "eval_num_samples": 10, "inception_weights": "random"}
+    small = {"eval_every": 2, "eval_num_samples": 10, "inception_weights": "random", "inception": "keras"}
     config = dataclasses.replace(
         config, **{k: v for k, v in small.items() if getattr(config, k) == getattr(DEFAULT, k)}
     )
@@ -128,7 +129,7 @@ def _real_count(config):
 
 def _given_stats(config, monkeypatch):
     monkeypatch.chdir(config.model_dir)
-    np.savez("given_stats.npz", mu=np.full(TINY_FEATURES, 7.0), sigma=np.eye(TINY_FEATURES))
+    np.savez("given_stats.npz", mu=np.full(TINY_FEATURES, 7.0), sigma=np.eye(TINY_FEATURES), count=np.int64(9))
     callback = _evaluation(config, monkeypatch)
     return callback.real_statistics[0][0] == 7.0 and not os.path.exists(loop.REAL_STATS_FILENAME)
 
@@ -142,6 +143,25 @@ def _given_weights(config, monkeypatch):
     return extractor.weights == saved and all(
         np.array_equal(a, b) for a, b in zip(extractor.model.get_weights(), expected)
     )
+
+
+class _Stop(Exception):
+    pass
+
+
+def _given_network(config, monkeypatch):
+    """--inception=keras builds Keras' network; the default asks make_extractor for the FID network."""
+    keras_network = _evaluation(config, monkeypatch).extractor.network == KERAS_NETWORK
+    asked = []
+
+    def record(weights, network):
+        asked.append(network)
+        raise _Stop
+
+    monkeypatch.setattr(service, "make_extractor", record)
+    with pytest.raises(_Stop):
+        loop.make_evaluation_callback(dataclasses.replace(config, inception=DEFAULT.inception, eval_every=2))
+    return keras_network and asked == ["fid"]
 
 
 # flag argv, TrainConfig field, expected value, check(config, monkeypatch) of the effect.
@@ -210,6 +230,7 @@ CASES = [
      lambda c, m: _evaluation(c, m).num_samples == 8 and _real_count(c) == 8),
     ("--eval_stats=given_stats.npz", "eval_stats", "given_stats.npz", _given_stats),
     ("--inception_weights=tiny.weights.h5", "inception_weights", "tiny.weights.h5", _given_weights),
+    ("--inception=keras", "inception", "keras", _given_network),
 ]  # fmt: skip
 
 
