@@ -12,7 +12,8 @@ The script is `keras-sagan train` under another name: it defines no flag of its 
 are generated from `TrainConfig`'s fields (`keras_sagan.training.flags`), and
 `keras_sagan.cli.train.main` parses them, runs the training and maps the outcome to the exit
 status (2 for a bad input, 130/143 after Ctrl-C/SIGTERM saved a checkpoint, 1 when a
-multi-worker peer failed). Rerunning a command resumes from the latest checkpoint in --model_dir.
+multi-worker peer failed, 3 when a loss turned NaN or infinite). Rerunning a command resumes from
+the newest readable checkpoint in --model_dir.
 
 The same run from Python, with the library's own objects:
 

@@ -191,7 +191,7 @@ def attention_overlays(
         heat = attention[:, qy * query_side + qx].reshape(batch, key_side, key_side, 1)
         heat = heat / np.maximum(heat.max(axis=(1, 2, 3), keepdims=True), 1e-12)
         heat = keras.ops.image.resize(heat, (height, width), interpolation="bilinear", data_format="channels_last")
-        heat = np.clip(keras.ops.convert_to_numpy(heat)[..., 0], 0.0, 1.0)
+        heat = np.clip(np.nan_to_num(keras.ops.convert_to_numpy(heat)[..., 0], nan=0.0), 0.0, 1.0)  # NaN: diverged.
         weight = alpha * heat[..., np.newaxis]  # Keys with little attention leave the image visible.
         blended = (1.0 - weight) * images.astype(np.float32) + weight * 255.0 * heat_colors(heat)
         blended = np.clip(np.round(blended), 0, 255).astype(np.uint8)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
+import numpy as np
 import tensorflow as tf
 
 from keras_sagan import serving
@@ -30,6 +32,7 @@ from keras_sagan.run_directory import (
     CONFIG_FILENAME,
     RunDirectory,
     checkpoint_children,
+    checkpoint_step,
     read_json,
     read_state,
     state_step,
@@ -125,6 +128,48 @@ def read_marker(base_path: str) -> dict | None:
     return read_json(marker)
 
 
+def read_export_step(version_dir: str) -> int | None:
+    """The training step recorded in an export version (`serving.EXPORT_RECORD`), or None when unknown."""
+    try:
+        with open(os.path.join(version_dir, serving.EXPORT_RECORD), encoding="utf-8") as f:
+            step = json.load(f).get("step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def nonfinite_variables(variables) -> list[str]:
+    """The paths (names) of the floating-point variables holding a NaN or an infinity."""
+    bad = []
+    for variable in variables:
+        if "float" not in str(getattr(variable, "dtype", "")):
+            continue
+        if not np.all(np.isfinite(np.asarray(variable.numpy(), dtype=np.float64))):
+            bad.append(getattr(variable, "path", None) or getattr(variable, "name", "?"))
+    return bad
+
+
+def check_finite_generator(generator, what: str) -> None:
+    """Raises a one-line `ModelLoadError` when any weight of `generator` is NaN or infinite."""
+    bad = nonfinite_variables(generator.weights)
+    if bad:
+        raise ModelLoadError(
+            f"{what} has non-finite weights ({len(bad)} of {len(generator.weights)} variables hold NaN or inf, "
+            f"first {bad[0]}): the training diverged; use an earlier checkpoint"
+        )
+
+
+def check_finite_images(images, what: str) -> None:
+    """Raises a one-line `ModelLoadError` when generated `images` hold NaN or inf (a diverged model)."""
+    array = np.asarray(images)
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        count = int(np.sum(~np.isfinite(array)))
+        raise ModelLoadError(
+            f"{what} generated non-finite images ({count} of {array.size} values are NaN or inf): "
+            "its training diverged; use an earlier checkpoint"
+        )
+
+
 # -- runs -----------------------------------------------------------------------------------------
 
 
@@ -135,7 +180,7 @@ def load_run_generator(directory: str) -> tuple[Generator, str, str]:
     restored when present, else its `generator` weights.
     """
     run = RunDirectory.locate(directory)
-    prefix = run.latest_checkpoint()
+    prefix = run.newest_readable_checkpoint(warn=lambda line: print(line, file=sys.stderr, flush=True))
     config = run.read_config()["generator"]
     try:
         generator = Generator.from_config(config)
@@ -166,6 +211,7 @@ def load_run_generator(directory: str) -> tuple[Generator, str, str]:
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as err:
         raise ModelLoadError(f"{mismatch}: {one_line(err)}") from None
+    check_finite_generator(generator, f"checkpoint {prefix} ({key})")
     return generator, prefix, key
 
 
@@ -175,10 +221,11 @@ def resolve_generator(generator_or_path) -> Generator:
     if isinstance(obj, Generator):
         return obj
     if isinstance(obj, (str, os.PathLike)):
-        loaded = load_generator(obj)
-        if loaded.keras_generator is None:
-            raise ModelLoadError(f"{os.fspath(obj)} is a SavedModel; a run directory or a .keras file is needed here")
-        return loaded.keras_generator
+        obj = load_generator(obj)
+    if isinstance(obj, LoadedGenerator):
+        if obj.keras_generator is None:
+            raise ModelLoadError(f"{obj.path} is a SavedModel; a run directory or a .keras file is needed here")
+        return obj.keras_generator
     sampling = getattr(obj, "sampling_generator", None)
     if callable(sampling) and isinstance(sampling(), Generator):
         return sampling()
@@ -201,7 +248,10 @@ class LoadedGenerator:
         z_dim, num_classes, image_size: the generator's noise size, class count (None when
             unconditional) and image side.
         keras_generator: the Keras `Generator`, or None for a SavedModel.
+        step: int or None. The training step of the weights, where known (a run's checkpoint).
     """
+
+    step = None
 
     def __init__(self, kind, path, description, z_dim, num_classes, image_size, keras_generator=None, signatures=None):
         self.kind = kind
@@ -246,7 +296,9 @@ class LoadedGenerator:
         if self._signatures is None:  # The in-process graph a model server would run.
             module = serving.serving_module(self.keras_generator)
             self._signatures = {"sample": module.sample}
-        return self._signatures["sample"](**inputs)
+        outputs = self._signatures["sample"](**inputs)
+        check_finite_images(outputs["images"], self.description)
+        return outputs
 
 
 def _from_saved_model(version_dir: str) -> LoadedGenerator:
@@ -305,13 +357,16 @@ def load_generator(path: str | os.PathLike) -> LoadedGenerator:
         return _from_saved_model(path)
     if kind == "run":
         generator, prefix, key = load_run_generator(path)
-        return _from_keras_generator("run", path, generator, f"checkpoint {prefix} ({key})")
+        result = _from_keras_generator("run", path, generator, f"checkpoint {prefix} ({key})")
+        result.step = checkpoint_step(prefix)
+        return result
     import keras
 
     try:
         model = keras.saving.load_model(path)
-    except (OSError, ValueError, TypeError, KeyError, json.JSONDecodeError) as err:
-        raise ModelLoadError(f"cannot load {path}: {one_line(err)}") from None
+    except (OSError, ValueError, TypeError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelLoadError(f"cannot load {path} (not a Keras .keras file?): {one_line(err)}") from None
     if not isinstance(model, Generator):
         raise ModelLoadError(f"{path} holds a {type(model).__name__}, not a keras_sagan Generator")
+    check_finite_generator(model, f"keras file {os.path.abspath(path)}")
     return _from_keras_generator("keras", path, model, f"keras file {os.path.abspath(path)}")

@@ -4,15 +4,20 @@ This module is the one place that spells a path inside a run. A run directory ho
 
 - `config.json`: `{"generator": ..., "discriminator": ..., "train": ...}`, the networks'
   `get_config()` and the `TrainConfig` the run used;
-- `checkpoints/ckpt-<step>`: `tf.train.Checkpoint`s on TensorFlow, `ckpt-<step>.state.npz` files
-  (`keras_sagan.state_checkpoint`) on other backends, whose top-level objects are named by the
+- `checkpoints/ckpt-<step>`: `tf.train.Checkpoint`s whose top-level objects are named by the
   `CHECKPOINT_*` constants below (`generator`, `discriminator`, `ema_generator` when EMA is on,
   both optimizers, the noise seed state and the step);
 - `logs/` (TensorBoard; `logs/eval` for evaluation), `samples/` (sample grids), `export/` (the
   TF Serving base path) and `real_stats.npz` (the cache of the real-image statistics).
 
 `RunDirectory(path)` names those paths, writes and reads the config, builds the checkpoint of a
-`SAGAN` and its `CheckpointManager`, and finds and restores the latest checkpoint.
+`SAGAN` and its `CheckpointManager`, and finds and restores the newest *readable* checkpoint.
+It also owns `run.lock`, the lock that keeps a second process off a run (`RunDirectory.lock`,
+`keras_sagan.run_lock`).
+
+A checkpoint with missing, truncated or corrupt files is *unreadable*: `readable_checkpoints`
+skips it in one warning line (probes of both formats: `keras_sagan.checkpoint_files`). One that
+reads but does not fit is *another configuration*: `restore_checkpoint` refuses it in one line.
 """
 
 from __future__ import annotations
@@ -20,19 +25,25 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from keras_sagan import backend
-from keras_sagan.errors import UsageError, one_line
-from keras_sagan.state_checkpoint import (
+import numpy as np
+
+from keras_sagan import backend, checkpoint_files
+from keras_sagan.checkpoint_files import (  # noqa: F401  (re-exported: the run directory's readers)
+    CHECKPOINT_STATE_FILENAME,
+    STATE_FORMAT,
     STATE_SUFFIX,
-    StateCheckpoint,
+    RunDirectoryError,
     StateCheckpointManager,
+    checkpoint_children,
     read_state,
     state_checkpoints,
     state_step,
-    state_variables,
 )
+from keras_sagan.errors import one_line
+from keras_sagan.run_lock import RunLock
 
 CONFIG_FILENAME = "config.json"
 CHECKPOINTS_DIRNAME = "checkpoints"
@@ -41,6 +52,7 @@ EVAL_LOGS_DIRNAME = "eval"
 SAMPLES_DIRNAME = "samples"
 EXPORT_DIRNAME = "export"
 REAL_STATS_FILENAME = "real_stats.npz"
+LOCK_FILENAME = "run.lock"
 
 # Names of the top-level objects of a run's checkpoint. Changing one breaks every old run's resume.
 CHECKPOINT_STEP = "step"
@@ -50,10 +62,6 @@ CHECKPOINT_EMA_GENERATOR = "ema_generator"
 CHECKPOINT_G_OPTIMIZER = "g_optimizer"
 CHECKPOINT_D_OPTIMIZER = "d_optimizer"
 CHECKPOINT_SEED_STATE = "seed_state"
-
-
-class RunDirectoryError(UsageError):
-    """A run directory, its config or a checkpoint that cannot be used (one line)."""
 
 
 def checkpoint_objects(gan) -> dict[str, Any]:
@@ -81,43 +89,10 @@ def make_checkpoint(gan):
     A `tf.train.Checkpoint` on TensorFlow; a `StateCheckpoint` (one `.npz` file) on other backends.
     """
     if not backend.is_tensorflow():
-        return StateCheckpoint(checkpoint_objects(gan))
+        return StateCheckpoint(gan)
     import tensorflow as tf
 
     return tf.train.Checkpoint(**checkpoint_objects(gan))
-
-
-def checkpoint_children(prefix: str) -> dict[str, int]:
-    """`{name: number of variables reachable from it}` for a checkpoint's top-level objects."""
-    if state_step(prefix) is not None:  # the backend-neutral format
-        counts = {}
-        for key in read_state(prefix):
-            name = key.split("/")[0]
-            counts[name] = counts.get(name, 0) + 1
-        return counts
-    tf = backend.require_tensorflow(f"reading the TensorFlow checkpoint {prefix}")
-    from google.protobuf.message import DecodeError
-    from tensorflow.core.protobuf import trackable_object_graph_pb2
-
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-        graph = trackable_object_graph_pb2.TrackableObjectGraph()
-        graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
-    except (tf.errors.OpError, ValueError, DecodeError, IndexError) as err:
-        raise RunDirectoryError(f"cannot read checkpoint {prefix}: {one_line(err)}") from None
-
-    def count_variables(node_id):
-        # The whole object graph under the node: a variable can be stored under another object's
-        # path (an optimizer's, say) and still belong here.
-        seen, stack = set(), [node_id]
-        while stack:
-            node = stack.pop()
-            if node not in seen:
-                seen.add(node)
-                stack.extend(child.node_id for child in graph.nodes[node].children)
-        return sum(any(a.name == "VARIABLE_VALUE" for a in graph.nodes[n].attributes) for n in seen)
-
-    return {child.local_name: count_variables(child.node_id) for child in graph.nodes[0].children}
 
 
 def write_json_atomically(path: str, content: Any) -> None:
@@ -208,11 +183,32 @@ class RunDirectory:
     def real_stats_path(self) -> str:
         return os.path.join(self.path, REAL_STATS_FILENAME)
 
+    @property
+    def lock_path(self) -> str:
+        return os.path.join(self.path, LOCK_FILENAME)
+
+    def lock(self, warn: Callable[[str], None] | None = None) -> RunLock:
+        """Takes the run's lock (`run_lock.RunLock`; a context manager), creating the run directory.
+
+        A live holder is a one-line `RunDirectoryError` naming its PID and host; a stale lock is taken over.
+        """
+        self.make()
+        return RunLock(self.lock_path, error=RunDirectoryError, warn=warn).acquire()
+
+    def make(self) -> None:
+        """Creates the run directory; a path that exists and is not a directory is a one-line error."""
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise RunDirectoryError(
+                f"`model_dir` must be a directory (or a path that does not exist yet); received: "
+                f"model_dir={self.path!r}, which is a file"
+            )
+        os.makedirs(self.path, exist_ok=True)
+
     # -- the config ---------------------------------------------------------------------------
 
     def write_config(self, generator_config: dict, discriminator_config: dict, train_config: dict) -> None:
         """Writes `config.json` atomically, creating the run directory."""
-        os.makedirs(self.path, exist_ok=True)
+        self.make()
         content = {"generator": generator_config, "discriminator": discriminator_config, "train": train_config}
         write_json_atomically(self.config_path, content)
 
@@ -231,6 +227,8 @@ class RunDirectory:
             return StateCheckpointManager(checkpoint, self.checkpoints_dir, max_to_keep=keep)
         import tensorflow as tf
 
+        checkpoint_files.set_aside_unparsable_index(self.checkpoints_dir)  # Else the manager cannot start.
+
         return tf.train.CheckpointManager(checkpoint, self.checkpoints_dir, max_to_keep=keep)
 
     def checkpoint_path(self, step: int) -> str:
@@ -238,30 +236,80 @@ class RunDirectory:
         return os.path.join(self.checkpoints_dir, f"ckpt-{step}")
 
     def latest_checkpoint(self) -> str | None:
-        """The newest checkpoint's path (prefix), or None: TensorFlow's, else the backend-neutral kind.
+        """The newest checkpoint's path (by step, of either format; readable or not), or None."""
+        prefixes = self.checkpoint_prefixes()
+        return prefixes[0] if prefixes else None
 
-        Old runs kept TensorFlow checkpoints in the run directory itself.
+    def checkpoint_prefixes(self) -> list[str]:
+        """Every checkpoint path on disk or in TF's `checkpoint` index, newest (highest step) first.
+
+        TensorFlow prefixes (`ckpt-<step>`) and state files (`ckpt-<step>.state.npz`) alike. A prefix
+        the index names whose files are all gone is listed too: it is unreadable, and
+        `readable_checkpoints` says so. Old runs kept their checkpoints in the run directory itself.
         """
-        if backend.tensorflow_available():
-            import tensorflow as tf
-
-            found = tf.train.latest_checkpoint(self.checkpoints_dir) or tf.train.latest_checkpoint(self.path)
+        for directory in (self.checkpoints_dir, self.path):
+            found = checkpoint_files.list_checkpoints(directory)
             if found:
-                return found
-        states = state_checkpoints(self.checkpoints_dir)
-        return states[-1] if states else None
+                return [found[step] for step in sorted(found, reverse=True)]
+        return []
+
+    def readable_checkpoints(self, warn: Callable[[str], None] | None = None) -> Iterator[str]:
+        """The readable checkpoint paths, newest first; each unreadable one skipped is told to `warn` in one line."""
+        for path in self.checkpoint_prefixes():
+            reason = checkpoint_files.unreadable_reason(path)
+            if reason is None:
+                yield path
+            elif warn is not None:
+                warn(f"warning: checkpoint {path} is unreadable ({reason}); falling back to an older one")
+
+    def newest_readable_checkpoint(self, warn: Callable[[str], None] | None = None) -> str | None:
+        """The newest readable checkpoint path; None when there is none at all.
+
+        Raises a one-line `RunDirectoryError` when there are checkpoints and none is readable.
+        """
+        prefixes = self.checkpoint_prefixes()
+        found = next(self.readable_checkpoints(warn), None)
+        if prefixes and found is None:
+            raise RunDirectoryError(
+                f"no readable checkpoint in {os.path.dirname(prefixes[0])}: {len(prefixes)} found, all missing "
+                "files, truncated or corrupt; restore them from a backup or use another model_dir"
+            )
+        return found
+
+
+def checkpoint_step(path: str) -> int | None:
+    """The step in a checkpoint's name (`.../ckpt-<step>` or `.../ckpt-<step>.state.npz`), or None."""
+    name = os.path.basename(path)
+    digits = name[len("ckpt-") :] if name.startswith("ckpt-") else ""
+    return int(digits) if digits.isdigit() else state_step(path)
+
+
+def restore_newest_readable(checkpoint, run: RunDirectory, warn: Callable[[str], None] | None = None) -> str | None:
+    """Restores `run`'s newest readable checkpoint into `checkpoint`; returns its path (None: none yet).
+
+    Unreadable newer checkpoints are skipped with one `warn` line each; a readable checkpoint that
+    does not fit is refused in one line (`restore_checkpoint`).
+    """
+    path = run.newest_readable_checkpoint(warn)
+    if path is not None:
+        restore_checkpoint(checkpoint, path)
+    return path
 
 
 def restore_latest(checkpoint, manager) -> str | None:
-    """Restores `manager.latest_checkpoint` into `checkpoint`; returns its path (None: none yet).
+    """Restores the newest readable checkpoint of `manager.directory`'s run (`restore_newest_readable`)."""
+    directory = os.path.abspath(manager.directory)
+    run = RunDirectory(os.path.dirname(directory) if os.path.basename(directory) == CHECKPOINTS_DIRNAME else directory)
+    return restore_newest_readable(checkpoint, run, warn=lambda line: print(line, flush=True))
+
+
+def restore_checkpoint(checkpoint, path: str) -> str:
+    """Restores the readable checkpoint `path` into `checkpoint`; returns `path`.
 
     Every object of `checkpoint` must be in the file (a checkpoint may hold more, such as an EMA
-    generator the run no longer uses). A mismatch raises a one-line `ValueError`; so does a
-    checkpoint with no discriminator (a generator-only import), named as such.
+    generator the run no longer uses). A mismatch raises a one-line `RunDirectoryError`; so does
+    a checkpoint with no discriminator (a generator-only import), named as such.
     """
-    path = manager.latest_checkpoint
-    if path is None:
-        return None
     if CHECKPOINT_DISCRIMINATOR not in checkpoint_children(path):
         # A generator-only run (`keras-sagan import-reference` without --discriminator).
         raise RunDirectoryError(
@@ -284,20 +332,69 @@ def restore_latest(checkpoint, manager) -> str | None:
     return path
 
 
-__all__ = [
-    "STATE_SUFFIX",
-    "RunDirectory",
-    "RunDirectoryError",
-    "StateCheckpoint",
-    "StateCheckpointManager",
-    "checkpoint_children",
-    "checkpoint_objects",
-    "make_checkpoint",
-    "read_json",
-    "read_state",
-    "restore_latest",
-    "state_checkpoints",
-    "state_step",
-    "state_variables",
-    "write_json_atomically",
-]
+# -- the backend-neutral checkpoint format (JAX) ------------------------------------------------
+
+
+def state_variables(gan) -> dict[str, list]:
+    """`{name: [variables]}` of every piece of a `SAGAN`'s state, keyed as `checkpoint_objects`.
+
+    Networks give `weights` (their order is fixed by construction, the same on every backend),
+    optimizers `variables`; `step` and `seed_state` are one variable each.
+    """
+    groups = {}
+    for name, obj in checkpoint_objects(gan).items():
+        if name in (CHECKPOINT_STEP, CHECKPOINT_SEED_STATE):
+            groups[name] = [obj]
+        elif name in (CHECKPOINT_G_OPTIMIZER, CHECKPOINT_D_OPTIMIZER):
+            groups[name] = list(obj.variables)
+        else:
+            groups[name] = list(obj.weights)
+    return groups
+
+
+class StateCheckpoint:
+    """Every piece of a `SAGAN`'s training state in one `.npz` file, on any Keras backend.
+
+    `tf.train.Checkpoint` cannot hold JAX variables, so on JAX a run checkpoints through this:
+    arrays keyed `<object>/<index>` (G, D, EMA G, both optimizers, the seed state, the step) plus a
+    format tag, written to a temporary file and renamed into place (a crash never leaves half a
+    checkpoint). `restore` checks every object's variable count and shapes first and assigns
+    nothing on a mismatch.
+    """
+
+    def __init__(self, gan):
+        self.gan = gan
+
+    def save(self, path: str) -> str:
+        arrays = {"format": np.array(STATE_FORMAT)}
+        for name, variables in state_variables(self.gan).items():
+            for index, variable in enumerate(variables):
+                arrays[f"{name}/{index:04d}"] = np.asarray(variable)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def restore(self, path: str) -> str:
+        stored = read_state(path)
+        pairs = []
+        for name, variables in state_variables(self.gan).items():
+            keys = sorted(key for key in stored if key.startswith(f"{name}/"))
+            if len(keys) != len(variables):
+                raise RunDirectoryError(
+                    f"cannot resume from {path}: it does not match this configuration ({name} has {len(keys)} "
+                    f"variables there, {len(variables)} here); use another model_dir or the settings it was saved with"
+                )
+            for key, variable in zip(keys, variables):
+                if tuple(stored[key].shape) != tuple(variable.shape):
+                    raise RunDirectoryError(
+                        f"cannot resume from {path}: it does not match this configuration ({key} has shape "
+                        f"{tuple(stored[key].shape)}, {tuple(variable.shape)} here); use another model_dir"
+                    )
+                pairs.append((variable, stored[key]))
+        for variable, value in pairs:
+            variable.assign(value)
+        return path

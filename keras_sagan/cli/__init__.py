@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 from keras_sagan.errors import EXIT_USAGE, UsageError, one_line
@@ -61,12 +62,16 @@ def main(argv=None) -> int:
 
         return train.main(argv[1:])
     args = build_parser().parse_args(argv)
-    import tensorflow as tf
-
-    expected = (UsageError, OSError, ValueError, TypeError, tf.errors.OpError)
     try:
-        args.run(args)
-    except expected as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return EXIT_USAGE
+        import tensorflow as tf
+
+        expected = (UsageError, OSError, ValueError, TypeError, tf.errors.OpError)
+        try:
+            args.run(args)
+        except expected as err:
+            print(f"error: {one_line(err)}", file=sys.stderr)
+            return EXIT_USAGE
+    except KeyboardInterrupt:  # One line, not a traceback from inside TensorFlow's import.
+        print(f"interrupted: {args.command} stopped; nothing was written", file=sys.stderr)
+        return 128 + signal.SIGINT.value
     return 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from keras_sagan.errors import UsageError
+import math
+import os
+
+from keras_sagan.errors import UsageError, bad_value
 
 
 def register(subparsers) -> None:
@@ -36,12 +39,26 @@ def parse_labels(labels, num: int) -> list[int]:
     """`--labels` values (spaces or commas) as `num` ints: one value is repeated."""
     if not labels:
         return []
-    values = [int(v) for v in ",".join(labels).replace(",", " ").split()]
+    words = ",".join(labels).replace(",", " ").split()
+    try:
+        values = [int(v) for v in words]
+    except ValueError:
+        raise UsageError(bad_value("--labels", " ".join(labels), "integer class labels (spaces or commas)")) from None
     if len(values) == 1:
         return values * num
     if len(values) != num:
         raise UsageError(f"--labels needs 1 or --num ({num}) values; received {len(values)}")
     return values
+
+
+def check_arguments(args) -> None:
+    """One-line `UsageError`s for `--cols`, `--truncation` and `--out`, before the model loads."""
+    if args.cols is not None and args.cols < 1:
+        raise UsageError(bad_value("--cols", args.cols, "an int >= 1 (or unset: as square as possible)"))
+    if not math.isfinite(args.truncation):
+        raise UsageError(bad_value("--truncation", args.truncation, "a finite number (<= 0: no truncation)"))
+    if os.path.isdir(args.out) or not args.out.lower().endswith(".png"):
+        raise UsageError(bad_value("--out", args.out, "a .png file path (not a directory)"))
 
 
 def run(args) -> None:
@@ -52,6 +69,7 @@ def run(args) -> None:
 
     if args.num < 1 or args.num > serving.MAX_IMAGES:
         raise UsageError(f"--num must be in [1, {serving.MAX_IMAGES}]; received {args.num}")
+    check_arguments(args)
     generator = load_generator(args.model)
     labels = parse_labels(args.labels, args.num)
     outputs = generator.sample(args.num, seed=args.seed, truncation=args.truncation, labels=labels)

@@ -9,7 +9,10 @@ The flags are `keras_sagan.training.flags`' (one per `TrainConfig` field, plus `
 absl's `--flagfile`); `examples/train_celeba.py` calls this `main` too. Exit statuses: 0 when the
 run finished; 2 with one `error: ...` line on stderr for a bad flag, setting or input; 130 for
 SIGINT and 143 for SIGTERM (also on a worker that another worker's signal stopped), after a
-checkpoint was saved; 1 with one line when a multi-worker peer failed (`WorkerFailure`).
+checkpoint was saved (also for SIGINT during the final export, or before training began); 1 with
+one line when a multi-worker peer failed (`WorkerFailure`); 3 with one line when the training
+diverged (`TrainingDiverged`: a loss turned NaN or infinite; the line names the step and the last
+good checkpoint).
 """
 
 from __future__ import annotations
@@ -23,11 +26,18 @@ from keras_sagan.errors import EXIT_USAGE, one_line
 
 PROG = "keras-sagan train"
 EXIT_WORKER_FAILURE = 1
+EXIT_DIVERGED = 3
 _HELP_ARGS = frozenset({"-h", "-?", "-help", "--help", "-helpshort", "--helpshort", "-helpfull", "--helpfull"})
 
 
 def _error(error: BaseException | str, status: int) -> int:
     print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
+    # The run is over: TensorFlow's warnings about objects left unrestored, logged when they are
+    # garbage-collected at exit, would only bury the line above.
+    if "tensorflow" in sys.modules:
+        import logging
+
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return status
 
 
@@ -45,7 +55,7 @@ def run(config) -> int:
     from absl import logging
 
     from keras_sagan.training.distributed import WorkerFailure
-    from keras_sagan.training.loop import TrainingInterrupted, train
+    from keras_sagan.training.loop import ExportInterrupted, TrainingDiverged, TrainingInterrupted, train
 
     logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines on saving.
     try:
@@ -55,8 +65,13 @@ def run(config) -> int:
         # 130 for SIGINT; 143 for SIGTERM and for a worker stopped by another worker's signal.
         name = err.signal_name if err.signal_name in signal.Signals.__members__ else "SIGTERM"
         return 128 + signal.Signals[name].value
+    except ExportInterrupted as err:
+        print(f"interrupted: {err}", file=sys.stderr, flush=True)
+        return 128 + signal.SIGINT.value
     except WorkerFailure as err:
         return _error(err, EXIT_WORKER_FAILURE)
+    except TrainingDiverged as err:
+        return _error(err, EXIT_DIVERGED)
     except KeyboardInterrupt:
         print(
             "interrupted: stopped at once (before training began, or a second Ctrl-C); "
@@ -77,6 +92,14 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         argv: the words after `train` (default: `sys.argv[1:]`).
         prog: the program name shown by `--help`.
     """
+    try:
+        return _main(argv, prog)
+    except KeyboardInterrupt:  # Ctrl-C while TensorFlow loads or the flags are parsed.
+        print("interrupted: stopped before training began; nothing was written", file=sys.stderr, flush=True)
+        return 128 + signal.SIGINT.value
+
+
+def _main(argv: Sequence[str] | None, prog: str) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before the imports below load TensorFlow.
     from keras_sagan import backend
 

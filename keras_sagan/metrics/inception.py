@@ -251,10 +251,12 @@ class InceptionFeatureExtractor:
             x = tf.cast(x, tf.float32)
             if x.shape[0] != 0:
                 low, high = float(tf.reduce_min(x)), float(tf.reduce_max(x))
-                if low < -1.001 or high > 1.001:
+                nonfinite = int(tf.reduce_sum(tf.cast(~tf.math.is_finite(x), tf.int32)))
+                # Written so that NaN fails it: every comparison with NaN is False.
+                if nonfinite or not (low >= -1.001 and high <= 1.001):
                     raise ValueError(
-                        "Float `images` must be in [-1, 1] (pass uint8 for [0, 255]). "
-                        f"Received: min={low:.4g}, max={high:.4g}"
+                        "Float `images` must be finite and in [-1, 1] (pass uint8 for [0, 255]). "
+                        f"Received: min={low:.4g}, max={high:.4g}, {nonfinite} NaN or inf values"
                     )
             if self.quantize:
                 x = tf.round((x + 1.0) * 127.5) / 127.5 - 1.0

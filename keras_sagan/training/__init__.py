@@ -12,6 +12,8 @@ from keras_sagan.training.sagan import SAGAN, TTUR, build_sagan, default_d_optim
 
 # name -> module that defines it, imported on first access.
 _LAZY = {
+    "DivergenceGuard": "keras_sagan.training.guard",
+    "TrainingDiverged": "keras_sagan.training.guard",
     "TrainConfig": "keras_sagan.training.config",
     "TrainResult": "keras_sagan.training.loop",
     "TrainingInterrupted": "keras_sagan.training.loop",

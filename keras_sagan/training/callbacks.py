@@ -24,6 +24,7 @@ gan.fit(
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import threading
@@ -32,7 +33,9 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from keras_sagan.errors import UsageError, one_line
 from keras_sagan.images import make_grid
+from keras_sagan.training.guard import nonfinite_variables, training_variables
 from keras_sagan.training.steps import IntervalMeans, StepCallback, Throughput, current_step
 from keras_sagan.training.tensorboard import (
     SampleGridWriter,
@@ -44,6 +47,7 @@ from keras_sagan.training.tensorboard import (
 )
 
 __all__ = [
+    "CheckpointSaveError",
     "CheckpointSaver",
     "InterruptHandler",
     "IntervalMeans",
@@ -107,6 +111,12 @@ class CheckpointSaver(StepCallback):
     killed mid-save still resumes from the previous checkpoint. The end-of-training save also
     runs when training stops early (`model.stop_training`, as `InterruptHandler` sets it).
 
+    Never a bad checkpoint: nothing is saved once `guard` (a `DivergenceGuard`) has tripped, nor
+    when any weight or optimizer variable is NaN or infinite (`skipped` lists those steps), so no
+    good checkpoint is rotated out by a bad one. A save that fails for lack of space (or any
+    other write error) raises a one-line `CheckpointSaveError` naming the directory; the
+    half-written `ckpt-<step>_temp` directory is removed and the previous checkpoint stays.
+
     Under `MultiWorkerMirroredStrategy` every worker must save at the same steps (a save can
     read sync-on-read variables, which is a collective op), but only the chief's copy is kept:
     the other workers pass `discard=True` and a manager over a scratch directory of their own,
@@ -117,14 +127,17 @@ class CheckpointSaver(StepCallback):
         every: int. Steps between checkpoints. Defaults to `500`.
         discard: bool. Delete `manager.directory` after each save (a non-chief worker's copy).
             Defaults to `False`.
+        guard: `DivergenceGuard` or None. No save after it trips. Defaults to `None`.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager, every: int = 500, discard: bool = False):
+    def __init__(self, manager: tf.train.CheckpointManager, every: int = 500, discard: bool = False, guard=None):
         super().__init__()
         self.manager = manager
         self.every = every
         self.discard = discard
+        self.guard = guard
         self.saved = []
+        self.skipped = []
 
     def on_step(self, step, batches, logs):
         if step % self.every == 0:
@@ -135,13 +148,33 @@ class CheckpointSaver(StepCallback):
         if not self.saved or self.saved[-1][0] != step:
             self.save(step)
 
-    def save(self, step: int) -> str:
-        """Saves now, numbered `step`; returns the checkpoint prefix (deleted again with `discard`)."""
-        path = self.manager.save(checkpoint_number=step)
+    def save(self, step: int) -> str | None:
+        """Saves now, numbered `step`; returns the checkpoint prefix (None: not saved, see the class doc)."""
+        diverged = self.guard is not None and self.guard.diverged is not None
+        if diverged or (self.model is not None and nonfinite_variables(training_variables(self.model))):
+            self.skipped.append(step)
+            return None
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as err:
+            for name in os.listdir(self.manager.directory):
+                # The half-written save: TF's `ckpt-N_temp/`, or a state file's `ckpt-N.state.npz.tmp-*`.
+                if name.startswith((f"ckpt-{step}_temp", f"ckpt-{step}.state.npz.tmp-")):
+                    path = os.path.join(self.manager.directory, name)
+                    shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+            raise CheckpointSaveError(
+                f"cannot save the checkpoint of step {step} in {self.manager.directory}: {one_line(err, 300)}; "
+                f"the previous checkpoint ({self.manager.latest_checkpoint or 'none'}) is kept; free space there "
+                "and rerun to resume"
+            ) from None
         if self.discard:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
         self.saved.append((step, path))
         return path
+
+
+class CheckpointSaveError(UsageError):
+    """A checkpoint could not be written (a full disk, say); one line naming the directory."""
 
 
 class InterruptHandler(keras.callbacks.Callback):

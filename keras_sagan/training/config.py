@@ -32,6 +32,7 @@ from keras_sagan.layers.self_attention import VARIANTS
 from keras_sagan.models.architectures import IMAGE_SIZES
 from keras_sagan.models.presets import PRESETS, preset_config
 from keras_sagan.run_directory import RunDirectory
+from keras_sagan.training.guard import ROLLBACK_LR_FACTOR
 from keras_sagan.training.losses import LOSSES
 from keras_sagan.training.sagan import TTUR
 
@@ -126,6 +127,12 @@ class TrainConfig:
         None,
         "Decay of an EMA of the generator's weights, sampled and exported; unset or 0: off.",
         check=_UNIT_INTERVAL,
+    )
+    divergence_rollbacks: int = _optimisation(
+        0,
+        "When a loss turns NaN or infinite: 0 stops the run (exit status 3); N > 0 rolls back to the last good "
+        f"checkpoint with both learning rates x{ROLLBACK_LR_FACTOR:g}, at most N times, then stops.",
+        check=_AT_LEAST_0,
     )
     # -- runtime and distribution
     seed: int = _runtime(0, "Seeds weights, noise, data order and the fixed sample noise.", check=_AT_LEAST_0)

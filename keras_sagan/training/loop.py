@@ -39,14 +39,16 @@ from keras_sagan import backend
 from keras_sagan.backend import tensorflow as tf_backend
 from keras_sagan.data import validate_global_batch
 from keras_sagan.export import export_generator
+from keras_sagan.loading import read_export_step
 from keras_sagan.metrics import make_evaluation_callback as _make_evaluation_callback
-from keras_sagan.run_directory import REAL_STATS_FILENAME, make_checkpoint, restore_latest
+from keras_sagan.run_directory import REAL_STATS_FILENAME, make_checkpoint, restore_checkpoint, restore_latest
 from keras_sagan.serving import latest_version_path
 from keras_sagan.training import callbacks as callbacks_lib
-from keras_sagan.training import distributed
+from keras_sagan.training import distributed, resume
 from keras_sagan.training.builders import build_dataset, build_gan, configure_cpu_replicas, data_spec, make_strategy
 from keras_sagan.training.config import DEMO_IMAGE_SIZE, MIXED_PRECISION_POLICIES, STRATEGIES, TrainConfig
 from keras_sagan.training.distributed import WorkerFailure
+from keras_sagan.training.guard import DivergenceGuard, TrainingDiverged, rollback
 from keras_sagan.training.sagan import SAGAN
 
 __all__ = [
@@ -55,7 +57,9 @@ __all__ = [
     "REAL_STATS_FILENAME",
     "STRATEGIES",
     "TrainConfig",
+    "ExportInterrupted",
     "TrainResult",
+    "TrainingDiverged",
     "TrainingInterrupted",
     "build_dataset",
     "build_gan",
@@ -86,6 +90,10 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.step = step
         self.checkpoint = checkpoint
         self.signal_name = signal_name
+
+
+class ExportInterrupted(KeyboardInterrupt):
+    """SIGINT arrived during the final export: training is done and checkpointed, the export was not written."""
 
 
 @dataclasses.dataclass
@@ -121,8 +129,12 @@ def make_callbacks(
     manager: tf.train.CheckpointManager,
     chief: bool = True,
     agree_to_stop: Callable[[bool], bool] | None = None,
+    guard: DivergenceGuard | None = None,
 ) -> list[keras.callbacks.Callback]:
-    """The run's callbacks: interrupts, checkpoints, sample PNGs, TensorBoard and progress lines.
+    """The run's callbacks: divergence guard, interrupts, checkpoints, sample PNGs, TensorBoard, progress lines.
+
+    `guard` (a new `DivergenceGuard` when None) comes first, so that after a non-finite step no
+    other callback writes anything, and the `CheckpointSaver` saves nothing more.
 
     A non-chief worker (`chief=False`) gets the interrupt handler, the progress lines and a
     `CheckpointSaver` that discards its copies (`manager` then points to a scratch directory):
@@ -130,13 +142,16 @@ def make_callbacks(
     all-worker decision (`distributed.make_stop_agreement`).
     """
     run = config.run_directory
+    guard = guard or DivergenceGuard()
     interrupt = callbacks_lib.InterruptHandler(agree=agree_to_stop)
     if not chief:
-        callbacks = [interrupt, callbacks_lib.CheckpointSaver(manager, every=config.checkpoint_every, discard=True)]
+        saver = callbacks_lib.CheckpointSaver(manager, every=config.checkpoint_every, discard=True, guard=guard)
+        callbacks = [guard, interrupt, saver]
         if not config.progress_bar:
-            callbacks.insert(1, callbacks_lib.ProgressLogger(config.steps, config.batch_size, every=config.log_every))
+            callbacks.insert(2, callbacks_lib.ProgressLogger(config.steps, config.batch_size, every=config.log_every))
         return callbacks
     callbacks = [
+        guard,
         interrupt,
         callbacks_lib.TensorBoardLogger(
             run.logs_dir,
@@ -153,12 +168,12 @@ def make_callbacks(
             seed=config.seed,
         ),
         # Last: it saves at the end, after the other callbacks have seen the final step.
-        callbacks_lib.CheckpointSaver(manager, every=config.checkpoint_every),
+        callbacks_lib.CheckpointSaver(manager, every=config.checkpoint_every, guard=guard),
     ]
     if config.eval_every:
         callbacks.insert(-1, make_evaluation_callback(config))
     if not config.progress_bar:
-        callbacks.insert(1, callbacks_lib.ProgressLogger(config.steps, config.batch_size, every=config.log_every))
+        callbacks.insert(2, callbacks_lib.ProgressLogger(config.steps, config.batch_size, every=config.log_every))
     return callbacks
 
 
@@ -217,25 +232,32 @@ def _train(config: TrainConfig) -> TrainResult:
     validate_global_batch(config.batch_size, strategy.num_replicas_in_sync)  # Before building anything.
     chief = distributed.is_chief(strategy)
     scratch = None if chief else tempfile.mkdtemp(prefix="keras_sagan_worker_")
+    # Only the chief writes the run directory, so only it holds the lock (run_lock.py).
+    lock = config.run_directory.lock(warn=_warn) if chief else contextlib.nullcontext()
     try:
-        keras.utils.set_random_seed(config.seed)
-        gan = build_gan(config, strategy)
-        try:
-            return _run(config, strategy, gan, chief, scratch)
-        except distributed.WORKER_FAILURES as err:
-            if not distributed.is_multiworker(strategy):
-                raise
-            checkpoint = config.run_directory.latest_checkpoint()
-            raise WorkerFailure(
-                f"multi-worker training stopped at step {callbacks_lib.current_step(gan)}: "
-                f"{distributed.describe_failure(err, config.collective_timeout)}; "
-                f"restart every worker to resume from {checkpoint or 'the start (no checkpoint yet)'}",
-                callbacks_lib.current_step(gan),
-                checkpoint,
-            ) from None
+        with lock:
+            keras.utils.set_random_seed(config.seed)
+            gan = build_gan(config, strategy)
+            try:
+                return _run(config, strategy, gan, chief, scratch)
+            except distributed.WORKER_FAILURES as err:
+                if not distributed.is_multiworker(strategy):
+                    raise
+                checkpoint = config.run_directory.latest_checkpoint()
+                raise WorkerFailure(
+                    f"multi-worker training stopped at step {callbacks_lib.current_step(gan)}: "
+                    f"{distributed.describe_failure(err, config.collective_timeout)}; "
+                    f"restart every worker to resume from {checkpoint or 'the start (no checkpoint yet)'}",
+                    callbacks_lib.current_step(gan),
+                    checkpoint,
+                ) from None
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _chief_checkpoint(config, manager, chief, step):
@@ -251,7 +273,13 @@ def _run(config, strategy, gan, chief, scratch):
     worker, workers = distributed.worker_index(strategy)
     checkpoint = make_checkpoint(gan)
     manager = make_manager(config, checkpoint)  # The chief's: every worker restores from it.
-    restored = restore_latest(checkpoint, manager)
+    previous = resume.previous_settings(run)
+    restored = run.newest_readable_checkpoint(warn=_warn)
+    if restored:
+        resume.refuse_ema_start(config, restored)  # Else the restore's mismatch would say less.
+        restore_checkpoint(checkpoint, restored)  # Another architecture is refused here, first.
+        resume.refuse_changes(config, previous, restored)
+        resume.apply_changes(config, previous, gan, lambda line: print(line, flush=True))
     initial_step = callbacks_lib.current_step(gan)
     if workers > 1:
         distributed.check_same_step(strategy, initial_step, manager.directory)
@@ -281,18 +309,33 @@ def _run(config, strategy, gan, chief, scratch):
         if not chief:  # Takes part in every save; its copy is discarded (distributed.py).
             save_manager = tf.train.CheckpointManager(checkpoint, scratch, max_to_keep=1)
         agree = distributed.make_stop_agreement(strategy) if workers > 1 else None
-        callbacks = make_callbacks(config, save_manager, chief=chief, agree_to_stop=agree)
-        with contextlib.nullcontext() if backend.is_tensorflow() else strategy.scope():
-            history = gan.fit(
-                dataset,
-                epochs=1,
-                steps_per_epoch=remaining,
-                callbacks=callbacks,
-                shuffle=False,  # The dataset shuffles itself.
-                verbose=1 if config.progress_bar else 0,
-            )
+        guard = DivergenceGuard(print_fn=lambda line: None)  # TrainingDiverged tells it.
+        callbacks = make_callbacks(config, save_manager, chief=chief, agree_to_stop=agree, guard=guard)
+        saver = callbacks[-1]
+        for rollbacks in range(config.divergence_rollbacks + 1):
+            with contextlib.nullcontext() if backend.is_tensorflow() else strategy.scope():
+                history = gan.fit(
+                    dataset,
+                    epochs=1,
+                    steps_per_epoch=config.steps - callbacks_lib.current_step(gan),
+                    callbacks=callbacks,
+                    shuffle=False,  # The dataset shuffles itself.
+                    verbose=1 if config.progress_bar else 0,
+                )
+            if guard.diverged is None:
+                break
+            good = restored  # The last checkpoint saved, the chief's name for it on every worker.
+            if saver.saved:
+                good = saver.saved[-1][1] if chief else config.run_directory.checkpoint_path(saver.saved[-1][0])
+            if rollbacks == config.divergence_rollbacks or good is None:
+                raise TrainingDiverged(guard.diverged, good, rollbacks)
+            g_lr, d_lr = rollback(gan, lambda path: restore_checkpoint(checkpoint, path), good)
+            config = dataclasses.replace(config, g_lr=g_lr, d_lr=d_lr)
+            print(f"{guard.diverged.describe()}: rolled back to {good}; g_lr={g_lr:g}, d_lr={d_lr:g}", flush=True)
+            if chief:  # config.json records what runs.
+                run.write_config(gan.generator.get_config(), gan.discriminator.get_config(), config.to_dict())
         logs = {key: float(values[-1]) for key, values in history.history.items()}
-        interrupt = callbacks[0]
+        interrupt = callbacks[1]
         if interrupt.interrupted is not None:
             step = callbacks_lib.current_step(gan)
             raise TrainingInterrupted(step, _chief_checkpoint(config, manager, chief, step), interrupt.interrupted)
@@ -301,16 +344,23 @@ def _run(config, strategy, gan, chief, scratch):
 
     export_dir = config.resolved_export_dir if chief else None
     export_path = None
+    step = callbacks_lib.current_step(gan)
     latest = latest_version_path(export_dir) if export_dir else None
-    if latest and remaining <= 0:
-        # A rerun of a finished command: the weights are those of the latest version already.
+    if latest and read_export_step(latest) == step:
+        # A rerun of a finished command: the latest version holds this very step's weights.
         export_path = latest
-        print(f"the generator is already exported to {export_path}", flush=True)
+        print(f"the generator of step {step} is already exported to {export_path}", flush=True)
     elif export_dir and not backend.is_tensorflow():
         export_path = export_through_tensorflow(config.run_directory.path, export_dir)
     elif export_dir:
-        export_path = export_generator(gan.sampling_generator(), export_dir)
-        print(f"exported the generator to {export_path}", flush=True)
+        try:
+            export_path = export_generator(gan.sampling_generator(), export_dir, step=step)
+        except KeyboardInterrupt:
+            raise ExportInterrupted(
+                f"during the export to {export_dir}: training is done and the checkpoint of step {step} is saved; "
+                "rerun the same command to export it"
+            ) from None
+        print(f"exported the generator of step {step} to {export_path}", flush=True)
     return TrainResult(
         gan=gan,
         step=callbacks_lib.current_step(gan),

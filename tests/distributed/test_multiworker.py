@@ -392,7 +392,12 @@ def test_non_chief_callbacks_write_nothing_but_take_part_in_saves(tmp_path):
     scratch = tmp_path / "scratch"
     manager = tf.train.CheckpointManager(checkpoint, str(scratch), max_to_keep=1)
     callbacks = loop.make_callbacks(config, manager, chief=False)
-    assert [type(c).__name__ for c in callbacks] == ["InterruptHandler", "ProgressLogger", "CheckpointSaver"]
+    assert [type(c).__name__ for c in callbacks] == [
+        "DivergenceGuard",
+        "InterruptHandler",
+        "ProgressLogger",
+        "CheckpointSaver",
+    ]
     saver = callbacks[-1]
     assert isinstance(saver, callbacks_lib.CheckpointSaver) and saver.discard
     saver.save(2)

@@ -151,6 +151,7 @@ BAD = [
     ("d_steps", True, "an int >= 1"),
     ("loss", "least-squares", "one of ('hinge', 'non-saturating', 'wgan-gp')"),
     ("ema_decay", 1.0, "None or a number in [0, 1)"),
+    ("divergence_rollbacks", -1, "an int >= 0"),
     ("seed", -1, "an int >= 0"),
     ("deterministic", 1, "True or False"),
     ("mixed_precision", "float16", "one of ('float32', 'mixed_bfloat16', 'mixed_float16')"),

@@ -1,6 +1,7 @@
 """Every training flag (`keras_sagan.training.flags`) reaches the TrainConfig and changes what the run builds."""
 
 import dataclasses
+import json
 import os
 
 import keras
@@ -14,10 +15,12 @@ from training_loop_helpers import TINY_FLAGS
 import keras_sagan.data
 from keras_sagan.metrics import InceptionFeatureExtractor, service
 from keras_sagan.metrics.networks import KERAS_NETWORK
+from keras_sagan.run_directory import RunDirectory
 from keras_sagan.training import callbacks as callbacks_lib
 from keras_sagan.training import config as config_lib
 from keras_sagan.training import flags as train_flags
 from keras_sagan.training import loop
+from keras_sagan.training.guard import TrainingDiverged
 
 DEFAULT = train_flags.parse(["train"])
 
@@ -57,6 +60,26 @@ def _during_train(config, monkeypatch):
     loop.train(config)
     assert keras.config.dtype_policy().name == "float32" and not tf_config.is_op_determinism_enabled()
     return seen
+
+
+def _rollbacks(config, monkeypatch):
+    """How many times a run that diverges (learning rates 10) rolls back before it gives up."""
+    calls = []
+    rollback = loop.rollback
+    monkeypatch.setattr(loop, "rollback", lambda *args, **kwargs: calls.append(1) or rollback(*args, **kwargs))
+    diverging = dataclasses.replace(
+        config, g_lr=10.0, d_lr=10.0, batch_size=8, steps=12, checkpoint_every=1, export_dir="", sample_every=100
+    )
+    with pytest.raises(TrainingDiverged, match="after 2 rollback"):
+        loop.train(diverging)
+    # Each rollback divided both rates by 10, and config.json says what ran last.
+    with open(os.path.join(config.model_dir, "config.json")) as f:
+        assert json.load(f)["train"]["g_lr"] == pytest.approx(0.1, rel=1e-6)
+    for prefix in RunDirectory(config.model_dir).checkpoint_prefixes():  # Nothing non-finite was saved.
+        reader = tf.train.load_checkpoint(prefix)
+        for name, dtype in reader.get_variable_to_dtype_map().items():
+            assert not dtype.is_floating or np.all(np.isfinite(reader.get_tensor(name))), (prefix, name)
+    return len(calls)
 
 
 def _evaluation(config, monkeypatch):
@@ -170,6 +193,7 @@ CASES = [
      lambda c, m: (lambda g: g.loss_name == "wgan-gp" and g.gp_weight == 10)(_gan(c))),
     ("--ema_decay=0.99", "ema_decay", 0.99,
      lambda c, m: (lambda g: g.ema_decay == 0.99 and g.ema_generator is not None)(_gan(c))),
+    ("--divergence_rollbacks=2", "divergence_rollbacks", 2, lambda c, m: _rollbacks(c, m) == 2),
     ("--seed=5", "seed", 5,
      lambda c, m: _gan(c).seed == 5 and _dataset_kwargs(c, m)["seed"] == 5
      and _callbacks(c)["SampleGridWriter"].seed == 5),

@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 
 import keras_sagan
-from keras_sagan.run_directory import RunDirectory, StateCheckpoint, StateCheckpointManager, state_variables
-from keras_sagan.state_checkpoint import StateCheckpointError
+from keras_sagan.run_directory import (
+    RunDirectory,
+    RunDirectoryError,
+    StateCheckpoint,
+    StateCheckpointManager,
+    state_variables,
+)
 
 
 def _gan(conv_dim=8, seed=0):
@@ -45,12 +50,12 @@ def test_another_configuration_is_refused_in_one_line_and_nothing_changes(tmp_pa
     path = StateCheckpoint(_gan(conv_dim=8)).save(str(tmp_path / "ckpt-1.state.npz"))
     other = _gan(conv_dim=16)
     before = [np.asarray(v) for v in other.generator.weights]
-    with pytest.raises(StateCheckpointError, match=r"does not match this configuration \(generator/\d+ has shape"):
+    with pytest.raises(RunDirectoryError, match=r"does not match this configuration \(generator/\d+ has shape"):
         StateCheckpoint(other).restore(path)
     for a, b in zip(before, other.generator.weights):
         np.testing.assert_array_equal(np.asarray(b), a)
     (tmp_path / "ckpt-2.state.npz").write_bytes(b"garbage")
-    with pytest.raises(StateCheckpointError, match="cannot read checkpoint .*ckpt-2.state.npz"):
+    with pytest.raises(RunDirectoryError, match="cannot read checkpoint .*ckpt-2.state.npz"):
         StateCheckpoint(other).restore(str(tmp_path / "ckpt-2.state.npz"))
 
 
