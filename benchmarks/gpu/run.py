@@ -147,7 +147,7 @@ def main():
     parser.add_argument("--cpu", action="store_true", help="tiny sizes (batch 2) on the CPU: checks that it runs")
     parser.add_argument("--only", action="append", choices=WORKLOADS, help="run only these workloads (repeatable)")
     parser.add_argument("--out", help="JSON path (default: $OUT/gpu_benchmark.json, else benchmarks/gpu/results.json)")
-    parser.add_argument("--budget-s", type=float, default=390.0, help="wall time for all workloads (default 390)")
+    parser.add_argument("--budget-s", type=float, default=330.0, help="wall time for all workloads (default 330)")
     parser.add_argument("--workload-s", type=float, default=150.0, help="time limit of one workload (default 150)")
     parser.add_argument("--iterations", type=int, default=20, help="timed steps per workload (default 20)")
     parser.add_argument("--step-budget-s", type=float, default=15.0, help="time for the timed steps (default 15)")

@@ -76,7 +76,8 @@ def run_jax(preset, batch, precision, iterations, budget_s, tiny):
         [variable.value for variable in variables]
         for variables in (gan.trainable_variables, gan.non_trainable_variables, gan.optimizer.variables)
     ) + ([variable.value for variable in gan.metrics_variables],)
-    state = jax.device_put(state, device)
+    # Copies: the step donates its state, and no buffer may be donated twice or stay shared with a variable.
+    state = jax.tree.map(lambda value: jax.numpy.array(value, copy=True), jax.device_put(state, device))
 
     t0 = time.perf_counter()
     compiled = jax.jit(gan.train_step, donate_argnums=0).lower(state, data).compile()
@@ -134,6 +135,8 @@ def run_torch(batch, iterations, budget_s, tiny):
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("torch sees no CUDA device")
     sizes = TORCH_TINY if tiny else {}
+    if tiny:  # a shared CPU: spinning OpenMP threads beside other processes made one tiny step take seconds
+        torch.set_num_threads(1)
     torch.manual_seed(0)
 
     def sync():

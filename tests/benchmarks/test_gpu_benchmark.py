@@ -55,7 +55,16 @@ def _run(tmp_path, *args):
 def test_cpu_mode_times_jax_and_torch_without_tensorflow(tmp_path):
     results, stdout = _run(
         tmp_path,
-        *("--only", "jax_celeba64_b64_float32", "--only", "torch_celeba64_b256_float32", "--iterations", "10"),
+        *(
+            "--only",
+            "jax_celeba64_b64_float32",
+            "--only",
+            "torch_celeba64_b256_float32",
+            "--iterations",
+            "10",
+            "--step-budget-s",
+            "1e6",
+        ),
     )
     assert results["mode"] == "cpu (tiny sizes)" and results["peaks_tflops"] == {"bfloat16": 790.0, "float32": 67.0}
     workloads = results["workloads"]
