@@ -83,7 +83,8 @@ def test_cpu_mode_times_jax_and_torch_without_tensorflow(tmp_path):
     # keras_sagan's step and torch's FlopCounterMode of the reference model with fakes detached
     # (XLA also counts elementwise work, which torch does not).
     ratio = jax_row["flops_per_step"] / torch_row["useful_flops_per_step"]
-    assert 0.9 < ratio < 1.5, ratio
+    assert 0.9 < ratio < 1.5, ratio  # measured 1.12 at these tiny sizes
+    assert results["cross_checks"] == {"jax_celeba64_b2_float32_xla_over_torch_useful_flops": pytest.approx(ratio)}
     # The reference's own iteration also back-propagates the fakes into G in the D step.
     assert torch_row["flops_per_step"] > 1.2 * torch_row["useful_flops_per_step"]
 
