@@ -83,6 +83,47 @@ def _build(torch):
     return Generator, Discriminator, Attention
 
 
+def make_train_step(torch, batch, device="cpu", z_dim=128, conv_dim=64, detach_fakes=False):
+    """One reference iteration at `batch` on `device`, as a closure: a D step, then a G step.
+
+    As the reference does, fakes are *not* detached in the D step (its D backward also runs
+    through G) and the G step's backward also computes D's weight gradients. `detach_fakes=True`
+    is the useful work only, as keras_sagan's step does it: fakes generated without a graph, and
+    D's weights frozen during the G step. The GPU benchmark counts its FLOPs as a cross-check.
+    """
+    Generator, Discriminator, _ = _build(torch)
+    g, d = Generator(z_dim, conv_dim).to(device), Discriminator(conv_dim).to(device)
+    g_opt = torch.optim.Adam(g.parameters(), 1e-4, betas=(0.0, 0.9))
+    d_opt = torch.optim.Adam(d.parameters(), 4e-4, betas=(0.0, 0.9))
+    real = torch.rand(batch, 3, 64, 64, device=device) * 2 - 1
+
+    def noise():
+        return torch.randn(batch, z_dim, device=device)
+
+    def step():
+        d_real = d(real)[0]
+        if detach_fakes:
+            with torch.no_grad():
+                fake = g(noise())[0]
+        else:
+            fake = g(noise())[0]  # not detached, as in the reference
+        d_fake = d(fake)[0]
+        d_loss = torch.relu(1.0 - d_real).mean() + torch.relu(1.0 + d_fake).mean()
+        d_opt.zero_grad()
+        g_opt.zero_grad()
+        d_loss.backward()
+        d_opt.step()
+        d.requires_grad_(not detach_fakes)
+        g_loss = -d(g(noise())[0])[0].mean()
+        d_opt.zero_grad()
+        g_opt.zero_grad()
+        g_loss.backward()
+        g_opt.step()
+        d.requires_grad_(True)
+
+    return step
+
+
 def _run(name, iterations):
     import torch
 
@@ -91,26 +132,7 @@ def _run(name, iterations):
     Generator, Discriminator, Attention = _build(torch)
     if name.startswith("train"):
         batch = int(name.split("_b")[1])
-        g, d = Generator(), Discriminator()
-        g_opt = torch.optim.Adam(g.parameters(), 1e-4, betas=(0.0, 0.9))
-        d_opt = torch.optim.Adam(d.parameters(), 4e-4, betas=(0.0, 0.9))
-        real = torch.rand(batch, 3, 64, 64) * 2 - 1
-
-        def step():
-            d_real = d(real)[0]
-            fake = g(torch.randn(batch, 128))[0]  # not detached, as in the reference
-            d_fake = d(fake)[0]
-            d_loss = torch.relu(1.0 - d_real).mean() + torch.relu(1.0 + d_fake).mean()
-            d_opt.zero_grad()
-            g_opt.zero_grad()
-            d_loss.backward()
-            d_opt.step()
-            g_loss = -d(g(torch.randn(batch, 128))[0])[0].mean()
-            d_opt.zero_grad()
-            g_opt.zero_grad()
-            g_loss.backward()
-            g_opt.step()
-
+        step = make_train_step(torch, batch)
         per_call = batch
     elif name == "generate_b64":
         g = Generator().eval()
