@@ -10,12 +10,12 @@ speed-up is a ratio of two numbers taken on one machine in one hour:
     python benchmarks/run.py --reference-python /tmp/torchvenv/bin/python
 
 It is written here from the reference's published architecture (the seed
-document): the 64x64 DCGAN-style SN generator/discriminator with attention on
-the 16x16/32x32 generator features and 8x8/4x4 discriminator features,
-z_dim 128, conv_dim 64, hinge loss, one D and one G step per iteration, and,
-as the reference does, fakes that are *not* detached in the D step (its D
-backward also runs through G). Spectral norm is torch's own one-iteration
-power method, as in the reference. PyTorch runs on 2 threads.
+document), `reference_model.py`: the 64x64 DCGAN-style SN generator/discriminator
+with attention on the 16x16/32x32 generator features and 8x8/4x4 discriminator
+features, z_dim 128, conv_dim 64, hinge loss, one D and one G step per iteration,
+and, as the reference does, fakes that are *not* detached in the D step (its D
+backward also runs through G). Spectral norm is the reference's wrapper: one
+power iteration on every forward. PyTorch runs on 2 threads.
 
 Each workload runs in its own subprocess so its peak RSS is its own.
 """
@@ -28,61 +28,6 @@ import sys
 from timing import peak_rss_mb, time_calls
 
 
-def _build(torch):
-    nn = torch.nn
-    sn = nn.utils.spectral_norm
-
-    class Attention(nn.Module):
-        def __init__(self, channels):
-            super().__init__()
-            self.query = nn.Conv2d(channels, channels // 8, 1)
-            self.key = nn.Conv2d(channels, channels // 8, 1)
-            self.value = nn.Conv2d(channels, channels, 1)
-            self.gamma = nn.Parameter(torch.zeros(1))
-
-        def forward(self, x):
-            b, c, h, w = x.shape
-            q = self.query(x).view(b, -1, h * w).permute(0, 2, 1)
-            k = self.key(x).view(b, -1, h * w)
-            attention = torch.softmax(torch.bmm(q, k), dim=-1)
-            v = self.value(x).view(b, -1, h * w)
-            out = torch.bmm(v, attention.permute(0, 2, 1)).view(b, c, h, w)
-            return self.gamma * out + x, attention
-
-    def up(cin, cout, *args):
-        return nn.Sequential(sn(nn.ConvTranspose2d(cin, cout, 4, *args)), nn.BatchNorm2d(cout), nn.ReLU())
-
-    def down(cin, cout):
-        return nn.Sequential(sn(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.1))
-
-    class Generator(nn.Module):
-        def __init__(self, z_dim=128, dim=64):
-            super().__init__()
-            self.l1, self.l2, self.l3 = up(z_dim, dim * 8), up(dim * 8, dim * 4, 2, 1), up(dim * 4, dim * 2, 2, 1)
-            self.attn1, self.l4, self.attn2 = Attention(dim * 2), up(dim * 2, dim, 2, 1), Attention(dim)
-            self.last = nn.Sequential(nn.ConvTranspose2d(dim, 3, 4, 2, 1), nn.Tanh())
-
-        def forward(self, z):
-            out = self.l3(self.l2(self.l1(z.view(z.size(0), z.size(1), 1, 1))))
-            out, p1 = self.attn1(out)
-            out, p2 = self.attn2(self.l4(out))
-            return self.last(out), p1, p2
-
-    class Discriminator(nn.Module):
-        def __init__(self, dim=64):
-            super().__init__()
-            self.l1, self.l2, self.l3 = down(3, dim), down(dim, dim * 2), down(dim * 2, dim * 4)
-            self.attn1, self.l4, self.attn2 = Attention(dim * 4), down(dim * 4, dim * 8), Attention(dim * 8)
-            self.last = nn.Conv2d(dim * 8, 1, 4)
-
-        def forward(self, x):
-            out, p1 = self.attn1(self.l3(self.l2(self.l1(x))))
-            out, p2 = self.attn2(self.l4(out))
-            return self.last(out).squeeze(), p1, p2
-
-    return Generator, Discriminator, Attention
-
-
 def make_train_step(torch, batch, device="cpu", z_dim=128, conv_dim=64, detach_fakes=False):
     """One reference iteration at `batch` on `device`, as a closure: a D step, then a G step.
 
@@ -91,7 +36,8 @@ def make_train_step(torch, batch, device="cpu", z_dim=128, conv_dim=64, detach_f
     is the useful work only, as keras_sagan's step does it: fakes generated without a graph, and
     D's weights frozen during the G step. The GPU benchmark counts its FLOPs as a cross-check.
     """
-    Generator, Discriminator, _ = _build(torch)
+    from reference_model import Discriminator, Generator  # torch is imported only in the timing Python
+
     g, d = Generator(z_dim, conv_dim).to(device), Discriminator(conv_dim).to(device)
     g_opt = torch.optim.Adam(g.parameters(), 1e-4, betas=(0.0, 0.9))
     d_opt = torch.optim.Adam(d.parameters(), 4e-4, betas=(0.0, 0.9))
@@ -129,7 +75,8 @@ def _run(name, iterations):
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    Generator, Discriminator, Attention = _build(torch)
+    from reference_model import Generator, SelfAttention
+
     if name.startswith("train"):
         batch = int(name.split("_b")[1])
         step = make_train_step(torch, batch)
@@ -146,7 +93,7 @@ def _run(name, iterations):
     else:  # attention_<size>
         size = int(name.split("_")[1])
         channels, batch = {32: (64, 64), 64: (32, 16)}[size]
-        layer = Attention(channels)
+        layer = SelfAttention(channels)
         with torch.no_grad():
             layer.gamma.fill_(1.0)
         x = torch.randn(batch, channels, size, size, requires_grad=True)

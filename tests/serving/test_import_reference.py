@@ -1,13 +1,15 @@
 """`keras-sagan import-reference`: the PyTorch reference's state dicts as a run directory, with its outputs.
 
-The reference is stood in for by `tests/reference_model.py`, a PyTorch model with the reference's
+The reference is stood in for by `benchmarks/reference_model.py`, the project's PyTorch model with the reference's
 module names and state-dict keys. The network is the reference's 64x64 one, with a smaller
 `conv_dim` and `z_dim` to keep the test fast (the key names and the mapping do not depend on them;
 the full-size state dict is checked separately).
 """
 
 import os
+import pathlib
 import pickle
+import sys
 import zipfile
 
 import numpy as np
@@ -16,7 +18,8 @@ import tensorflow as tf
 
 torch = pytest.importorskip("torch")
 
-import reference_model  # noqa: E402  (tests/, after torch)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
+import reference_model  # noqa: E402  (benchmarks/, after torch)
 
 from keras_sagan import cli, export, loading  # noqa: E402
 from keras_sagan.models.generator import Generator  # noqa: E402

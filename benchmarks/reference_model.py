@@ -1,14 +1,13 @@
-"""A PyTorch model of the reference (heykeetae/Self-Attention-GAN) with its module names and state-dict keys.
+"""The project's one PyTorch model of the reference (heykeetae/Self-Attention-GAN), with its module names and keys.
 
-Written here from the reference's published architecture (shared/NOTES.md), not from its code. What
-matters for the import tests is that the state dicts look like the reference's own files:
+Written here from the reference's published architecture (shared/NOTES.md), not from its code. The
+benchmarks time it (`reference_torch.py`, `gpu/`) and the import tests read its state dicts as the
+reference's own files, which they match:
 
 - its spectral norm is a wrapper module (`l1.0` is `SpectralNorm(ConvTranspose2d)`) holding the
   wrapped conv as `module`, whose `weight` is replaced by the parameters `weight_u` (the vector of
   the weight's first dimension), `weight_v` and `weight_bar` (the unnormalised weight), so the keys
-  are `l1.0.module.bias`, `l1.0.module.weight_u`, `l1.0.module.weight_v`, `l1.0.module.weight_bar`.
-  `benchmarks/reference_torch.py` uses torch's own `spectral_norm` (`weight_orig`) and other
-  attention names, so it cannot stand in for the reference's files;
+  are `l1.0.module.bias`, `l1.0.module.weight_u`, `l1.0.module.weight_v`, `l1.0.module.weight_bar`;
 - each forward runs one power iteration (train and eval mode alike): `v = normalize(W^T u)`,
   `u = normalize(W v)`, `sigma = u . W v`, with `normalize(x) = x / (|x| + 1e-12)`;
 - attention `attn<j>` has `query_conv`, `key_conv` (C/8), `value_conv` (C) 1x1 convs with bias and
