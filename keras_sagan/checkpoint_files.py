@@ -71,9 +71,18 @@ def state_checkpoints(directory: str) -> list[str]:
 
 def checkpoint_children(prefix: str) -> dict[str, int]:
     """`{name: number of variables reachable from it}` for a checkpoint's top-level objects."""
-    if state_step(prefix) is not None:  # the backend-neutral format
+    if state_step(prefix) is not None:  # the backend-neutral format: its key names and tag, not its arrays
+        try:
+            with np.load(prefix, allow_pickle=False) as data:
+                keys = data.files
+                tag = str(data["format"]) if "format" in keys else ""
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise RunDirectoryError(f"cannot read checkpoint {prefix}: {one_line(err)}") from None
+        if tag != STATE_FORMAT:
+            raise RunDirectoryError(f"cannot read checkpoint {prefix}: not a {STATE_FORMAT} file")
+        keys = [key for key in keys if key != "format"]
         counts = {}
-        for key in read_state(prefix):
+        for key in keys:
             name = key.split("/")[0]
             counts[name] = counts.get(name, 0) + 1
         return counts
@@ -216,3 +225,21 @@ def unreadable_reason(path: str) -> str | None:
     except _tf_errors() as err:
         return one_line(err, limit=200)
     return None
+
+
+def nonfinite_variables(variables) -> list[str]:
+    """The paths (names) of the floating-point variables holding a NaN or an infinity."""
+    bad = []
+    for variable in variables:
+        if "float" not in str(getattr(variable, "dtype", "")):
+            continue
+        if not np.all(np.isfinite(np.asarray(variable.numpy(), dtype=np.float64))):
+            bad.append(getattr(variable, "path", None) or getattr(variable, "name", "?"))
+    return bad
+
+
+def checkpoint_step(path: str) -> int | None:
+    """The step in a checkpoint's name (`.../ckpt-<step>` or `.../ckpt-<step>.state.npz`), or None."""
+    name = os.path.basename(path)
+    digits = name[len("ckpt-") :] if name.startswith("ckpt-") else ""
+    return int(digits) if digits.isdigit() else state_step(path)

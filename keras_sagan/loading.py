@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sagan import serving
+from keras_sagan.checkpoint_files import nonfinite_variables  # noqa: F401  (re-exported)
 from keras_sagan.errors import UsageError, one_line
 from keras_sagan.models.generator import Generator
 from keras_sagan.run_directory import (
@@ -138,17 +139,6 @@ def read_export_step(version_dir: str) -> int | None:
     return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
-def nonfinite_variables(variables) -> list[str]:
-    """The paths (names) of the floating-point variables holding a NaN or an infinity."""
-    bad = []
-    for variable in variables:
-        if "float" not in str(getattr(variable, "dtype", "")):
-            continue
-        if not np.all(np.isfinite(np.asarray(variable.numpy(), dtype=np.float64))):
-            bad.append(getattr(variable, "path", None) or getattr(variable, "name", "?"))
-    return bad
-
-
 def check_finite_generator(generator, what: str) -> None:
     """Raises a one-line `ModelLoadError` when any weight of `generator` is NaN or infinite."""
     bad = nonfinite_variables(generator.weights)
@@ -204,13 +194,13 @@ def load_run_generator(directory: str) -> tuple[Generator, str, str]:
                 raise ModelLoadError(f"{mismatch}: {stored_key} has shape {tuple(stored[stored_key].shape)}")
         for stored_key, variable in zip(keys, generator.weights):
             variable.assign(stored[stored_key])
-        return generator, prefix, key
-    try:
-        status = tf.train.Checkpoint(**{key: generator}).read(prefix)
-        status.expect_partial()
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as err:
-        raise ModelLoadError(f"{mismatch}: {one_line(err)}") from None
+    else:
+        try:
+            status = tf.train.Checkpoint(**{key: generator}).read(prefix)
+            status.expect_partial()
+            status.assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as err:
+            raise ModelLoadError(f"{mismatch}: {one_line(err)}") from None
     check_finite_generator(generator, f"checkpoint {prefix} ({key})")
     return generator, prefix, key
 

@@ -37,7 +37,7 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from keras_sagan.errors import UsageError
+from keras_sagan.errors import UsageError, one_line
 from keras_sagan.run_directory import (
     CHECKPOINT_GENERATOR,
     CHECKPOINT_STEP,
@@ -236,7 +236,7 @@ def import_reference(
         config = TrainConfig(preset=PRESET, image_size=image_size, z_dim=z_dim, conv_dim=conv_dim, model_dir=out)
         gan = build_gan(config, tf.distribute.get_strategy())
     except (TypeError, ValueError) as err:
-        raise ReferenceImportError(str(err).splitlines()[0]) from None
+        raise ReferenceImportError(one_line(err)) from None
     load_into(generator_path, "generator", gan.generator)
     if discriminator_path is not None:
         load_into(discriminator_path, "discriminator", gan.discriminator)
@@ -248,7 +248,7 @@ def import_reference(
         run.write_config(gan.generator.get_config(), gan.discriminator.get_config(), config.to_dict())
         if discriminator_path is not None:
             checkpoint = make_checkpoint(gan)
-        else:  # No discriminator: nothing to train with (run_directory.restore_latest refuses it).
+        else:  # No discriminator: nothing to train with (run_directory.restore_checkpoint refuses it).
             checkpoint = tf.train.Checkpoint(
                 **{CHECKPOINT_GENERATOR: gan.generator, CHECKPOINT_STEP: gan.g_optimizer.iterations}
             )

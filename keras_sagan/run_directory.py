@@ -38,6 +38,7 @@ from keras_sagan.checkpoint_files import (  # noqa: F401  (re-exported: the run 
     RunDirectoryError,
     StateCheckpointManager,
     checkpoint_children,
+    checkpoint_step,
     read_state,
     state_checkpoints,
     state_step,
@@ -277,13 +278,6 @@ class RunDirectory:
         return found
 
 
-def checkpoint_step(path: str) -> int | None:
-    """The step in a checkpoint's name (`.../ckpt-<step>` or `.../ckpt-<step>.state.npz`), or None."""
-    name = os.path.basename(path)
-    digits = name[len("ckpt-") :] if name.startswith("ckpt-") else ""
-    return int(digits) if digits.isdigit() else state_step(path)
-
-
 def restore_newest_readable(checkpoint, run: RunDirectory, warn: Callable[[str], None] | None = None) -> str | None:
     """Restores `run`'s newest readable checkpoint into `checkpoint`; returns its path (None: none yet).
 
@@ -371,11 +365,16 @@ class StateCheckpoint:
             for index, variable in enumerate(variables):
                 arrays[f"{name}/{index:04d}"] = np.asarray(variable)
         tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:  # a full disk or Ctrl-C: no half-written file left behind
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
         return path
 
     def restore(self, path: str) -> str:

@@ -38,9 +38,9 @@ MAX_IMAGES = 1024
 """Largest `num_images` the `sample` signature accepts."""
 
 MARKER_FILENAME = "keras_sagan_model.json"
+"""Written beside the versions: the generator config every version shares."""
 EXPORT_RECORD = os.path.join("assets.extra", "keras_sagan_export.json")
 """Inside a version directory: `{"step": the training step of the exported weights}` (TF Serving ignores it)."""
-"""Written beside the versions: the generator config every version shares."""
 
 # Second halves of the stateless seeds: z and random labels use separate streams.
 _Z_STREAM = 0

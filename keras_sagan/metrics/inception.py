@@ -250,8 +250,9 @@ class InceptionFeatureExtractor:
         elif x.dtype.is_floating:
             x = tf.cast(x, tf.float32)
             if x.shape[0] != 0:
-                low, high = float(tf.reduce_min(x)), float(tf.reduce_max(x))
-                nonfinite = int(tf.reduce_sum(tf.cast(~tf.math.is_finite(x), tf.int32)))
+                nonfinite_count = tf.reduce_sum(tf.cast(~tf.math.is_finite(x), tf.float32))
+                low, high, nonfinite = tf.stack([tf.reduce_min(x), tf.reduce_max(x), nonfinite_count]).numpy()
+                nonfinite = int(nonfinite)
                 # Written so that NaN fails it: every comparison with NaN is False.
                 if nonfinite or not (low >= -1.001 and high <= 1.001):
                     raise ValueError(

@@ -158,10 +158,9 @@ class CheckpointSaver(StepCallback):
             path = self.manager.save(checkpoint_number=step)
         except (tf.errors.OpError, OSError) as err:
             for name in os.listdir(self.manager.directory):
-                # The half-written save: TF's `ckpt-N_temp/`, or a state file's `ckpt-N.state.npz.tmp-*`.
-                if name.startswith((f"ckpt-{step}_temp", f"ckpt-{step}.state.npz.tmp-")):
-                    path = os.path.join(self.manager.directory, name)
-                    shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+                # TF's half-written `ckpt-N_temp/` (StateCheckpoint.save removes its own temp file).
+                if name.startswith(f"ckpt-{step}_temp"):
+                    shutil.rmtree(os.path.join(self.manager.directory, name), ignore_errors=True)
             raise CheckpointSaveError(
                 f"cannot save the checkpoint of step {step} in {self.manager.directory}: {one_line(err, 300)}; "
                 f"the previous checkpoint ({self.manager.latest_checkpoint or 'none'}) is kept; free space there "

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 import keras
 import numpy as np
 
-from keras_sagan.loading import nonfinite_variables
+from keras_sagan.checkpoint_files import nonfinite_variables
 from keras_sagan.training.steps import current_step
 
 __all__ = ["DivergenceGuard", "Divergence", "TrainingDiverged", "nonfinite_variables", "rollback", "training_variables"]
@@ -88,7 +88,8 @@ def training_variables(model) -> list:
         optimizer = getattr(model, name, None)
         if optimizer is not None:
             variables += list(getattr(optimizer, "variables", []))
-    return variables
+    # Once each: SAGAN also tracks d_optimizer's variables among its own weights.
+    return list({id(variable): variable for variable in variables}.values())
 
 
 class DivergenceGuard(keras.callbacks.Callback):

@@ -379,14 +379,12 @@ def export_through_tensorflow(run_dir: str, export_dir: str) -> str | None:
     process that loads the run's newest checkpoint (`.state.npz`) and exports its sampling
     generator. Returns the version path, or None (with a line saying why) when it fails.
     """
-    before = set(os.listdir(export_dir)) if os.path.isdir(export_dir) else set()
     command = [sys.executable, "-m", "keras_sagan", "export", "--checkpoint", run_dir, "--out", export_dir]
     result = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": "tensorflow"}, capture_output=True, text=True)
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
         print(f"not exported ({reason}); run: KERAS_BACKEND=tensorflow {' '.join(command[1:])}", flush=True)
         return None
-    added = sorted(set(os.listdir(export_dir)) - before, key=lambda v: int(v) if v.isdigit() else -1)
-    path = os.path.join(export_dir, added[-1]) if added else latest_version_path(export_dir)
+    path = latest_version_path(export_dir)  # the version just written: exports never overwrite
     print(f"exported the generator to {path} (through TensorFlow, from the run's weights)", flush=True)
     return path

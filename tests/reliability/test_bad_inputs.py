@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from cli_checks import cli_error  # noqa: E402
 
 import keras_sagan
-from keras_sagan import cli
 from keras_sagan.cli import train as train_cli
 from keras_sagan.export import ExportError, export_generator
 from keras_sagan.loading import ModelLoadError
@@ -22,10 +22,7 @@ TINY = ["--conv_dim=8", "--z_dim=16", "--image_size=32", "--batch_size=8", "--sa
 
 
 def _one_line(capsys, argv, status=2):
-    assert cli.main(argv) == status
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
+    return cli_error(capsys, argv, status)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from cli_checks import cli_error  # noqa: E402
 from PIL import Image
 from run_fixtures import ema_sagan, write_run
 
@@ -34,14 +35,6 @@ def saved(run, tmp_path_factory):
     return base
 
 
-def _error(capsys, argv):
-    assert cli.main(argv) == cli.EXIT_ERROR
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    return err
-
-
 def _z():
     return np.random.RandomState(0).randn(4, 128).astype("float32")
 
@@ -60,7 +53,7 @@ def test_export_from_checkpoints_subfolder_with_version(run, tmp_path, capsys):
         cli.main(["export", "--checkpoint", os.path.join(run[0], "checkpoints"), "--out", base, "--version", "7"]) == 0
     )
     assert capsys.readouterr().out.strip() == os.path.join(base, "7")
-    err = _error(capsys, ["export", "--checkpoint", run[0], "--out", base, "--version", "7"])
+    err = cli_error(capsys, ["export", "--checkpoint", run[0], "--out", base, "--version", "7"])
     assert "Version 7 already exists" in err
 
 
@@ -93,13 +86,15 @@ def test_sample_png_from_saved_model_equals_from_checkpoint(run, saved, tmp_path
 
 
 def test_sample_labels_on_unconditional_model(saved, tmp_path, capsys):
-    err = _error(capsys, ["sample", "--model", saved, "--num", "2", "--labels", "1", "--out", str(tmp_path / "x.png")])
+    err = cli_error(
+        capsys, ["sample", "--model", saved, "--num", "2", "--labels", "1", "--out", str(tmp_path / "x.png")]
+    )
     assert "unconditional" in err
     assert not os.path.exists(tmp_path / "x.png")
 
 
 def test_sample_num_above_cap(saved, tmp_path, capsys):
-    err = _error(capsys, ["sample", "--model", saved, "--num", "5000", "--out", str(tmp_path / "x.png")])
+    err = cli_error(capsys, ["sample", "--model", saved, "--num", "5000", "--out", str(tmp_path / "x.png")])
     assert str(serving.MAX_IMAGES) in err
 
 
@@ -122,17 +117,17 @@ def test_info_checkpoint(run, capsys):
 
 
 def test_bad_model_paths(saved, tmp_path, capsys):
-    assert "no such model path" in _error(capsys, ["info", "--model", str(tmp_path / "missing")])
+    assert "no such model path" in cli_error(capsys, ["info", "--model", str(tmp_path / "missing")])
     os.makedirs(tmp_path / "empty")
-    assert "neither a SavedModel" in _error(capsys, ["sample", "--model", str(tmp_path / "empty"), "--out", "x.png"])
+    assert "neither a SavedModel" in cli_error(capsys, ["sample", "--model", str(tmp_path / "empty"), "--out", "x.png"])
     os.makedirs(tmp_path / "corrupt" / "1")
     with open(tmp_path / "corrupt" / "1" / "saved_model.pb", "wb") as f:
         f.write(b"\x00garbage")
-    assert "corrupt SavedModel" in _error(capsys, ["info", "--model", str(tmp_path / "corrupt")])
-    assert "corrupt SavedModel" in _error(capsys, ["sample", "--model", str(tmp_path / "corrupt"), "--out", "x.png"])
+    assert "corrupt SavedModel" in cli_error(capsys, ["info", "--model", str(tmp_path / "corrupt")])
+    assert "corrupt SavedModel" in cli_error(capsys, ["sample", "--model", str(tmp_path / "corrupt"), "--out", "x.png"])
     shutil.copytree(os.path.join(saved, "1"), tmp_path / "novars" / "1")
     shutil.rmtree(tmp_path / "novars" / "1" / "variables")
-    assert "cannot load SavedModel" in _error(
+    assert "cannot load SavedModel" in cli_error(
         capsys, ["sample", "--model", str(tmp_path / "novars"), "--out", str(tmp_path / "x.png")]
     )
     assert not os.path.exists(tmp_path / "x.png")
@@ -140,7 +135,7 @@ def test_bad_model_paths(saved, tmp_path, capsys):
 
 def test_bad_checkpoints(run, tmp_path, capsys):
     shutil.copytree(os.path.join(run[0], "checkpoints"), tmp_path / "noconfig" / "checkpoints")
-    err = _error(capsys, ["export", "--checkpoint", str(tmp_path / "noconfig"), "--out", str(tmp_path / "out")])
+    err = cli_error(capsys, ["export", "--checkpoint", str(tmp_path / "noconfig"), "--out", str(tmp_path / "out")])
     assert "no config.json" in err
     # Configs that do not describe the checkpointed generator: other shapes, or
     # fewer layers (a partial restore would silently export a different model).
@@ -148,7 +143,7 @@ def test_bad_checkpoints(run, tmp_path, capsys):
     for change in ({"conv_dim": 16}, {"attention_resolutions": [8]}):
         with open(tmp_path / "mismatch" / "config.json", "w", encoding="utf-8") as f:
             json.dump({"generator": run[1].generator.get_config() | change}, f)
-        err = _error(capsys, ["export", "--checkpoint", str(tmp_path / "mismatch"), "--out", str(tmp_path / "out")])
+        err = cli_error(capsys, ["export", "--checkpoint", str(tmp_path / "mismatch"), "--out", str(tmp_path / "out")])
         assert "does not match the generator described by config.json" in err
     assert serving.list_versions(tmp_path / "out") == []
 
@@ -184,9 +179,9 @@ def test_sample_conditional_labels(tmp_path, capsys):
     assert cli.main(["sample", "--model", base, "--num", "3", "--labels", "4,4", "4", "--out", out + "2.png"]) == 0
     np.testing.assert_array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(out + "2.png")))
     assert cli.main(["sample", "--model", base, "--num", "3", "--out", str(tmp_path / "random.png")]) == 0
-    assert "--labels needs 1 or --num (3) values" in _error(
+    assert "--labels needs 1 or --num (3) values" in cli_error(
         capsys, ["sample", "--model", base, "--num", "3", "--labels", "1", "2", "--out", out]
     )
-    assert "labels must be in [0, 10)" in _error(
+    assert "labels must be in [0, 10)" in cli_error(
         capsys, ["sample", "--model", base, "--num", "3", "--labels", "12", "--out", out]
     )

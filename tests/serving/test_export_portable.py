@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
+from cli_checks import cli_error  # noqa: E402
 from run_fixtures import ema_sagan, write_run
 
 import keras_sagan
@@ -158,33 +159,26 @@ def test_cli_onnx_from_run(run_dir, tmp_path, capsys):
     np.testing.assert_allclose(images, np.asarray(gan.ema_generator(z, training=False)), atol=1e-4)
 
 
-def _error(capsys, argv):
-    assert cli.main(argv) == cli.EXIT_ERROR
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    return err
-
-
 def test_cli_bad_inputs(run_dir, tmp_path, capsys):
     model_dir, _ = run_dir
     base = ["export", "--checkpoint", model_dir, "--out"]
-    assert "`format` must be one of ('saved_model', 'onnx', 'litert'); received: format='tflite'" in _error(
+    assert "`format` must be one of ('saved_model', 'onnx', 'litert'); received: format='tflite'" in cli_error(
         capsys, [*base, str(tmp_path / "g.tflite"), "--format", "tflite"]
     )
     existing = tmp_path / "exists.onnx"
     existing.write_bytes(b"keep")
-    assert f"{existing} already exists; refusing to overwrite it" in _error(
+    assert f"{existing} already exists; refusing to overwrite it" in cli_error(
         capsys, [*base, str(existing), "--format", "onnx"]
     )
     assert existing.read_bytes() == b"keep"
-    assert "must end with .tflite" in _error(capsys, [*base, str(tmp_path / "g.onnx"), "--format", "litert"])
-    assert "`batch` applies to format 'litert' only" in _error(
+    assert "must end with .tflite" in cli_error(capsys, [*base, str(tmp_path / "g.onnx"), "--format", "litert"])
+    assert "`batch` applies to format 'litert' only" in cli_error(
         capsys, [*base, str(tmp_path / "g.onnx"), "--format", "onnx", "--batch", "2"]
     )
-    assert "`version` applies to format 'saved_model' only" in _error(
+    assert "`version` applies to format 'saved_model' only" in cli_error(
         capsys, [*base, str(tmp_path / "g.onnx"), "--format", "onnx", "--version", "2"]
     )
-    assert "`batch` must be None or an int >= 1; received: batch=0" in _error(
+    assert "`batch` must be None or an int >= 1; received: batch=0" in cli_error(
         capsys, [*base, str(tmp_path / "g.tflite"), "--format", "litert", "--batch", "0"]
     )
     assert sorted(os.listdir(tmp_path)) == ["exists.onnx"]  # Nothing written, no temp file left.

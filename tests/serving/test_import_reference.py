@@ -20,6 +20,7 @@ torch = pytest.importorskip("torch")
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
 import reference_model  # noqa: E402  (benchmarks/, after torch)
+from cli_checks import cli_error  # noqa: E402
 
 from keras_sagan import cli, export, loading  # noqa: E402
 from keras_sagan.models.generator import Generator  # noqa: E402
@@ -194,10 +195,7 @@ def test_run_with_discriminator_continues_training(imported, tmp_path, capsys):
 
 
 def _error(capsys, argv):
-    assert cli.main(argv) == cli.EXIT_ERROR
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    return err.strip()
+    return cli_error(capsys, argv).strip()
 
 
 def _import(*args):
