@@ -1,7 +1,8 @@
-"""Data pipelines for SAGAN: CelebA (TFDS), any image folder, and an offline demo set.
+"""Data pipelines for SAGAN: CelebA (TFDS), any image folder, MNIST and Fashion-MNIST, and an offline demo set.
 
 Every loader returns a `tf.data.Dataset` of float32 batches of shape
-`(global_batch_size, image_size, image_size, 3)` in [-1, 1], with `drop_remainder=True`.
+`(global_batch_size, image_size, image_size, channels)` in [-1, 1], with `drop_remainder=True`:
+3 channels for CelebA, 1 for the MNIST family, either for the demo set and image folders.
 
 `DataSpec` (data/spec.py) is the one dispatch from dataset arguments to a loader call.
 
@@ -25,6 +26,7 @@ from keras_sagan.data.celeba import load_celeba
 from keras_sagan.data.demo import demo_num_examples, load_demo
 from keras_sagan.data.errors import DatasetNotFoundError
 from keras_sagan.data.folder import list_images, load_image_folder
+from keras_sagan.data.mnist import load_mnist
 from keras_sagan.data.preprocessing import (
     DEFAULT_SHUFFLE_BUFFER,
     finalize,
@@ -34,10 +36,19 @@ from keras_sagan.data.preprocessing import (
 )
 from keras_sagan.data.spec import DataSpec, check_data_arguments
 
-DATASETS = ("celeba", "folder", "demo")
+DATASETS = ("celeba", "folder", "demo", "fashion_mnist", "mnist")
 """Names accepted by `load_dataset`."""
 
-_LOADERS = {"celeba": load_celeba, "folder": load_image_folder, "demo": load_demo}
+DATASET_CHANNELS = {"celeba": (3,), "folder": (3, 1), "demo": (3, 1), "fashion_mnist": (1,), "mnist": (1,)}
+"""The channel counts each dataset can give, its default first: a grey dataset never gets fake colour."""
+
+_LOADERS = {
+    "celeba": load_celeba,
+    "folder": load_image_folder,
+    "demo": load_demo,
+    "fashion_mnist": lambda **kwargs: load_mnist("fashion_mnist", **kwargs),
+    "mnist": lambda **kwargs: load_mnist("mnist", **kwargs),
+}
 
 
 def load_dataset(name: str, **kwargs: Any) -> tf.data.Dataset:
@@ -45,7 +56,8 @@ def load_dataset(name: str, **kwargs: Any) -> tf.data.Dataset:
 
     Args:
         name: str. One of `DATASETS`: `"celeba"` (`load_celeba`), `"folder"`
-            (`load_image_folder`, needs `path=`) or `"demo"` (`load_demo`).
+            (`load_image_folder`, needs `path=`), `"demo"` (`load_demo`), `"fashion_mnist"` or
+            `"mnist"` (`load_mnist`).
         **kwargs: passed to the loader unchanged.
 
     Returns:
@@ -64,6 +76,7 @@ def load_dataset(name: str, **kwargs: Any) -> tf.data.Dataset:
 
 __all__ = [
     "DATASETS",
+    "DATASET_CHANNELS",
     "DEFAULT_SHUFFLE_BUFFER",
     "DataSpec",
     "DatasetNotFoundError",
@@ -75,6 +88,7 @@ __all__ = [
     "load_dataset",
     "load_demo",
     "load_image_folder",
+    "load_mnist",
     "preprocess_image",
     "to_uint8",
     "validate_global_batch",

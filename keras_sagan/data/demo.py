@@ -65,6 +65,7 @@ def load_demo(
     repeat: bool = True,
     shuffle_buffer: int = DEMO_NUM_EXAMPLES,
     flip: bool = False,
+    channels: int = 3,
 ) -> tf.data.Dataset:
     """Loads the 100 LFW faces bundled with scikit-image: works offline, with no download.
 
@@ -83,6 +84,7 @@ def load_demo(
             Defaults to `100`, a full shuffle.
         flip: bool. Random horizontal flips, drawn anew in every epoch, to augment the tiny
             dataset. Defaults to `False`.
+        channels: int. 3 (the grey faces tiled to RGB) or 1. Defaults to `3`.
 
     Returns:
         A `tf.data.Dataset` of float32 tensors of shape `(global_batch_size, image_size,
@@ -95,7 +97,7 @@ def load_demo(
     ```
     """
     dataset = tf.data.Dataset.from_tensor_slices(_demo_faces())
-    dataset = dataset.map(lambda image: preprocess_image(image, image_size))
+    dataset = dataset.map(lambda image: preprocess_image(image, image_size, channels=channels))
     # The 100 images take 1.2 MB at 32x32: cache them once rather than resize every epoch.
     dataset = dataset.cache()
     if flip:

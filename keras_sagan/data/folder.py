@@ -74,6 +74,7 @@ def load_image_folder(
     cache: bool | str | os.PathLike = False,
     strategy: tf.distribute.Strategy | None = None,
     repeat: bool = True,
+    channels: int = 3,
 ) -> tf.data.Dataset:
     """Loads every .jpg/.jpeg/.png under a folder as batches of float32 images in [-1, 1].
 
@@ -99,6 +100,7 @@ def load_image_folder(
         strategy: `tf.distribute.Strategy` or None. Checks that the global batch divides across
             its replicas. Defaults to `None`.
         repeat: bool. Repeat forever. Defaults to `True`.
+        channels: int. 3 (RGB; grey files tiled) or 1 (grey; RGB files converted). Defaults to `3`.
 
     Returns:
         A `tf.data.Dataset` of float32 tensors of shape `(global_batch_size, image_size,
@@ -133,7 +135,7 @@ def load_image_folder(
 
     dataset = tf.data.Dataset.from_tensor_slices([os.fsencode(file) for file in good])
     dataset = dataset.map(
-        lambda file: preprocess_image(_decode(file), image_size, crop),
+        lambda file: preprocess_image(_decode(file), image_size, crop, channels),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return finalize(

@@ -39,12 +39,27 @@ def _to_rgb(image: tf.Tensor) -> tf.Tensor:
     return tf.ensure_shape(image, [None, None, 3])
 
 
-def preprocess_image(image: tf.Tensor, image_size: int, crop: int | None = None) -> tf.Tensor:
+def _to_grey(image: tf.Tensor) -> tf.Tensor:
+    """Returns `image` with 1 channel: grey (and gray+alpha) kept, RGB(A) converted by ITU-R 601 luma."""
+    channels = image.shape[-1]
+    if channels is None:
+        image = _to_rgb(image)
+        channels = 3
+    if channels in (1, 2):
+        return image[..., :1]
+    if channels in (3, 4):
+        grey = tf.image.rgb_to_grayscale(tf.cast(image[..., :3], tf.float32))
+        return tf.cast(tf.round(grey), image.dtype) if image.dtype.is_integer else grey
+    raise ValueError(f"image must have 1, 2, 3 or 4 channels, got shape {image.shape}")
+
+
+def preprocess_image(image: tf.Tensor, image_size: int, crop: int | None = None, channels: int = 3) -> tf.Tensor:
     """Turns one decoded image into a square float32 RGB image in [-1, 1].
 
     Steps, in order:
 
-    1. Channels: grayscale is tiled to RGB; RGBA (and gray+alpha) lose their alpha channel.
+    1. Channels: with `channels=3`, grayscale is tiled to RGB; RGBA (and gray+alpha) lose their
+       alpha channel. With `channels=1`, RGB is converted to grey (ITU-R 601 luma).
     2. Central square crop of side `crop`, clamped to `min(H, W)`; without `crop`, the largest
        central square. The offsets are `(H - side) // 2` and `(W - side) // 2`, the same as
        torchvision's `CenterCrop` whenever the margins are even (as for CelebA: 29 rows, 9 columns).
@@ -62,9 +77,10 @@ def preprocess_image(image: tf.Tensor, image_size: int, crop: int | None = None)
         image_size: int. Side of the square output.
         crop: int or None. Side of the central square to crop before resizing, clamped to
             `min(H, W)`. Defaults to `None`, the largest central square.
+        channels: int. 3 (RGB) or 1 (grey). Defaults to `3`.
 
     Returns:
-        A float32 tensor of shape `(image_size, image_size, 3)` with values in [-1, 1].
+        A float32 tensor of shape `(image_size, image_size, channels)` with values in [-1, 1].
 
     Example:
 
@@ -80,7 +96,9 @@ def preprocess_image(image: tf.Tensor, image_size: int, crop: int | None = None)
     if image.shape.rank is not None and image.shape.rank != 3:
         raise ValueError(f"image must have shape (H, W, C), got shape {image.shape}")
 
-    image = _to_rgb(image)
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    image = _to_rgb(image) if channels == 3 else _to_grey(image)
 
     shape = tf.shape(image)
     height, width = shape[0], shape[1]

@@ -25,6 +25,7 @@ import tensorflow as tf
 from keras_sagan.errors import UsageError, bad_value
 
 # `DATASETS` and `load_dataset` live in the package's __init__, which imports this module.
+_DOWNLOADABLE = ("celeba", "fashion_mnist", "mnist")
 
 
 def _datasets() -> tuple[str, ...]:
@@ -44,9 +45,11 @@ def check_data_arguments(
 
     Args:
         name: str. One of `keras_sagan.data.DATASETS`.
-        data_dir: str or None. TFDS directory; only with `"celeba"`.
+        data_dir: str or None. TFDS directory with `"celeba"`; the folder of IDX files with
+            `"fashion_mnist"` and `"mnist"`.
         image_folder: str or None. Folder of images; required with `"folder"` and only with it.
-        download: bool. Let TFDS download; only with `"celeba"`.
+        download: bool. Allow a download (TFDS for `"celeba"`, `keras.datasets` for the MNIST
+            family); not with `"folder"` or `"demo"`.
         names: mapping or None. How the caller spells each argument in messages, e.g.
             `{"name": "--data"}` on the command line or `{"name": "dataset"}` in `TrainConfig`.
             Defaults to the argument names.
@@ -62,15 +65,35 @@ def check_data_arguments(
             f"received: {spell['image_folder']}={image_folder!r}"
         )
     for argument, value, given, wanted in (
-        ("image_folder", image_folder, image_folder is not None, "folder"),
-        ("data_dir", data_dir, data_dir is not None, "celeba"),
-        ("download", download, bool(download), "celeba"),
+        ("image_folder", image_folder, image_folder is not None, ("folder",)),
+        ("data_dir", data_dir, data_dir is not None, _DOWNLOADABLE),
+        ("download", download, bool(download), _DOWNLOADABLE),
     ):
-        if given and name != wanted:
+        if given and name not in wanted:
+            wanted_text = " or ".join(f"{spell['name']}={w!r}" for w in wanted)
             raise UsageError(
-                f"`{spell[argument]}` applies only to {spell['name']}={wanted!r}; "
+                f"`{spell[argument]}` applies only to {wanted_text}; "
                 f"received: {spell['name']}={name!r}, {spell[argument]}={value!r}"
             )
+
+
+def check_channels(name: str, channels: int | None, spelled: str = "channels") -> int:
+    """Returns the channel count to load `name` with: `channels`, or the dataset's default when `None`.
+
+    Raises:
+        UsageError: one line, when the dataset cannot give that many channels (a grey dataset
+            is never tiled to fake RGB, and CelebA is never made grey).
+    """
+    from keras_sagan.data import DATASET_CHANNELS
+
+    accepted = DATASET_CHANNELS[name]
+    if channels is None:
+        return accepted[0]
+    if channels not in accepted:
+        raise UsageError(
+            bad_value(spelled, channels, f"{' or '.join(map(str, accepted))} for dataset {name!r} (its images)")
+        )
+    return channels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,11 +101,14 @@ class DataSpec:
     """Which real images to read: a dataset name and the arguments that go with it.
 
     Args:
-        name: str. `"demo"` (the 100 LFW faces bundled with scikit-image), `"celeba"` (TFDS) or
-            `"folder"` (`image_folder`). Defaults to `"demo"`.
-        data_dir: str or None. TFDS data directory holding `celeb_a` (celeba only). Defaults to `None`.
+        name: str. `"demo"` (the 100 LFW faces bundled with scikit-image), `"celeba"` (TFDS),
+            `"folder"` (`image_folder`), `"fashion_mnist"` or `"mnist"` (`keras_sagan.data.mnist`).
+            Defaults to `"demo"`.
+        data_dir: str or None. TFDS data directory holding `celeb_a`, or the folder of the MNIST
+            family's IDX files. Defaults to `None`.
         image_folder: str or None. Folder of images (folder only, and required there). Defaults to `None`.
-        download: bool. Let TFDS download CelebA when it is missing (celeba only). Defaults to `False`.
+        download: bool. Let TFDS or `keras.datasets` download missing data (celeba and the MNIST
+            family). Defaults to `False`.
 
     Raises:
         UsageError: one line, when the arguments do not fit together (see `check_data_arguments`).
@@ -129,14 +155,19 @@ class DataSpec:
             global_batch_size: int. Images per batch (over all replicas).
             seed: int or None. Shuffle seed.
             repeat: bool. Repeat forever (training) or make one pass (statistics). Defaults to `True`.
-            **kwargs: passed to the loader as they are (`strategy`, `shuffle_buffer`, ...).
+            **kwargs: passed to the loader as they are (`strategy`, `shuffle_buffer`, ...);
+                `channels` is checked against the dataset first (`check_channels`).
         """
         from keras_sagan.data import load_dataset
 
-        if self.name == "celeba":
+        if self.name in _DOWNLOADABLE:
             kwargs.update(data_dir=self.data_dir, download=self.download)
         elif self.name == "folder":
             kwargs.update(path=self.image_folder)
+        channels = kwargs.pop("channels", None)
+        channels = check_channels(self.name, channels)
+        if self.name != "celeba":  # CelebA is RGB only; check_channels refused anything else
+            kwargs["channels"] = channels
         return load_dataset(
             self.name, image_size=image_size, global_batch_size=global_batch_size, seed=seed, repeat=repeat, **kwargs
         )
@@ -152,4 +183,7 @@ class DataSpec:
                 description["data_dir"] = os.path.abspath(self.data_dir)
         elif self.name == "folder":
             description["image_folder"] = os.path.abspath(self.image_folder)
+        elif self.name in ("fashion_mnist", "mnist"):
+            if self.data_dir is not None:
+                description["data_dir"] = os.path.abspath(self.data_dir)
         return description

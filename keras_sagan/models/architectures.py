@@ -106,6 +106,15 @@ def check_common(architecture, image_size, conv_dim, num_classes):
             raise ValueError(bad_value("num_classes", num_classes, "None or an int >= 1"))
 
 
+CHANNELS = (1, 3)
+"""Image channel counts the networks take and make: grey (1) or RGB (3)."""
+
+
+def check_channels(channels):
+    if channels not in CHANNELS or isinstance(channels, bool):
+        raise ValueError(bad_value("channels", channels, f"one of {CHANNELS} (grey or RGB)"))
+
+
 def check_attention_resolutions(resolutions, available, model_name):
     try:
         checked = tuple(int(r) for r in resolutions)

@@ -8,6 +8,7 @@ from keras_sagan.models.architectures import (
     DISCRIMINATOR_LAYOUTS,
     WeightsLoading,
     check_attention_resolutions,
+    check_channels,
     check_common,
     check_input_shape,
     check_labels,
@@ -43,9 +44,11 @@ class Discriminator(WeightsLoading, keras.Model):
         num_classes: int or None. Projection discriminator (resnet only).
         query_chunk_size: int, `"auto"` or None. Memory-efficient attention
             chunking (see `SelfAttention`). Defaults to `"auto"`.
+        channels: int. Image channels taken: 1 (grey) or 3 (RGB). Defaults
+            to `3`.
 
     Call arguments:
-        images: `(B, image_size, image_size, 3)` in [-1, 1].
+        images: `(B, image_size, image_size, channels)` in [-1, 1].
         labels: `(B,)` int class labels; required iff `num_classes` is set.
         training: bool. SN power iteration.
         return_attention: bool. Also return the list of attention maps.
@@ -66,10 +69,12 @@ class Discriminator(WeightsLoading, keras.Model):
         attention_variant="sagan",
         num_classes=None,
         query_chunk_size="auto",
+        channels=3,
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_common(architecture, image_size, conv_dim, num_classes)
+        check_channels(channels)
         layout = DISCRIMINATOR_LAYOUTS[architecture][image_size]
         available = layout.resolutions(image_size)
         resolutions = layout.attention if attention_resolutions is None else attention_resolutions
@@ -108,6 +113,7 @@ class Discriminator(WeightsLoading, keras.Model):
         self.attention_variant = attention_variant
         self.num_classes = num_classes
         self.query_chunk_size = query_chunk_size
+        self.channels = channels
 
     def named_blocks(self):
         """`{name: layer}` of the blocks (`down0`, ...), the attention layers (`attention_8`, ...)
@@ -129,13 +135,13 @@ class Discriminator(WeightsLoading, keras.Model):
 
     def build(self, input_shape=None):
         if input_shape is not None:
-            check_input_shape("images", input_shape, (None, self.image_size, self.image_size, 3))
+            check_input_shape("images", input_shape, (None, self.image_size, self.image_size, self.channels))
         labels = None if self.num_classes is None else ops.zeros((1,), "int32")
-        self.call(ops.zeros((1, self.image_size, self.image_size, 3)), labels, training=False)
+        self.call(ops.zeros((1, self.image_size, self.image_size, self.channels)), labels, training=False)
         self.built = True
 
     def call(self, images, labels=None, training=None, return_attention=False):
-        check_input_shape("images", images.shape, (None, self.image_size, self.image_size, 3))
+        check_input_shape("images", images.shape, (None, self.image_size, self.image_size, self.channels))
         labels = check_labels(labels, self.num_classes, "Discriminator")
         x = ops.cast(images, self.compute_dtype)
         maps = []
@@ -172,6 +178,7 @@ class Discriminator(WeightsLoading, keras.Model):
                 "attention_variant": self.attention_variant,
                 "num_classes": self.num_classes,
                 "query_chunk_size": self.query_chunk_size,
+                "channels": self.channels,
             }
         )
         return config

@@ -9,6 +9,7 @@ from keras_sagan.models.architectures import (
     GENERATOR_LAYOUTS,
     WeightsLoading,
     check_attention_resolutions,
+    check_channels,
     check_common,
     check_input_shape,
     check_labels,
@@ -26,7 +27,7 @@ class Generator(WeightsLoading, keras.Model):
       `image_size` and `conv_dim`: an SN 4x4 transposed conv from `z` to a
       4x4 map of `conv_dim * image_size / 8` channels, then SN transposed-conv
       + BatchNorm + ReLU stages that double the resolution and halve the
-      channels, and an unnormalised transposed conv + tanh to RGB. Default
+      channels, and an unnormalised transposed conv + tanh to the image. Default
       attention at the two largest intermediate resolutions (16 and 32 at
       64x64, as in the reference).
     - `"resnet"`: the paper's residual generator: SN dense to 4x4, residual
@@ -46,6 +47,8 @@ class Generator(WeightsLoading, keras.Model):
         num_classes: int or None. Class-conditional BatchNorm (resnet only).
         query_chunk_size: int, `"auto"` or None. Memory-efficient attention
             chunking (see `SelfAttention`). Defaults to `"auto"`.
+        channels: int. Image channels made: 1 (grey, e.g. Fashion-MNIST) or
+            3 (RGB). Only the last conv depends on it. Defaults to `3`.
 
     Call arguments:
         z: `(B, z_dim)` float noise.
@@ -74,10 +77,12 @@ class Generator(WeightsLoading, keras.Model):
         attention_variant="sagan",
         num_classes=None,
         query_chunk_size="auto",
+        channels=3,
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_common(architecture, image_size, conv_dim, num_classes)
+        check_channels(channels)
         if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
             raise ValueError(bad_value("z_dim", z_dim, "an int >= 1"))
         self._layout = layout = GENERATOR_LAYOUTS[architecture][image_size]
@@ -89,12 +94,12 @@ class Generator(WeightsLoading, keras.Model):
         if architecture == "dcgan":
             self.initial = dcgan_up_stage(conv_dim * layout.stem, strides=1, padding="valid")
             self.stages = [dcgan_up_stage(conv_dim * m) for m in layout.blocks]
-            self.to_rgb = keras.layers.Conv2DTranspose(3, 4, 2, padding="same")
+            self.to_rgb = keras.layers.Conv2DTranspose(channels, 4, 2, padding="same")
         else:
             self.initial = SpectralNormalization(keras.layers.Dense(16 * conv_dim * layout.stem))
             self.stages = [GeneratorBlock(conv_dim * m, num_classes) for m in layout.blocks]
             self.output_norm = BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True)
-            self.to_rgb = sn_conv(3, 3)
+            self.to_rgb = sn_conv(channels, 3)
         self.attention = [
             SelfAttention(attention_variant, query_chunk_size=query_chunk_size, name=f"attention_{r}")
             for r in self._attention
@@ -109,6 +114,7 @@ class Generator(WeightsLoading, keras.Model):
         self.attention_variant = attention_variant
         self.num_classes = num_classes
         self.query_chunk_size = query_chunk_size
+        self.channels = channels
 
     def named_blocks(self):
         """`{name: layer}` of the stem, the blocks (`up0`, ...), the attention layers (`attention_16`,
@@ -180,6 +186,7 @@ class Generator(WeightsLoading, keras.Model):
                 "attention_variant": self.attention_variant,
                 "num_classes": self.num_classes,
                 "query_chunk_size": self.query_chunk_size,
+                "channels": self.channels,
             }
         )
         return config

@@ -115,7 +115,11 @@ def build_dataset(config, strategy, seed: int):
     than `"default"`.
     """
     return data_spec(config).load(
-        image_size=config.resolved_image_size, global_batch_size=config.batch_size, seed=seed, strategy=strategy
+        image_size=config.resolved_image_size,
+        global_batch_size=config.batch_size,
+        seed=seed,
+        strategy=strategy,
+        channels=config.resolved_channels,
     )
 
 

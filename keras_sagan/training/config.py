@@ -26,10 +26,10 @@ from types import NoneType, UnionType
 from typing import Any, NamedTuple
 
 from keras_sagan.data import DATASETS
-from keras_sagan.data.spec import check_data_arguments
+from keras_sagan.data.spec import check_channels, check_data_arguments
 from keras_sagan.errors import UsageError, bad_value
 from keras_sagan.layers.self_attention import VARIANTS
-from keras_sagan.models.architectures import IMAGE_SIZES
+from keras_sagan.models.architectures import CHANNELS, IMAGE_SIZES
 from keras_sagan.models.presets import PRESETS, preset_config
 from keras_sagan.run_directory import RunDirectory
 from keras_sagan.training.guard import ROLLBACK_LR_FACTOR
@@ -103,6 +103,11 @@ class TrainConfig:
     conv_dim: int | None = _model(None, "Base channel count; unset: the preset's (64 for celeba64).", check=_AT_LEAST_1)
     z_dim: int | None = _model(None, "Noise dimension; unset: the preset's (128).", check=_AT_LEAST_1)
     attention_variant: str | None = _model(None, "Self-attention block; unset: the preset's.", choices=VARIANTS)
+    channels: int | None = _model(
+        None,
+        "Image channels, 1 (grey) or 3 (RGB); unset: the dataset's (1 for fashion_mnist and mnist, else 3).",
+        choices=CHANNELS,
+    )
     # -- optimisation
     batch_size: int = _optimisation(
         20, "Global batch size, summed over replicas (must divide across them).", check=_AT_LEAST_1
@@ -229,6 +234,7 @@ class TrainConfig:
 
     def _check_data(self) -> None:
         check_data_arguments(self.dataset, self.data_dir, self.image_folder, self.download, names={"name": "dataset"})
+        check_channels(self.dataset, self.channels)
 
     def _check_optimisation(self) -> None:
         if self.ema_decay == 0:
@@ -295,7 +301,12 @@ class TrainConfig:
         }
         if self.image_size is None and self.dataset == "demo":
             overrides["image_size"] = DEMO_IMAGE_SIZE
+        overrides["channels"] = self.resolved_channels
         return overrides
+
+    @property
+    def resolved_channels(self) -> int:
+        return check_channels(self.dataset, self.channels)
 
     @property
     def resolved_image_size(self) -> int:

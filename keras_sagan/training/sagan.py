@@ -114,7 +114,7 @@ class SAGAN(_step_class(), keras.Model):
 
     def __init__(self, generator, discriminator, seed=None, **kwargs):
         super().__init__(**kwargs)
-        for name in ("image_size", "num_classes"):
+        for name in ("image_size", "num_classes", "channels"):
             expected = getattr(generator, name)
             if getattr(discriminator, name) != expected:
                 received = getattr(discriminator, name)
