@@ -16,7 +16,8 @@ reference's own files, which they match:
   so it is the first key of the file, as in the reference.
 
 `conv_dim` other than 64 sizes the attention blocks from it (the reference hard-codes 128 and 64,
-its values at conv_dim 64), which lets the tests run a small network.
+its values at conv_dim 64), which lets the tests run a small network. `channels` (default 3, the
+reference's RGB) sets the image channels of G's last and D's first conv, for grey data.
 """
 
 import torch
@@ -82,13 +83,13 @@ def _down(cin, cout):
 
 
 class Generator(nn.Module):
-    def __init__(self, z_dim=128, conv_dim=64):
+    def __init__(self, z_dim=128, conv_dim=64, channels=3):
         super().__init__()
         self.l4 = _up(conv_dim * 2, conv_dim, 2, 1)
         self.l1 = _up(z_dim, conv_dim * 8)
         self.l2 = _up(conv_dim * 8, conv_dim * 4, 2, 1)
         self.l3 = _up(conv_dim * 4, conv_dim * 2, 2, 1)
-        self.last = nn.Sequential(nn.ConvTranspose2d(conv_dim, 3, 4, 2, 1), nn.Tanh())
+        self.last = nn.Sequential(nn.ConvTranspose2d(conv_dim, channels, 4, 2, 1), nn.Tanh())
         self.attn1 = SelfAttention(conv_dim * 2)
         self.attn2 = SelfAttention(conv_dim)
 
@@ -100,10 +101,10 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, conv_dim=64):
+    def __init__(self, conv_dim=64, channels=3):
         super().__init__()
         self.l4 = _down(conv_dim * 4, conv_dim * 8)
-        self.l1 = _down(3, conv_dim)
+        self.l1 = _down(channels, conv_dim)
         self.l2 = _down(conv_dim, conv_dim * 2)
         self.l3 = _down(conv_dim * 2, conv_dim * 4)
         self.last = nn.Sequential(nn.Conv2d(conv_dim * 8, 1, 4))

@@ -273,3 +273,50 @@ def test_loading_another_architectures_weights_names_the_first_mismatching_layer
     assert "\n" not in str(err.value)
     same = keras_sagan.build_generator("celeba64", image_size=32, conv_dim=8, z_dim=16)
     same.load_weights(path)  # the matching architecture still loads
+
+
+# -- channels: grey (1) or RGB (3) images
+
+
+@pytest.mark.parametrize("architecture", ["dcgan", "resnet"])
+def test_grey_networks_make_and_take_one_channel(architecture):
+    kwargs = dict(image_size=32, conv_dim=8, architecture=architecture, channels=1)
+    g = keras_sagan.Generator(z_dim=16, **kwargs)
+    d = keras_sagan.Discriminator(**kwargs)
+    images = g(np.random.default_rng(0).standard_normal((2, 16)).astype("float32"), training=False)
+    assert tuple(images.shape) == (2, 32, 32, 1)
+    assert tuple(d(images, training=False).shape) == (2,)
+    rgb = keras_sagan.Generator(z_dim=16, **{**kwargs, "channels": 3})
+    rgb.build()
+    g.build()
+
+    def trainable(model):
+        return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+    # Only the last conv depends on the channel count: 2 fewer output maps of (k*k*C_in) weights + bias.
+    last = g.to_rgb.layer if hasattr(g.to_rgb, "layer") else g.to_rgb
+    inputs = last.kernel.shape[-2 if architecture == "resnet" else -1]  # Conv2D (k,k,in,out); transposed (k,k,out,in)
+    per_channel = int(np.prod(last.kernel.shape[:-2])) * inputs
+    assert trainable(rgb) - trainable(g) == 2 * (per_channel + 1)
+
+
+def test_channels_round_trip_and_old_configs_mean_rgb():
+    g = keras_sagan.Generator(image_size=32, conv_dim=8, z_dim=16, channels=1)
+    config = g.get_config()
+    assert config["channels"] == 1
+    assert keras_sagan.Generator.from_config(config).channels == 1
+    del config["channels"]  # a config written before the argument existed
+    assert keras_sagan.Generator.from_config(config).channels == 3
+
+
+@pytest.mark.parametrize("cls", ["Generator", "Discriminator"])
+def test_bad_channels_is_one_line(cls):
+    with pytest.raises(ValueError, match=r"`channels`.*one of \(1, 3\).*received: channels=2"):
+        getattr(keras_sagan, cls)(image_size=32, conv_dim=8, channels=2)
+
+
+def test_sagan_refuses_networks_of_different_channels():
+    g = keras_sagan.Generator(image_size=32, conv_dim=8, z_dim=16, channels=1)
+    d = keras_sagan.Discriminator(image_size=32, conv_dim=8, channels=3)
+    with pytest.raises(ValueError, match="discriminator.channels"):
+        keras_sagan.SAGAN(g, d)

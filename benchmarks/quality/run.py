@@ -1,0 +1,210 @@
+"""The quality benchmark: keras_sagan and the reference trained side by side on Fashion-MNIST, scored on the
+domain network at intervals.
+
+    python benchmarks/quality/run.py                      # CPU mode: 2 seeds x 1000 steps, 64x64, conv_dim 32
+    python benchmarks/quality/run.py --steps 200 --seeds 0 --eval_every 100   # a quick look
+    python benchmarks/quality/run.py --mode gpu           # JAX + CUDA torch on a GPU machine (BUILD.md)
+
+Both sides get the same images (the Fashion-MNIST train split mapped to 64x64 by
+`keras_sagan.data.mnist`: pad 28->32, resize to 64; one array both read), the same batch, steps,
+seeds and learning rates, and are scored on the same noise by the same network
+(`keras_sagan.metrics.certificate`'s protocol, against the 10,000 test images). The reference is
+our PyTorch model of heykeetae/Self-Attention-GAN (`benchmarks/reference_model.py`) trained with the
+reference's iteration as it is (`reference_side.py`); its architecture is `celeba64`'s, so the
+comparison runs at 64x64, the only size the reference builds.
+
+Each side runs in a process of its own, one after the other (never side by side on 2 cores).
+Writes `results_<mode>.json` (every evaluation, the real-data floor, the settings, the machine),
+`curves_<mode>.png` (FID, KID, recall and the rarest class's share against steps) and prints a
+Markdown table. `--skip-train` rescoring reuses the work folder.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+MODES = {
+    "cpu": {"steps": 1000, "eval_every": 250, "seeds": [0, 1], "batch_size": 32, "conv_dim": 32, "num_fakes": 5000},
+    "gpu": {"steps": 4000, "eval_every": 500, "seeds": [0, 1, 2], "batch_size": 64, "conv_dim": 64, "num_fakes": 10000},
+}
+IMAGE_SIZE = 64
+
+
+def prepare(work, num_fakes, data_dir):
+    """Writes the shared inputs once: train images (uint8), the protocol's noise, real features, the floor."""
+    from keras_sagan.data.mnist import load_mnist_arrays, mnist_to_model
+    from keras_sagan.metrics import certificate
+    from keras_sagan.metrics.domain import DomainClassifierExtractor
+
+    os.makedirs(work, exist_ok=True)
+    floor_path = os.path.join(work, "floor.json")
+    if os.path.exists(floor_path):
+        return json.load(open(floor_path))
+    images, _ = load_mnist_arrays("fashion_mnist", "train", data_dir)
+    mapped = np.concatenate(
+        [mnist_to_model(images[i : i + 2000], IMAGE_SIZE).numpy() for i in range(0, len(images), 2000)]
+    )
+    np.save(os.path.join(work, f"train_{IMAGE_SIZE}.npy"), np.round((mapped + 1) * 127.5).astype(np.uint8))
+    np.save(os.path.join(work, "z.npy"), certificate.noise(num_fakes, 128, 1234))
+    extractor = DomainClassifierExtractor()
+    real = certificate.real_features(extractor, IMAGE_SIZE, 10000, data_dir)
+    np.save(os.path.join(work, f"real_features_{IMAGE_SIZE}.npy"), real)
+    # The floor: the same network's numbers between 10k train and the 10k test images.
+    train_features = np.concatenate(
+        [extractor.features_and_logits(mapped[i : i + 500])[0] for i in range(0, 10000, 500)]
+    )
+    train_logits = np.concatenate([extractor.features_and_logits(mapped[i : i + 500])[1] for i in range(0, 10000, 500)])
+    floor = certificate.score(real, train_features, train_logits, 0)
+    floor["what"] = "first 10,000 train images (as fakes) vs the 10,000 test images"
+    json.dump(floor, open(floor_path, "w"))
+    return floor
+
+
+def run(command, env=None):
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True, env={**os.environ, **(env or {})})
+
+
+def score_reference(work, seed, real):
+    from keras_sagan.metrics import certificate
+    from keras_sagan.metrics.domain import DomainClassifierExtractor
+
+    extractor = DomainClassifierExtractor()
+    records = []
+    steps = sorted(
+        int(name.split("_step")[1].split(".")[0])
+        for name in os.listdir(work)
+        if name.startswith(f"reference_seed{seed}_step") and name.endswith(".npy")
+    )
+    for step in steps:
+        images = np.load(os.path.join(work, f"reference_seed{seed}_step{step}.npy")).astype(np.float32) / 127.5 - 1.0
+        fake, logits = certificate.fake_features(lambda z, images=images: images[z], extractor, np.arange(len(images)))
+        meta = json.load(open(os.path.join(work, f"reference_seed{seed}_step{step}.json")))
+        record = {"side": "reference", "tag": "reference", "seed": seed, "step": step, "generator": "live"}
+        record.update(sampling="batch", train_seconds=meta["train_seconds"], **certificate.score(real, fake, logits, seed))
+        records.append(record)
+    return records
+
+
+def plot(records, floor, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {}
+    for r in records:
+        if (r["side"], r["generator"], r["sampling"]) in (("keras_sagan", "ema", "moving"), ("reference", "live", "batch")) or (
+            r["side"] == "keras_sagan" and r["generator"] == "live" and r["sampling"] == "batch"
+        ):
+            label = {
+                "reference": "reference (torch, its trainer; train-mode samples)",
+                "keras_sagan": f"keras_sagan {r['tag']} ({r['generator']}, {r['sampling']} BN stats)",
+            }[r["side"]]
+            curves.setdefault(label, {}).setdefault(r["seed"], []).append(r)
+    keys = [("fid", "FID (domain network)"), ("kid", "KID"), ("recall", "recall"), ("min_class_fraction", "rarest class share")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4))
+    for ax, (key, name) in zip(axes, keys):
+        for index, (label, seeds) in enumerate(sorted(curves.items())):
+            color = f"C{index}"
+            for seed_index, (seed, rows) in enumerate(sorted(seeds.items())):
+                rows = sorted(rows, key=lambda r: r["step"])
+                ax.plot([r["step"] for r in rows], [r[key] for r in rows], color=color, marker="o",
+                        linestyle="-" if seed_index == 0 else "--", label=label if seed_index == 0 else None)
+        if key in floor:
+            ax.axhline(floor[key], color="grey", linewidth=1, linestyle=":", label="real-data floor" if key == "fid" else None)
+        ax.set_xlabel("step")
+        ax.set_title(name)
+        if key == "fid":
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def table(records):
+    last = max(r["step"] for r in records)
+    rows = [r for r in records if r["step"] == last]
+    lines = ["| side | generator | BN statistics | seed | FID | KID | precision | recall | rarest class |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["side"], r["tag"], r["generator"], r["sampling"], r["seed"])):
+        lines.append(
+            f"| {r['side']} {r['tag'] if r['side'] == 'keras_sagan' else ''} | {r['generator']} | {r['sampling']} | {r['seed']} | "
+            f"{r['fid']:.2f} | {r['kid']:.4f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['min_class_fraction']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=sorted(MODES), default="cpu")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--eval_every", type=int)
+    parser.add_argument("--seeds", type=int, nargs="+")
+    parser.add_argument("--batch_size", type=int)
+    parser.add_argument("--conv_dim", type=int)
+    parser.add_argument("--num_fakes", type=int)
+    parser.add_argument("--bf16", action="store_true", help="also train keras_sagan in mixed_bfloat16 (first seed)")
+    parser.add_argument("--no-reference", dest="reference", action="store_false", help="skip the reference side")
+    parser.add_argument("--data_dir", default=None, help="folder of the Fashion-MNIST IDX files")
+    parser.add_argument("--work", default=os.path.join(ROOT, "runs", "quality"))
+    parser.add_argument("--out", default=HERE)
+    parser.add_argument("--skip-train", dest="train", action="store_false", help="rescore what --work holds")
+    args = parser.parse_args(argv)
+    settings = dict(MODES[args.mode])
+    for key in settings:
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    if settings["steps"] < 1 or settings["eval_every"] < 1:
+        parser.error(f"--steps and --eval_every must be >= 1; received {settings['steps']} and {settings['eval_every']}")
+
+    start = time.time()
+    floor = prepare(args.work, settings["num_fakes"], args.data_dir)
+    real = np.load(os.path.join(args.work, f"real_features_{IMAGE_SIZE}.npy"))
+    common = ["--work", args.work, "--steps", str(settings["steps"]), "--eval_every", str(settings["eval_every"]),
+              "--batch_size", str(settings["batch_size"]), "--conv_dim", str(settings["conv_dim"])]
+    keras_env = {"KERAS_BACKEND": "jax"} if args.mode == "gpu" else {}
+    runs = [(seed, "float32") for seed in settings["seeds"]] + ([(settings["seeds"][0], "mixed_bfloat16")] if args.bf16 else [])
+    if args.train:
+        for seed, precision in runs:
+            run([sys.executable, os.path.join(HERE, "keras_side.py"), *common, "--seed", str(seed),
+                 "--num_fakes", str(settings["num_fakes"]), "--mixed_precision", precision, "--tag", precision], keras_env)
+            if args.reference and precision == "float32":
+                device = ["--device", "cuda"] if args.mode == "gpu" else []
+                run([sys.executable, os.path.join(HERE, "reference_side.py"), *common, "--seed", str(seed), *device])
+    records = []
+    for seed, precision in runs:
+        with open(os.path.join(args.work, f"keras_{precision}_seed{seed}.jsonl")) as f:
+            records += [json.loads(line) for line in f]
+        if args.reference and precision == "float32":
+            records += score_reference(args.work, seed, real)
+    result = {
+        "settings": {**settings, "mode": args.mode, "image_size": IMAGE_SIZE, "preset": "celeba64", "channels": 1,
+                     "loss": "hinge", "lr": "G 1e-4, D 4e-4, Adam(0, 0.9)", "ema_decay (keras_sagan)": 0.999},
+        "floor": floor,
+        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                    "python": platform.python_version()},
+        "wall_seconds": round(time.time() - start, 1),
+        "records": records,
+    }
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, f"results_{args.mode}.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    title = (f"Fashion-MNIST at 64x64, celeba64 architecture, conv_dim {settings['conv_dim']}, batch {settings['batch_size']}, "
+             f"seeds {settings['seeds']} (solid: first seed); domain-network FID vs 10k test images")
+    plot(records, floor, os.path.join(args.out, f"curves_{args.mode}.png"), title)
+    print(f"floor FID {floor['fid']:.3f}")
+    print(table(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
