@@ -6,9 +6,11 @@ Run by `run.py` in its own process (so the backend and precision are this proces
 
 It trains `build_sagan(preset, image_size, conv_dim, channels=1)` with `compile(ema_decay=...)` and
 `fit()` on the prepared Fashion-MNIST array (`DIR/train_<size>.npy`, uint8, the same images the
-reference side reads), hinge loss and the TTUR defaults, and at every `eval_every` steps scores the
-live and the EMA generator under each BatchNorm sampling mode on the domain network. One JSON line
-per evaluation goes to `DIR/keras_<tag>_seed<seed>.jsonl`.
+reference side reads), hinge loss and the TTUR defaults. At every `eval_every` steps it samples the
+protocol's noise (`DIR/z.npy`) from the live and the EMA generator under each BatchNorm sampling
+mode (two modes along the way, all six at the last step) and writes them as uint8
+`DIR/keras_<tag>_seed<seed>_step<step>_<generator>_<sampling>.npy`, with the training time so far in
+a `.json` beside it; `run.py` scores them. Sampling is not counted in the training time.
 """
 
 import argparse
@@ -20,16 +22,9 @@ import time
 import numpy as np
 
 
-def quantized(sample):
-    """Samples as a saved 8-bit image would hold them (both sides are scored that way)."""
-
-    def call(z):
-        import keras
-
-        images = keras.ops.convert_to_numpy(sample(z))
-        return np.round((np.clip(images, -1, 1) + 1) * 127.5) / 127.5 - 1.0
-
-    return call
+def to_uint8(images):
+    """Samples as a saved 8-bit image holds them (both sides are scored that way)."""
+    return np.round((np.clip(images, -1, 1) + 1) * 127.5).astype(np.uint8)
 
 
 def main(argv=None):
@@ -44,7 +39,6 @@ def main(argv=None):
     parser.add_argument("--preset", default="celeba64")
     parser.add_argument("--ema_decay", type=float, default=0.999)
     parser.add_argument("--mixed_precision", default="float32")
-    parser.add_argument("--num_fakes", type=int, default=5000)
     parser.add_argument("--final_modes", default="all", help="'all': every sampling mode at the last step")
     parser.add_argument("--tag", default="float32")
     args = parser.parse_args(argv)
@@ -53,22 +47,17 @@ def main(argv=None):
 
     import keras_sagan
     from keras_sagan.metrics import certificate
-    from keras_sagan.metrics.domain import DomainClassifierExtractor
 
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision != "float32":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
     train = np.load(os.path.join(args.work, f"train_{args.image_size}.npy"))
-    real = np.load(os.path.join(args.work, f"real_features_{args.image_size}.npy"))
-    extractor = DomainClassifierExtractor()
-    z = certificate.noise(args.num_fakes, 128, 1234)
+    z = np.load(os.path.join(args.work, "z.npy"))
 
     gan = keras_sagan.build_sagan(
         args.preset, seed=args.seed, image_size=args.image_size, conv_dim=args.conv_dim, channels=1
     )
     gan.compile(ema_decay=args.ema_decay)
-    out_path = os.path.join(args.work, f"keras_{args.tag}_seed{args.seed}.jsonl")
-    out = open(out_path, "w")
     start = time.time()
 
     def evaluate(step, final):
@@ -77,14 +66,13 @@ def main(argv=None):
             modes = [(g, s) for g in ("live", "ema") for s in certificate.SAMPLING]
         for which, sampling in modes:
             generator = gan.ema_generator if which == "ema" else gan.generator
-            sample = quantized(certificate.sampler(generator, sampling, args.batch_size, args.seed))
-            fake, logits = certificate.fake_features(sample, extractor, z)
-            scores = certificate.score(real, fake, logits, args.seed)
-            record = {"side": "keras_sagan", "tag": args.tag, "seed": args.seed, "step": step, "generator": which}
-            record.update(sampling=sampling, train_seconds=round(train_seconds[0], 1), **scores)
-            out.write(json.dumps(record) + "\n")
-            out.flush()
-            print(json.dumps({k: record[k] for k in ("tag", "seed", "step", "generator", "sampling", "fid")}), flush=True)
+            sample = certificate.sampler(generator, sampling, args.batch_size, args.seed)
+            images = np.concatenate([to_uint8(keras.ops.convert_to_numpy(sample(z[i : i + 100]))) for i in range(0, len(z), 100)])
+            name = os.path.join(args.work, f"keras_{args.tag}_seed{args.seed}_step{step}_{which}_{sampling}")
+            np.save(name + ".npy", images)
+            with open(name + ".json", "w") as f:
+                json.dump({"train_seconds": round(train_seconds[0], 1)}, f)
+        print(f"keras_sagan {args.tag} seed {args.seed} step {step} train_seconds {train_seconds[0]:.1f}", flush=True)
 
     train_seconds = [0.0]
 
@@ -107,7 +95,6 @@ def main(argv=None):
         images = train[order[: epoch_steps * args.batch_size]].astype(np.float32) / 127.5 - 1.0
         gan.fit(images, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0, callbacks=[Evaluate()])
         done += epoch_steps
-    out.close()
     return 0
 
 

@@ -1,7 +1,7 @@
 """The quality benchmark: keras_sagan and the reference trained side by side on Fashion-MNIST, scored on the
 domain network at intervals.
 
-    python benchmarks/quality/run.py                      # CPU mode: 2 seeds x 1000 steps, 64x64, conv_dim 32
+    python benchmarks/quality/run.py --bf16               # CPU mode: 2 seeds x 500 steps, 64x64, conv_dim 32, batch 16
     python benchmarks/quality/run.py --steps 200 --seeds 0 --eval_every 100   # a quick look
     python benchmarks/quality/run.py --mode gpu           # JAX + CUDA torch on a GPU machine (BUILD.md)
 
@@ -16,7 +16,8 @@ comparison runs at 64x64, the only size the reference builds.
 Each side runs in a process of its own, one after the other (never side by side on 2 cores).
 Writes `results_<mode>.json` (every evaluation, the real-data floor, the settings, the machine),
 `curves_<mode>.png` (FID, KID, recall and the rarest class's share against steps) and prints a
-Markdown table. `--skip-train` rescoring reuses the work folder.
+Markdown table. The sides write their samples (uint8, on the protocol's noise) into `--work`;
+scoring happens once both are done. `--skip-train` rescores what the work folder holds.
 """
 
 import argparse
@@ -32,40 +33,41 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MODES = {
-    "cpu": {"steps": 1000, "eval_every": 250, "seeds": [0, 1], "batch_size": 32, "conv_dim": 32, "num_fakes": 5000},
+    "cpu": {"steps": 500, "eval_every": 125, "seeds": [0, 1], "batch_size": 16, "conv_dim": 32, "num_fakes": 3000},
     "gpu": {"steps": 4000, "eval_every": 500, "seeds": [0, 1, 2], "batch_size": 64, "conv_dim": 64, "num_fakes": 10000},
 }
 IMAGE_SIZE = 64
+TAGS = {"float32": "float32", "mixed_bfloat16": "bf16"}  # file-name tags: no underscore (names split on it)
 
 
-def prepare(work, num_fakes, data_dir):
-    """Writes the shared inputs once: train images (uint8), the protocol's noise, real features, the floor."""
+def prepare_data(work, num_fakes, data_dir):
+    """Writes what both sides train and sample on: train images (uint8) and the protocol's noise."""
     from keras_sagan.data.mnist import load_mnist_arrays, mnist_to_model
+    from keras_sagan.metrics import certificate
+
+    os.makedirs(work, exist_ok=True)
+    path = os.path.join(work, f"train_{IMAGE_SIZE}.npy")
+    if not os.path.exists(path):
+        images, _ = load_mnist_arrays("fashion_mnist", "train", data_dir)
+        mapped = np.concatenate(
+            [mnist_to_model(images[i : i + 2000], IMAGE_SIZE).numpy() for i in range(0, len(images), 2000)]
+        )
+        np.save(path, np.round((mapped + 1) * 127.5).astype(np.uint8))
+    np.save(os.path.join(work, "z.npy"), certificate.noise(num_fakes, 128, 1234))
+
+
+def prepare_scoring(work, data_dir):
+    """Real test features and the real-data floor (the same network's numbers, 10k train vs 10k test)."""
     from keras_sagan.metrics import certificate
     from keras_sagan.metrics.domain import DomainClassifierExtractor
 
-    os.makedirs(work, exist_ok=True)
-    floor_path = os.path.join(work, "floor.json")
-    if os.path.exists(floor_path):
-        return json.load(open(floor_path))
-    images, _ = load_mnist_arrays("fashion_mnist", "train", data_dir)
-    mapped = np.concatenate(
-        [mnist_to_model(images[i : i + 2000], IMAGE_SIZE).numpy() for i in range(0, len(images), 2000)]
-    )
-    np.save(os.path.join(work, f"train_{IMAGE_SIZE}.npy"), np.round((mapped + 1) * 127.5).astype(np.uint8))
-    np.save(os.path.join(work, "z.npy"), certificate.noise(num_fakes, 128, 1234))
     extractor = DomainClassifierExtractor()
     real = certificate.real_features(extractor, IMAGE_SIZE, 10000, data_dir)
-    np.save(os.path.join(work, f"real_features_{IMAGE_SIZE}.npy"), real)
-    # The floor: the same network's numbers between 10k train and the 10k test images.
-    train_features = np.concatenate(
-        [extractor.features_and_logits(mapped[i : i + 500])[0] for i in range(0, 10000, 500)]
-    )
-    train_logits = np.concatenate([extractor.features_and_logits(mapped[i : i + 500])[1] for i in range(0, 10000, 500)])
-    floor = certificate.score(real, train_features, train_logits, 0)
+    train = np.load(os.path.join(work, f"train_{IMAGE_SIZE}.npy"), mmap_mode="r")[:10000]
+    fake, logits = certificate.fake_features(lambda index: train[index].astype(np.float32) / 127.5 - 1.0, extractor, np.arange(10000))
+    floor = certificate.score(real, fake, logits, 0)
     floor["what"] = "first 10,000 train images (as fakes) vs the 10,000 test images"
-    json.dump(floor, open(floor_path, "w"))
-    return floor
+    return extractor, real, floor
 
 
 def run(command, env=None):
@@ -73,23 +75,28 @@ def run(command, env=None):
     subprocess.run(command, check=True, env={**os.environ, **(env or {})})
 
 
-def score_reference(work, seed, real):
+def score_samples(work, extractor, real):
+    """Scores every sample file the two sides wrote: one record per (side, seed, step, generator, sampling)."""
     from keras_sagan.metrics import certificate
-    from keras_sagan.metrics.domain import DomainClassifierExtractor
 
-    extractor = DomainClassifierExtractor()
     records = []
-    steps = sorted(
-        int(name.split("_step")[1].split(".")[0])
-        for name in os.listdir(work)
-        if name.startswith(f"reference_seed{seed}_step") and name.endswith(".npy")
-    )
-    for step in steps:
-        images = np.load(os.path.join(work, f"reference_seed{seed}_step{step}.npy")).astype(np.float32) / 127.5 - 1.0
-        fake, logits = certificate.fake_features(lambda z, images=images: images[z], extractor, np.arange(len(images)))
-        meta = json.load(open(os.path.join(work, f"reference_seed{seed}_step{step}.json")))
-        record = {"side": "reference", "tag": "reference", "seed": seed, "step": step, "generator": "live"}
-        record.update(sampling="batch", train_seconds=meta["train_seconds"], **certificate.score(real, fake, logits, seed))
+    for name in sorted(os.listdir(work)):
+        if not (name.endswith(".npy") and name.startswith(("keras_", "reference_"))):
+            continue
+        parts = name[:-4].split("_")
+        if parts[0] == "reference":  # reference_seed<s>_step<n>
+            record = {"side": "reference", "tag": "reference", "generator": "live", "sampling": "batch"}
+            seed, step = parts[1], parts[2]
+        else:  # keras_<tag>_seed<s>_step<n>_<generator>_<sampling>
+            record = {"side": "keras_sagan", "tag": parts[1], "generator": parts[4], "sampling": parts[5]}
+            seed, step = parts[2], parts[3]
+        record.update(seed=int(seed[4:]), step=int(step[4:]))
+        images = np.load(os.path.join(work, name))
+        fake, logits = certificate.fake_features(
+            lambda index, images=images: images[index].astype(np.float32) / 127.5 - 1.0, extractor, np.arange(len(images))
+        )
+        meta = json.load(open(os.path.join(work, name[:-4] + ".json")))
+        record.update(train_seconds=meta["train_seconds"], **certificate.score(real, fake, logits, record["seed"]))
         records.append(record)
     return records
 
@@ -167,8 +174,7 @@ def main(argv=None):
         parser.error(f"--steps and --eval_every must be >= 1; received {settings['steps']} and {settings['eval_every']}")
 
     start = time.time()
-    floor = prepare(args.work, settings["num_fakes"], args.data_dir)
-    real = np.load(os.path.join(args.work, f"real_features_{IMAGE_SIZE}.npy"))
+    prepare_data(args.work, settings["num_fakes"], args.data_dir)
     common = ["--work", args.work, "--steps", str(settings["steps"]), "--eval_every", str(settings["eval_every"]),
               "--batch_size", str(settings["batch_size"]), "--conv_dim", str(settings["conv_dim"])]
     keras_env = {"KERAS_BACKEND": "jax"} if args.mode == "gpu" else {}
@@ -176,16 +182,12 @@ def main(argv=None):
     if args.train:
         for seed, precision in runs:
             run([sys.executable, os.path.join(HERE, "keras_side.py"), *common, "--seed", str(seed),
-                 "--num_fakes", str(settings["num_fakes"]), "--mixed_precision", precision, "--tag", precision], keras_env)
+                 "--mixed_precision", precision, "--tag", TAGS[precision]], keras_env)
             if args.reference and precision == "float32":
                 device = ["--device", "cuda"] if args.mode == "gpu" else []
                 run([sys.executable, os.path.join(HERE, "reference_side.py"), *common, "--seed", str(seed), *device])
-    records = []
-    for seed, precision in runs:
-        with open(os.path.join(args.work, f"keras_{precision}_seed{seed}.jsonl")) as f:
-            records += [json.loads(line) for line in f]
-        if args.reference and precision == "float32":
-            records += score_reference(args.work, seed, real)
+    extractor, real, floor = prepare_scoring(args.work, args.data_dir)
+    records = score_samples(args.work, extractor, real)
     result = {
         "settings": {**settings, "mode": args.mode, "image_size": IMAGE_SIZE, "preset": "celeba64", "channels": 1,
                      "loss": "hinge", "lr": "G 1e-4, D 4e-4, Adam(0, 0.9)", "ema_decay (keras_sagan)": 0.999},

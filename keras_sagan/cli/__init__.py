@@ -6,6 +6,7 @@
     keras-sagan info --model MODEL
     keras-sagan evaluate --model MODEL --data demo --num_samples 5000
     keras-sagan export --checkpoint RUN_DIR --format onnx --out g.onnx      # or --format litert --out g.tflite
+    keras-sagan certify --model fashion_mnist32             # recompute a model's quality certificate
     keras-sagan import-reference --generator 100000_G.pth --discriminator 100000_D.pth --out runs/ref
 
 Each subcommand lives in its own module of this package and exposes `register(subparsers)`,
@@ -27,8 +28,8 @@ import sys
 from keras_sagan.errors import EXIT_USAGE, UsageError, one_line
 
 EXIT_ERROR = EXIT_USAGE
-COMMANDS = ("train", "sample", "export", "info", "evaluate", "import-reference")
-_ARGPARSE_COMMANDS = ("export", "sample", "info", "evaluate", "import-reference")
+COMMANDS = ("train", "sample", "export", "info", "evaluate", "certify", "import-reference")
+_ARGPARSE_COMMANDS = ("export", "sample", "info", "evaluate", "certify", "import-reference")
 PROG = "keras-sagan"
 
 
@@ -67,11 +68,11 @@ def main(argv=None) -> int:
 
         expected = (UsageError, OSError, ValueError, TypeError, tf.errors.OpError)
         try:
-            args.run(args)
+            status = args.run(args)
         except expected as err:
             print(f"error: {one_line(err)}", file=sys.stderr)
             return EXIT_USAGE
     except KeyboardInterrupt:  # One line, not a traceback from inside TensorFlow's import.
         print(f"interrupted: {args.command} stopped; nothing was written", file=sys.stderr)
         return 128 + signal.SIGINT.value
-    return 0
+    return status or 0  # a subcommand may return its own status (certify: 1 when a certificate fails)

@@ -18,10 +18,10 @@ import sys
 
 from keras_sagan.errors import UsageError, bad_value
 
-EVAL_DATASETS = ("demo", "celeba", "folder")
+EVAL_DATASETS = ("demo", "celeba", "folder", "fashion_mnist", "mnist")
 """`--data` choices: the names `keras_sagan.data.DataSpec` takes."""
 
-INCEPTION_CHOICES = ("fid", "keras")
+INCEPTION_CHOICES = ("fid", "keras", "fashion_mnist")
 """`--inception` choices (`keras_sagan.metrics.networks.CHOICES`; spelled here so `--help` loads no TensorFlow)."""
 
 FLAG_NAMES = {"name": "--data", "data_dir": "--data_dir", "image_folder": "--image_folder"}
@@ -53,7 +53,8 @@ def register(subparsers) -> None:
         "instead of --data. Default %(default)s.",
     )
     parser.add_argument(
-        "--data_dir", default=None, help="TFDS data directory holding celeb_a (--data celeba). Default %(default)s."
+        "--data_dir", default=None, help="TFDS data directory holding celeb_a (--data celeba), or the folder of the IDX files (--data "
+        "fashion_mnist|mnist). Default %(default)s."
     )
     parser.add_argument(
         "--image_folder", default=None, help="Folder of real images (--data folder). Default %(default)s."
@@ -73,7 +74,8 @@ def register(subparsers) -> None:
         default="fid",
         help="Feature network: 'fid', the 2015 Inception graph behind published FIDs and Inception Scores "
         "(pytorch-fid's weights, 1008 classes); 'keras', Keras' InceptionV3 (1000 classes; numbers not comparable "
-        "with papers). Default %(default)s.",
+        "with papers); 'fashion_mnist', the shipped Fashion-MNIST classifier (grey data; numbers comparable only "
+        "with the same network's). Default %(default)s.",
     )
     parser.add_argument(
         "--inception_weights",

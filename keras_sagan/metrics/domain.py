@@ -24,8 +24,9 @@ import keras
 import numpy as np
 
 from keras_sagan.errors import UsageError
+from keras_sagan.metrics.networks import DOMAIN_NETWORK
 
-NETWORK = "fashion_mnist_classifier/features"
+NETWORK = DOMAIN_NETWORK
 """The name statistics files record for this network."""
 IMAGE_SIZE = 32
 FEATURE_DIM = 128

@@ -6,7 +6,9 @@
 - `"fid"` (default): the 2015 FID Inception network (`fid_inception`); `weights=None` is
   pytorch-fid's file from the Keras cache, downloaded when missing;
 - `"keras"`: Keras' InceptionV3; `weights=None` is Keras' ImageNet file from the Keras cache
-  (never downloaded).
+  (never downloaded);
+- `"fashion_mnist"`: the Fashion-MNIST classifier (`domain.py`); `weights=None` is the file shipped
+  in the package, checked against its pinned SHA-256.
 
 `"random"` gives a randomly initialised network (smoke tests); anything else is a file. A missing
 or unreadable file is one `UsageError` line.
@@ -64,6 +66,12 @@ def make_extractor(weights: str | os.PathLike | None = None, network: str = netw
         from keras_sagan.metrics.fid_extractor import fid_inception
 
         return fid_inception(weights, resize=resize)
+    if network == networks.DOMAIN:
+        from keras_sagan.metrics.domain import DomainClassifierExtractor
+
+        if resize != "bilinear":
+            raise UsageError(f"--inception fashion_mnist resizes only 'bilinear'; received: resize={resize!r}")
+        return DomainClassifierExtractor(None if weights is None else os.fspath(weights))
     if resize != "bilinear":
         raise UsageError(f"--inception keras resizes only 'bilinear'; received: resize={resize!r}")
     if weights is not None and os.fspath(weights) == RANDOM_WEIGHTS:

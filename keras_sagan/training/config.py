@@ -212,8 +212,9 @@ class TrainConfig:
     inception: str = _evaluation(
         "fid",
         "Network of the evaluation features: 'fid', the 2015 Inception graph of published FIDs (pytorch-fid's "
-        "weights); 'keras', Keras' InceptionV3 (numbers not comparable with papers).",
-        choices=("fid", "keras"),
+        "weights); 'keras', Keras' InceptionV3 (numbers not comparable with papers); 'fashion_mnist', the shipped "
+        "Fashion-MNIST classifier (for grey 28x28 data; not comparable with Inception numbers).",
+        choices=("fid", "keras", "fashion_mnist"),
     )
     inception_weights: str | None = _evaluation(
         None,

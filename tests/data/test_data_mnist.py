@@ -11,16 +11,8 @@ from keras_sagan import cli
 from keras_sagan.data import DataSpec, DatasetNotFoundError, load_dataset
 from keras_sagan.data import mnist as mnist_lib
 from keras_sagan.errors import UsageError
-from tests.cli_checks import cli_error
-
-
-def write_idx(path, array, compress=True):
-    """LeCun's IDX layout, written by hand: 0, 0, type 0x08, rank, big-endian dims, data."""
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    data = header + np.ascontiguousarray(array, np.uint8).tobytes()
-    opener = gzip.open if compress else open
-    with opener(path + (".gz" if compress else ""), "wb") as f:
-        f.write(data)
+from cli_checks import cli_error
+from idx_files import write_idx, write_split
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +24,7 @@ def idx_dir(tmp_path_factory):
     for split, count, compress in (("train", 64, True), ("test", 32, False)):
         images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
         labels = (np.arange(count) % 10).astype(np.uint8)
-        image_stem, label_stem = mnist_lib.IDX_FILES[split]
-        write_idx(str(folder / image_stem), images, compress)
-        write_idx(str(folder / label_stem), labels, compress)
+        write_split(folder, split, images, labels, compress)
         arrays[split] = (images, labels)
     return str(folder), arrays
 
