@@ -326,6 +326,70 @@ class SAGAN(_step_class(), keras.Model):
         """
         return self.ema_generator if self.ema_generator is not None else self.generator
 
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, seed=None):
+        """A `SAGAN` from a preset that holds a discriminator: ready to `compile()` and fine-tune.
+
+        The generator is the preset's trained generator; when the preset holds EMA weights too,
+        they become `ema_generator` (kept by `compile(ema_decay=...)`, dropped without EMA), so
+        sampling before and after fine-tuning uses the EMA generator, as it did in training.
+
+        Args:
+            preset: str or PathLike. A registered name, a preset folder, `"hf://..."` or
+                `"kaggle://..."` (see `Generator.from_preset`).
+            load_weights: bool. False builds the architecture with random weights. Defaults to True.
+            seed: int or None. Seeds the noise drawn during training.
+
+        Returns:
+            A `SAGAN`.
+
+        Example:
+
+        >>> gan = keras_sagan.SAGAN.from_preset("presets/mine")
+        >>> gan.compile(ema_decay=0.999)
+        >>> gan.fit(dataset_of_images, epochs=1)
+        """
+        from keras_sagan import preset_format
+        from keras_sagan.models.presets import PRESETS, find_preset
+
+        if not load_weights and isinstance(preset, str) and "common" in PRESETS.get(preset, {}):
+            return build_sagan(preset, seed=seed)
+        folder = find_preset(preset)
+        networks = preset_format.read_metadata(folder).get("networks", [])
+        if "discriminator" not in networks:
+            raise preset_format.PresetError(
+                f"preset {folder} holds no discriminator (it holds: {', '.join(networks)}): a SAGAN needs one; "
+                "Generator.from_preset loads its generator"
+            )
+        ema_generator = None
+        if "training_generator" in networks:
+            generator = preset_format.load_network(folder, "training_generator", load_weights)
+            ema_generator = preset_format.load_network(folder, "generator", load_weights)
+        else:
+            generator = preset_format.load_network(folder, "generator", load_weights)
+        gan = cls(generator, preset_format.load_network(folder, "discriminator", load_weights), seed=seed)
+        if ema_generator is not None:
+            ema_generator.trainable = False
+            gan.ema_generator = ema_generator
+        return gan
+
+    def save_to_preset(self, preset_dir, metadata=None):
+        """Writes the generator, the EMA generator (when there is one) and the discriminator as a preset.
+
+        `model.weights.h5` is the sampling generator (`sampling_generator()`); see
+        `keras_sagan.preset_format` for the layout and `Generator.save_to_preset` for `metadata`.
+
+        Returns:
+            The preset folder's absolute path.
+
+        Example:
+
+        >>> gan.save_to_preset("presets/mine", metadata={"dataset": "Fashion-MNIST", "step": gan.step})
+        """
+        from keras_sagan.preset_format import save_preset
+
+        return save_preset(preset_dir, self.generator, self.ema_generator, self.discriminator, metadata=metadata)
+
     @property
     def step(self):
         """int. Generator updates so far (`g_optimizer.iterations`, read so a MirroredVariable works too)."""
