@@ -149,7 +149,8 @@ def save_preset(preset_dir, generator, ema_generator=None, discriminator=None, m
     try:
         os.makedirs(tmp)
         serialize = keras.saving.serialize_keras_object
-        _write_json(os.path.join(tmp, CONFIG_FILE), serialize(sampling))
+        # The trained generator's config (the EMA copy is the same network, but frozen: `trainable` False).
+        _write_json(os.path.join(tmp, CONFIG_FILE), serialize(generator))
         if discriminator is not None:
             _write_json(os.path.join(tmp, DISCRIMINATOR_CONFIG_FILE), serialize(discriminator))
         for name, network in files.items():
