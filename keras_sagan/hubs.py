@@ -79,18 +79,21 @@ def download(handle: str) -> str:
     scheme, path = parse(handle)
     hub = client(scheme)
     if scheme == "hf://":
-        try:
-            from keras_sagan import __version__
+        from huggingface_hub import constants, errors
 
+        from keras_sagan import __version__
+
+        try:
             return hub.snapshot_download(repo_id=path, library_name="keras_sagan", library_version=__version__)
-        except hub.errors.LocalEntryNotFoundError as err:
+        except errors.LocalEntryNotFoundError as err:
             raise HubError(
-                f"{handle} is not in the Hugging Face cache ({hub.constants.HF_HUB_CACHE}) and cannot be "
+                f"{handle} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and cannot be "
                 f"downloaded: {one_line(err)}"
             ) from None
         except (OSError, ValueError) as err:  # HfHubHTTPError is an OSError: not found, no access.
             raise HubError(f"cannot download {handle}: {one_line(err)}") from None
     import requests  # kagglehub's HTTP library.
+    from kagglehub import config
 
     try:
         return hub.model_download(path)
@@ -98,7 +101,7 @@ def download(handle: str) -> str:
         cached = None if len(path.split("/")) == 5 else newest_cached_kaggle_version(path)
         if cached is None:
             raise HubError(
-                f"{handle} is not in kagglehub's cache ({hub.config.get_cache_folder()}) and Kaggle cannot be "
+                f"{handle} is not in kagglehub's cache ({config.get_cache_folder()}) and Kaggle cannot be "
                 f"reached: {one_line(err, 200)}"
             ) from None
         print(f"warning: Kaggle cannot be reached; using {handle} from kagglehub's cache: {cached}", file=sys.stderr)
@@ -109,8 +112,10 @@ def download(handle: str) -> str:
 
 def _kaggle_errors(kagglehub) -> tuple:
     """kagglehub's own exception classes that are not OSErrors (credentials, API errors)."""
+    from kagglehub import exceptions
+
     names = ("CredentialError", "BackendError", "NotFoundError", "KaggleApiHTTPError", "UserCancelledError")
-    return tuple(getattr(kagglehub.exceptions, name) for name in names if hasattr(kagglehub.exceptions, name))
+    return tuple(getattr(exceptions, name) for name in names if hasattr(exceptions, name))
 
 
 def newest_cached_kaggle_version(path: str) -> str | None:
