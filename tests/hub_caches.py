@@ -12,7 +12,7 @@ import shutil
 
 
 def lay_out_hf_cache(cache_dir, repo_id, folder, commit="0123456789abcdef0123456789abcdef01234567"):
-    """Puts the files of `folder` in huggingface_hub's cache at `cache_dir` as `repo_id`'s `main`; returns the snapshot."""
+    """Puts `folder`'s files in huggingface_hub's cache at `cache_dir` as `repo_id`'s `main`; returns the snapshot."""
     owner, name = repo_id.split("/")
     repo = os.path.join(cache_dir, f"models--{owner}--{name}")
     snapshot = os.path.join(repo, "snapshots", commit)

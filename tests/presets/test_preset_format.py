@@ -133,7 +133,9 @@ def test_architectures_stay_without_weights():
     listed = keras_sagan.list_presets()
     for name in ("celeba64", "cifar10_32", "imagenet128"):
         assert listed[name]["weights"] is None and listed[name]["scores"] is None
-    assert listed["imagenet128"]["architecture"] == "resnet 128x128, conv_dim 64, z_dim 128, sagan attention, 1000 classes"
+    assert (
+        listed["imagenet128"]["architecture"] == "resnet 128x128, conv_dim 64, z_dim 128, sagan attention, 1000 classes"
+    )
     with pytest.raises(PresetError, match=r"^preset 'celeba64' is an architecture without weights: .*build_generator"):
         keras_sagan.Generator.from_preset("celeba64")
     built = keras_sagan.Generator.from_preset("celeba64", load_weights=False)

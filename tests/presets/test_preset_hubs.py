@@ -10,9 +10,9 @@ import kagglehub.http_resolver
 import numpy as np
 import pytest
 import requests
-from huggingface_hub import constants as hf_constants
 from cli_checks import cli_error
 from hub_caches import lay_out_hf_cache, lay_out_kaggle_cache
+from huggingface_hub import constants as hf_constants
 
 import keras_sagan
 from keras_sagan import cli, hubs, loading
