@@ -342,69 +342,6 @@ def export_litert(generator_or_checkpoint, path: str | os.PathLike, batch_size: 
     return _write_file(path, "litert", lambda tmp: _convert_litert(model, tmp, batch_size))
 
 
-def export_preset(generator_or_checkpoint, preset_dir: str | os.PathLike, metadata: dict | None = None) -> str:
-    """Writes a preset folder (keras-hub's layout, `keras_sagan.preset_format`) from a run or a model.
-
-    From a run directory (either checkpoint format): the generator, the EMA generator and the
-    discriminator its newest readable checkpoint holds, with `step` (the checkpoint's) and `dataset`
-    (the run's `--dataset`) in the metadata unless `metadata` gives them. From a `SAGAN`: its three
-    networks; from a `Generator` or a `.keras` file: the generator alone.
-
-    Args:
-        generator_or_checkpoint: a run directory, a `.keras` file, a `Generator` or a `SAGAN`.
-        preset_dir: str. The folder to create (never overwritten).
-        metadata: dict or None. Added to `metadata.json` (see `preset_format.save_preset`).
-
-    Returns:
-        The preset folder's absolute path.
-
-    Example:
-
-    >>> keras_sagan.export.export_preset("runs/celeba64_demo", "presets/celeba64_demo")
-    """
-    from keras_sagan.loading import load_run_networks, resolve
-    from keras_sagan.models.generator import Generator
-    from keras_sagan.preset_format import save_preset
-    from keras_sagan.run_directory import (
-        CHECKPOINT_DISCRIMINATOR,
-        CHECKPOINT_EMA_GENERATOR,
-        CHECKPOINT_GENERATOR,
-        RunDirectory,
-        checkpoint_step,
-    )
-
-    source, metadata = generator_or_checkpoint, dict(metadata or {})
-    if isinstance(source, (str, os.PathLike)):
-        kind, path = resolve(source)
-        if kind == "run":
-            networks, prefix = load_run_networks(path)
-            train = RunDirectory.locate(path).read_config().get("train") or {}
-            if train.get("dataset") is not None:
-                metadata.setdefault("dataset", train["dataset"])
-            if checkpoint_step(prefix) is not None:
-                metadata.setdefault("step", checkpoint_step(prefix))
-            return save_preset(
-                preset_dir,
-                networks[CHECKPOINT_GENERATOR],
-                networks.get(CHECKPOINT_EMA_GENERATOR),
-                networks.get(CHECKPOINT_DISCRIMINATOR),
-                metadata=metadata,
-            )
-        if kind != "keras":
-            raise ExportError(
-                f"a preset is written from a run directory, a .keras file, a Generator or a SAGAN; {source} is a {kind}"
-            )
-        source = load_generator(path).keras_generator
-    if isinstance(source, Generator):
-        return save_preset(preset_dir, source, metadata=metadata)
-    if hasattr(source, "sampling_generator") and hasattr(source, "discriminator"):
-        return save_preset(preset_dir, source.generator, source.ema_generator, source.discriminator, metadata=metadata)
-    raise ExportError(
-        "`generator_or_checkpoint` must be a run directory, a .keras file, a Generator or a SAGAN; "
-        f"received: generator_or_checkpoint of type {type(source).__name__}"
-    )
-
-
 def export_model(
     generator_or_checkpoint,
     out: str | os.PathLike,
@@ -414,7 +351,7 @@ def export_model(
     metadata=None,
 ) -> str:
     """Exports in one of `FORMATS`: `export_generator` (`out` a base path), `export_onnx`, `export_litert` or
-    `export_preset` (`out` a folder).
+    `preset_export.export_preset` (`out` a folder).
 
     `version` applies to `saved_model` only, `batch_size` to `litert` only and `metadata` to `preset`
     only; any given with another format is refused.
@@ -434,5 +371,7 @@ def export_model(
     if format == "litert":
         return export_litert(generator_or_checkpoint, out, batch_size=batch_size)
     if format == "preset":
+        from keras_sagan.preset_export import export_preset
+
         return export_preset(generator_or_checkpoint, out, metadata=metadata)
     return export_generator(generator_or_checkpoint, out, version=version)

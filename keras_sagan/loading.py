@@ -8,9 +8,8 @@
   `config.json` and its weights restored from the latest checkpoint, the EMA weights when the
   checkpoint has them;
 - a `.keras` file holding a `Generator` (`generator.save("g.keras")`);
-- a preset: a registered name with weights, a preset folder (`metadata.json`, `config.json`,
-  `model.weights.h5`), `hf://owner/model` or `kaggle://owner/model/keras/variant` (see
-  `keras_sagan.preset_format`); its `model.weights.h5`, the EMA weights when it has them.
+- a preset (`keras_sagan.preset_format`): a registered name with weights, a preset folder, `hf://owner/model`
+  or `kaggle://owner/model/keras/variant`; its `model.weights.h5`, the EMA weights when it has them.
 
 Each gives a `LoadedGenerator`: `z_dim`, `num_classes`, `image_size`, `description`, and
 `__call__(z, labels=None)` returning images in [-1, 1]. `sample`, `evaluate`, `info` and the
@@ -29,10 +28,8 @@ import tensorflow as tf
 from keras_sagan import serving
 from keras_sagan.checkpoint_files import nonfinite_variables  # noqa: F401  (re-exported)
 from keras_sagan.errors import UsageError, one_line
-from keras_sagan.models.discriminator import Discriminator
 from keras_sagan.models.generator import Generator
 from keras_sagan.run_directory import (
-    CHECKPOINT_DISCRIMINATOR,
     CHECKPOINT_EMA_GENERATOR,
     CHECKPOINT_GENERATOR,
     CONFIG_FILENAME,
@@ -55,19 +52,10 @@ def is_saved_model(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
-def is_preset_dir(path: str) -> bool:
-    """Whether the folder `path` is meant as a preset (it has `metadata.json` or `model.weights.h5`)."""
-    from keras_sagan.preset_format import METADATA_FILE, WEIGHTS_FILE
-
-    return any(os.path.isfile(os.path.join(path, name)) for name in (METADATA_FILE, WEIGHTS_FILE))
-
-
 def resolve(path: str | os.PathLike) -> tuple[str, str]:
-    """`(kind, path)` of a model path: kind is one of `KINDS`; a base directory resolves to its latest version.
-
-    A registered preset name and a hub handle resolve to `("preset", path)` unchanged (nothing is downloaded).
-    """
-    from keras_sagan import hubs
+    """`(kind, path)` of a model path: kind is one of `KINDS`; a base directory resolves to its latest version
+    (a preset name or hub handle to itself: nothing is downloaded here)."""
+    from keras_sagan import hubs, preset_format
     from keras_sagan.models.presets import PRESETS, find_preset
 
     path = os.fspath(path)
@@ -86,7 +74,7 @@ def resolve(path: str | os.PathLike) -> tuple[str, str]:
         )
     if is_saved_model(path):
         return "saved_model", path
-    if is_preset_dir(path):
+    if preset_format.is_preset_dir(path):  # Before the run-directory check: a preset folder also has a config.json.
         return "preset", path
     versions = [v for v in serving.list_versions(path) if is_saved_model(os.path.join(path, str(v)))]
     if versions:
@@ -187,7 +175,7 @@ def check_finite_images(images, what: str) -> None:
 # -- runs -----------------------------------------------------------------------------------------
 
 
-def _restore_network(prefix: str, key: str, network, children: dict, mismatch: str) -> None:
+def restore_network(prefix: str, key: str, network, children: dict, mismatch: str) -> None:
     """Restores the checkpoint object `key` into `network` (both formats), checking counts and shapes first."""
     if children[key] != len(network.variables):
         raise ModelLoadError(
@@ -210,7 +198,7 @@ def _restore_network(prefix: str, key: str, network, children: dict, mismatch: s
         raise ModelLoadError(f"{mismatch}: {one_line(err)}") from None
 
 
-def _build_network(cls, config: dict, config_path: str):
+def build_network(cls, config: dict, config_path: str):
     try:
         network = cls.from_config(config)
         network.build()
@@ -227,46 +215,15 @@ def load_run_generator(directory: str) -> tuple[Generator, str, str]:
     """
     run = RunDirectory.locate(directory)
     prefix = run.newest_readable_checkpoint(warn=lambda line: print(line, file=sys.stderr, flush=True))
-    generator = _build_network(Generator, run.read_config()["generator"], run.config_path)
+    generator = build_network(Generator, run.read_config()["generator"], run.config_path)
     children = checkpoint_children(prefix)
     key = CHECKPOINT_EMA_GENERATOR if CHECKPOINT_EMA_GENERATOR in children else CHECKPOINT_GENERATOR
     if key not in children:
         raise ModelLoadError(f"checkpoint {prefix} holds no generator (objects: {sorted(children)})")
     mismatch = f"checkpoint {prefix} does not match the generator described by {CONFIG_FILENAME}"
-    _restore_network(prefix, key, generator, children, mismatch)
+    restore_network(prefix, key, generator, children, mismatch)
     check_finite_generator(generator, f"checkpoint {prefix} ({key})")
     return generator, prefix, key
-
-
-def load_run_networks(directory: str) -> tuple[dict, str]:
-    """`({object name: network}, checkpoint_prefix)`: every network of a run's newest readable checkpoint.
-
-    The names are the checkpoint's (`generator`, and `ema_generator` and `discriminator` when the
-    checkpoint holds them); each network is built from `config.json` and restored, in both
-    checkpoint formats.
-    """
-    run = RunDirectory.locate(directory)
-    prefix = run.newest_readable_checkpoint(warn=lambda line: print(line, file=sys.stderr, flush=True))
-    config = run.read_config()
-    children = checkpoint_children(prefix)
-    if CHECKPOINT_GENERATOR not in children:
-        raise ModelLoadError(f"checkpoint {prefix} holds no generator (objects: {sorted(children)})")
-    networks = {}
-    for key, cls, section in (
-        (CHECKPOINT_GENERATOR, Generator, "generator"),
-        (CHECKPOINT_EMA_GENERATOR, Generator, "generator"),
-        (CHECKPOINT_DISCRIMINATOR, Discriminator, "discriminator"),
-    ):
-        if key not in children or not isinstance(config.get(section), dict):
-            continue
-        network = _build_network(cls, config[section], run.config_path)
-        mismatch = f"checkpoint {prefix} does not match the {section} described by {CONFIG_FILENAME}"
-        _restore_network(prefix, key, network, children, mismatch)
-        networks[key] = network
-    for key in (CHECKPOINT_GENERATOR, CHECKPOINT_EMA_GENERATOR):
-        if key in networks:
-            check_finite_generator(networks[key], f"checkpoint {prefix} ({key})")
-    return networks, prefix
 
 
 def resolve_generator(generator_or_path) -> Generator:
@@ -302,15 +259,12 @@ class LoadedGenerator:
         z_dim, num_classes, image_size: the generator's noise size, class count (None when
             unconditional) and image side.
         keras_generator: the Keras `Generator`, or None for a SavedModel.
-        step: int or None. The training step of the weights, where known (a run's checkpoint,
-            a preset's `metadata.json`).
-        metadata: dict or None. A preset's `metadata.json` (its certificate, sampling settings).
-        folder: str or None. A preset's local folder (inside the hub client's cache for a handle).
+        step: int or None. The training step of the weights, where known (a run's checkpoint, a preset's metadata).
+        metadata, folder: a preset's `metadata.json` (certificate, sampling settings) and local folder, else None.
     """
 
     step = None
-    metadata = None
-    folder = None
+    metadata = folder = None
 
     def __init__(self, kind, path, description, z_dim, num_classes, image_size, keras_generator=None, signatures=None):
         self.kind = kind
@@ -417,10 +371,8 @@ def _from_preset(preset: str) -> LoadedGenerator:
     generator = preset_format.load_network(folder, "generator")
     check_finite_generator(generator, f"preset {preset}")
     result = _from_keras_generator("preset", preset, generator, f"preset {preset} ({os.path.abspath(folder)})")
-    result.metadata = preset_format.read_metadata(folder)
-    result.folder = folder
-    step = result.metadata.get("step")
-    result.step = step if isinstance(step, int) and not isinstance(step, bool) else None
+    result.metadata, result.folder = preset_format.read_metadata(folder), folder
+    result.step = result.metadata.get("step") if type(result.metadata.get("step")) is int else None  # Not a bool.
     return result
 
 

@@ -119,6 +119,39 @@ def load_preset(preset, network="generator", load_weights=True):
     return preset_format.load_network(find_preset(preset), network, load_weights=load_weights)
 
 
+def load_preset_networks(preset, load_weights=True):
+    """`{"generator", "ema_generator", "discriminator"}` of a preset that holds a discriminator (`SAGAN.from_preset`).
+
+    `generator` is the trained generator; `ema_generator` (frozen) is the preset's EMA generator, or None.
+    """
+    from keras_sagan import preset_format
+
+    if not load_weights and isinstance(preset, str) and "common" in PRESETS.get(preset, {}):
+        return {
+            "generator": build_generator(preset),
+            "ema_generator": None,
+            "discriminator": build_discriminator(preset),
+        }
+    folder = find_preset(preset)
+    held = preset_format.read_metadata(folder).get("networks", [])
+    if "discriminator" not in held:
+        raise _preset_error(
+            f"preset {folder} holds no discriminator (it holds: {', '.join(held)}): a SAGAN needs one; "
+            "Generator.from_preset loads its generator"
+        )
+    networks = {
+        "ema_generator": None,
+        "discriminator": preset_format.load_network(folder, "discriminator", load_weights),
+    }
+    if "training_generator" in held:
+        networks["generator"] = preset_format.load_network(folder, "training_generator", load_weights)
+        networks["ema_generator"] = preset_format.load_network(folder, "generator", load_weights)
+        networks["ema_generator"].trainable = False
+    else:
+        networks["generator"] = preset_format.load_network(folder, "generator", load_weights)
+    return networks
+
+
 def list_presets():
     """What every registered name is.
 
@@ -135,6 +168,7 @@ def list_presets():
     True
     """
     from keras_sagan import preset_format
+    from keras_sagan.preset_card import describe_architecture
 
     listed = {}
     for name, entry in PRESETS.items():
@@ -145,7 +179,7 @@ def list_presets():
             summary = preset_format.summary(location)
             info.update({key: summary[key] for key in ("architecture", "dataset", "scores")})
         elif "common" in entry:
-            info["architecture"] = preset_format.describe_architecture(preset_config(name, "generator"))
+            info["architecture"] = describe_architecture(preset_config(name, "generator"))
         listed[name] = info
     return listed
 

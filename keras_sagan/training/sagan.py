@@ -11,7 +11,7 @@ from keras import ops
 
 from keras_sagan import backend
 from keras_sagan.errors import bad_value
-from keras_sagan.models import build_discriminator, build_generator
+from keras_sagan.models.presets import build_discriminator, build_generator, load_preset_networks
 from keras_sagan.training.losses import LOSSES
 
 
@@ -328,65 +328,30 @@ class SAGAN(_step_class(), keras.Model):
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, seed=None):
-        """A `SAGAN` from a preset that holds a discriminator: ready to `compile()` and fine-tune.
-
-        The generator is the preset's trained generator; when the preset holds EMA weights too,
-        they become `ema_generator` (kept by `compile(ema_decay=...)`, dropped without EMA), so
-        sampling before and after fine-tuning uses the EMA generator, as it did in training.
+        """A `SAGAN` to fine-tune from a preset with a discriminator; its EMA weights become `ema_generator`.
 
         Args:
-            preset: str or PathLike. A registered name, a preset folder, `"hf://..."` or
-                `"kaggle://..."` (see `Generator.from_preset`).
+            preset: str or PathLike. A registered name, a folder, `"hf://..."` or `"kaggle://..."`.
             load_weights: bool. False builds the architecture with random weights. Defaults to True.
             seed: int or None. Seeds the noise drawn during training.
 
-        Returns:
-            A `SAGAN`.
-
         Example:
 
-        >>> gan = keras_sagan.SAGAN.from_preset("presets/mine")
-        >>> gan.compile(ema_decay=0.999)
-        >>> gan.fit(dataset_of_images, epochs=1)
+        >>> gan = keras_sagan.SAGAN.from_preset("presets/mine")  # compile(ema_decay=...) keeps its EMA generator
         """
-        from keras_sagan import preset_format
-        from keras_sagan.models.presets import PRESETS, find_preset
-
-        if not load_weights and isinstance(preset, str) and "common" in PRESETS.get(preset, {}):
-            return build_sagan(preset, seed=seed)
-        folder = find_preset(preset)
-        networks = preset_format.read_metadata(folder).get("networks", [])
-        if "discriminator" not in networks:
-            raise preset_format.PresetError(
-                f"preset {folder} holds no discriminator (it holds: {', '.join(networks)}): a SAGAN needs one; "
-                "Generator.from_preset loads its generator"
-            )
-        ema_generator = None
-        if "training_generator" in networks:
-            generator = preset_format.load_network(folder, "training_generator", load_weights)
-            ema_generator = preset_format.load_network(folder, "generator", load_weights)
-        else:
-            generator = preset_format.load_network(folder, "generator", load_weights)
-        gan = cls(generator, preset_format.load_network(folder, "discriminator", load_weights), seed=seed)
-        if ema_generator is not None:
-            ema_generator.trainable = False
-            gan.ema_generator = ema_generator
+        networks = load_preset_networks(preset, load_weights=load_weights)
+        gan = cls(networks["generator"], networks["discriminator"], seed=seed)
+        gan.ema_generator = networks["ema_generator"]
         return gan
 
     def save_to_preset(self, preset_dir, metadata=None):
-        """Writes the generator, the EMA generator (when there is one) and the discriminator as a preset.
-
-        `model.weights.h5` is the sampling generator (`sampling_generator()`); see
-        `keras_sagan.preset_format` for the layout and `Generator.save_to_preset` for `metadata`.
-
-        Returns:
-            The preset folder's absolute path.
+        """Writes G, its EMA copy (then `model.weights.h5`) and D as a preset; `metadata`: see `Generator`'s.
 
         Example:
 
         >>> gan.save_to_preset("presets/mine", metadata={"dataset": "Fashion-MNIST", "step": gan.step})
         """
-        from keras_sagan.preset_format import save_preset
+        from keras_sagan.preset_format import save_preset  # Not at the top: h5py loads on first use.
 
         return save_preset(preset_dir, self.generator, self.ema_generator, self.discriminator, metadata=metadata)
 
