@@ -85,6 +85,7 @@ def test_generator_from_folder_is_the_ema_generator(saved):
 
 def test_sagan_from_preset_restores_all_three_networks(saved):
     gan = SAGAN.from_preset(saved["folder"], seed=1)
+    assert gan.seed == 1
     np.testing.assert_array_equal(np.asarray(gan.generator(Z, training=False)), saved["generator"])
     np.testing.assert_array_equal(np.asarray(gan.sampling_generator()(Z, training=False)), saved["ema"])
     np.testing.assert_array_equal(np.asarray(gan.discriminator(IMAGES, training=False)), saved["logits"])
