@@ -150,8 +150,10 @@ def save_preset(preset_dir, generator, ema_generator=None, discriminator=None, m
     try:
         os.makedirs(tmp)
         serialize = keras.saving.serialize_keras_object
-        # The trained generator's config (the EMA copy is the same network, but frozen: `trainable` False).
-        _write_json(os.path.join(tmp, CONFIG_FILE), serialize(generator))
+        # `trainable` is the instance's state, not the network's: a preset loads trainable (an EMA copy is frozen).
+        config = serialize(generator)
+        config["config"]["trainable"] = True
+        _write_json(os.path.join(tmp, CONFIG_FILE), config)
         if discriminator is not None:
             _write_json(os.path.join(tmp, DISCRIMINATOR_CONFIG_FILE), serialize(discriminator))
         for name, network in files.items():

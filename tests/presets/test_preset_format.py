@@ -103,9 +103,11 @@ def test_load_weights_false_gives_the_architecture_with_fresh_weights(saved):
 
 def test_generator_only_preset(tmp_path):
     generator = keras_sagan.build_generator("celeba64", image_size=32, conv_dim=8)
+    generator.trainable = False  # As an EMA copy is: the preset still loads a trainable network.
     folder = generator.save_to_preset(tmp_path / "g")
     assert "discriminator.json" not in os.listdir(folder)
     loaded = keras_sagan.Generator.from_preset(folder)
+    assert loaded.trainable and loaded.trainable_weights and not generator.trainable_weights
     np.testing.assert_array_equal(np.asarray(loaded(Z, training=False)), np.asarray(generator(Z, training=False)))
     with pytest.raises(PresetError, match=r"holds no discriminator \(it holds: generator\)"):
         keras_sagan.Discriminator.from_preset(folder)
