@@ -9,7 +9,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_sagan", "keras_sagan.*"]),
-    package_data={"keras_sagan": ["py.typed"]},
+    # Preset folders that ship with the package (keras_sagan/shipped_presets/<name>/: config.json,
+    # model.weights.h5, metadata.json, README.md, ...), registered by name in keras_sagan/models/presets.py.
+    package_data={"keras_sagan": ["py.typed", "shipped_presets/*/*"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -26,6 +28,8 @@ setup(
         "jax": ["jax>=0.10"],
         # `keras-sagan export --format onnx|litert` (Keras' exporters).
         "export": ["tf2onnx>=1.17", "onnx>=1.17", "onnxruntime>=1.20", "ai-edge-litert>=2.0"],
+        # hf:// and kaggle:// presets: the hubs' own clients download, cache and upload (BUILD.md, "Presets").
+        "hub": ["huggingface_hub>=1.0", "kagglehub>=1.0"],
         "test": [
             "pytest>=8",
             "scipy>=1.11",
@@ -44,6 +48,8 @@ setup(
             "onnx>=1.17",
             "onnxruntime>=1.20",
             "ai-edge-litert>=2.0",
+            "huggingface_hub>=1.0",
+            "kagglehub>=1.0",
         ],
     },
     entry_points={"console_scripts": ["keras-sagan=keras_sagan.cli:main"]},

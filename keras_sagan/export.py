@@ -46,7 +46,7 @@ _TMP = re.compile(r"\.tmp-(?:(?P<host>.+)-(?P<pid>\d+)-)?[0-9a-f]{32}")
 _IDENTITY_KEYS = ("name", "trainable", "dtype")
 
 
-FORMATS = ("saved_model", "onnx", "litert")
+FORMATS = ("saved_model", "onnx", "litert", "preset")
 """The export formats (`keras-sagan export --format`)."""
 
 SUFFIXES = {"onnx": ".onnx", "litert": ".tflite"}
@@ -343,15 +343,23 @@ def export_litert(generator_or_checkpoint, path: str | os.PathLike, batch_size: 
 
 
 def export_model(
-    generator_or_checkpoint, out: str | os.PathLike, format: str = "saved_model", version=None, batch_size=None
+    generator_or_checkpoint,
+    out: str | os.PathLike,
+    format: str = "saved_model",
+    version=None,
+    batch_size=None,
+    metadata=None,
 ) -> str:
-    """Exports in one of `FORMATS`: `export_generator` (`out` a base path), `export_onnx` or `export_litert`.
+    """Exports in one of `FORMATS`: `export_generator` (`out` a base path), `export_onnx`, `export_litert` or
+    `preset_export.export_preset` (`out` a folder).
 
-    `version` applies to `saved_model` only and `batch_size` to `litert` only; either given with
-    another format is refused.
+    `version` applies to `saved_model` only, `batch_size` to `litert` only and `metadata` to `preset`
+    only; any given with another format is refused.
     """
     if format not in FORMATS:
         raise ExportError(f"`format` must be one of {FORMATS}; received: format={format!r}")
+    if metadata is not None and format != "preset":
+        raise ExportError(f"`metadata` applies to format 'preset' only; received: metadata with {format}")
     if version is not None and format != "saved_model":
         raise ExportError(
             f"`version` applies to format 'saved_model' only; received: version={version!r} with {format}"
@@ -362,4 +370,8 @@ def export_model(
         return export_onnx(generator_or_checkpoint, out)
     if format == "litert":
         return export_litert(generator_or_checkpoint, out, batch_size=batch_size)
+    if format == "preset":
+        from keras_sagan.preset_export import export_preset
+
+        return export_preset(generator_or_checkpoint, out, metadata=metadata)
     return export_generator(generator_or_checkpoint, out, version=version)

@@ -7,7 +7,9 @@
 - a training run directory (or its `checkpoints/` folder): the generator is built from
   `config.json` and its weights restored from the latest checkpoint, the EMA weights when the
   checkpoint has them;
-- a `.keras` file holding a `Generator` (`generator.save("g.keras")`).
+- a `.keras` file holding a `Generator` (`generator.save("g.keras")`);
+- a preset (`keras_sagan.preset_format`): a registered name with weights, a preset folder, `hf://owner/model`
+  or `kaggle://owner/model/keras/variant`; its `model.weights.h5`, the EMA weights when it has them.
 
 Each gives a `LoadedGenerator`: `z_dim`, `num_classes`, `image_size`, `description`, and
 `__call__(z, labels=None)` returning images in [-1, 1]. `sample`, `evaluate`, `info` and the
@@ -39,7 +41,7 @@ from keras_sagan.run_directory import (
     state_step,
 )
 
-KINDS = ("saved_model", "run", "keras")
+KINDS = ("saved_model", "run", "keras", "preset")
 
 
 class ModelLoadError(UsageError):
@@ -51,19 +53,29 @@ def is_saved_model(path: str) -> bool:
 
 
 def resolve(path: str | os.PathLike) -> tuple[str, str]:
-    """`(kind, path)` of a model path: kind is one of `KINDS`; a base directory resolves to its latest version."""
+    """`(kind, path)` of a model path: kind is one of `KINDS`; a base directory resolves to its latest version
+    (a preset name or hub handle to itself: nothing is downloaded here)."""
+    from keras_sagan import hubs, preset_format
+    from keras_sagan.models.presets import PRESETS, find_preset
+
     path = os.fspath(path)
+    if path in PRESETS or hubs.is_handle(path):
+        return "preset", path
     if not os.path.exists(path):
+        if os.sep not in path and "." not in path:  # A bare word: meant as a preset name.
+            find_preset(path)  # The one-line error listing the registered names.
         raise ModelLoadError(f"no such model path: {path}")
     if os.path.isfile(path):
         if path.endswith(".keras"):
             return "keras", path
         raise ModelLoadError(
             f"model path {path} is a file but not a .keras file; "
-            "accepted: a SavedModel directory, a TF Serving base directory, a run directory or a .keras file"
+            "accepted: a SavedModel directory, a TF Serving base directory, a run directory, a preset or a .keras file"
         )
     if is_saved_model(path):
         return "saved_model", path
+    if preset_format.is_preset_dir(path):  # Before the run-directory check: a preset folder also has a config.json.
+        return "preset", path
     versions = [v for v in serving.list_versions(path) if is_saved_model(os.path.join(path, str(v)))]
     if versions:
         return "saved_model", os.path.join(path, str(versions[-1]))
@@ -163,6 +175,38 @@ def check_finite_images(images, what: str) -> None:
 # -- runs -----------------------------------------------------------------------------------------
 
 
+def restore_network(prefix: str, key: str, network, children: dict, mismatch: str) -> None:
+    """Restores the checkpoint object `key` into `network` (both formats), checking counts and shapes first."""
+    if children[key] != len(network.variables):
+        raise ModelLoadError(
+            f"{mismatch}: it holds {children[key]} {key} variables, the config builds {len(network.variables)}"
+        )
+    if state_step(prefix) is not None:  # the backend-neutral format (a run trained on JAX)
+        stored = read_state(prefix)
+        keys = sorted(k for k in stored if k.startswith(f"{key}/"))
+        for stored_key, variable in zip(keys, network.weights):
+            if tuple(stored[stored_key].shape) != tuple(variable.shape):
+                raise ModelLoadError(f"{mismatch}: {stored_key} has shape {tuple(stored[stored_key].shape)}")
+        for stored_key, variable in zip(keys, network.weights):
+            variable.assign(stored[stored_key])
+        return
+    try:
+        status = tf.train.Checkpoint(**{key: network}).read(prefix)
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as err:
+        raise ModelLoadError(f"{mismatch}: {one_line(err)}") from None
+
+
+def build_network(cls, config: dict, config_path: str):
+    try:
+        network = cls.from_config(config)
+        network.build()
+    except (TypeError, ValueError) as err:
+        raise ModelLoadError(f"bad {cls.__name__.lower()} config in {config_path}: {one_line(err)}") from None
+    return network
+
+
 def load_run_generator(directory: str) -> tuple[Generator, str, str]:
     """`(generator, checkpoint_prefix, object_name)` from a run directory's latest checkpoint.
 
@@ -171,36 +215,13 @@ def load_run_generator(directory: str) -> tuple[Generator, str, str]:
     """
     run = RunDirectory.locate(directory)
     prefix = run.newest_readable_checkpoint(warn=lambda line: print(line, file=sys.stderr, flush=True))
-    config = run.read_config()["generator"]
-    try:
-        generator = Generator.from_config(config)
-        generator.build()
-    except (TypeError, ValueError) as err:
-        raise ModelLoadError(f"bad generator config in {run.config_path}: {one_line(err)}") from None
+    generator = build_network(Generator, run.read_config()["generator"], run.config_path)
     children = checkpoint_children(prefix)
     key = CHECKPOINT_EMA_GENERATOR if CHECKPOINT_EMA_GENERATOR in children else CHECKPOINT_GENERATOR
     if key not in children:
         raise ModelLoadError(f"checkpoint {prefix} holds no generator (objects: {sorted(children)})")
     mismatch = f"checkpoint {prefix} does not match the generator described by {CONFIG_FILENAME}"
-    if children[key] != len(generator.variables):
-        raise ModelLoadError(
-            f"{mismatch}: it holds {children[key]} {key} variables, the config builds {len(generator.variables)}"
-        )
-    if state_step(prefix) is not None:  # the backend-neutral format (a run trained on JAX)
-        stored = read_state(prefix)
-        keys = sorted(k for k in stored if k.startswith(f"{key}/"))
-        for stored_key, variable in zip(keys, generator.weights):
-            if tuple(stored[stored_key].shape) != tuple(variable.shape):
-                raise ModelLoadError(f"{mismatch}: {stored_key} has shape {tuple(stored[stored_key].shape)}")
-        for stored_key, variable in zip(keys, generator.weights):
-            variable.assign(stored[stored_key])
-    else:
-        try:
-            status = tf.train.Checkpoint(**{key: generator}).read(prefix)
-            status.expect_partial()
-            status.assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as err:
-            raise ModelLoadError(f"{mismatch}: {one_line(err)}") from None
+    restore_network(prefix, key, generator, children, mismatch)
     check_finite_generator(generator, f"checkpoint {prefix} ({key})")
     return generator, prefix, key
 
@@ -238,10 +259,12 @@ class LoadedGenerator:
         z_dim, num_classes, image_size: the generator's noise size, class count (None when
             unconditional) and image side.
         keras_generator: the Keras `Generator`, or None for a SavedModel.
-        step: int or None. The training step of the weights, where known (a run's checkpoint).
+        step: int or None. The training step of the weights, where known (a run's checkpoint, a preset's metadata).
+        metadata, folder: a preset's `metadata.json` (certificate, sampling settings) and local folder, else None.
     """
 
     step = None
+    metadata = folder = None
 
     def __init__(self, kind, path, description, z_dim, num_classes, image_size, keras_generator=None, signatures=None):
         self.kind = kind
@@ -340,11 +363,26 @@ def _from_keras_generator(kind, path, generator, description) -> LoadedGenerator
     )
 
 
+def _from_preset(preset: str) -> LoadedGenerator:
+    from keras_sagan import preset_format
+    from keras_sagan.models.presets import find_preset
+
+    folder = find_preset(preset)
+    generator = preset_format.load_network(folder, "generator")
+    check_finite_generator(generator, f"preset {preset}")
+    result = _from_keras_generator("preset", preset, generator, f"preset {preset} ({os.path.abspath(folder)})")
+    result.metadata, result.folder = preset_format.read_metadata(folder), folder
+    result.step = result.metadata.get("step") if type(result.metadata.get("step")) is int else None  # Not a bool.
+    return result
+
+
 def load_generator(path: str | os.PathLike) -> LoadedGenerator:
     """Loads the generator at `path` (see the module docstring for what `path` may be)."""
     kind, path = resolve(path)
     if kind == "saved_model":
         return _from_saved_model(path)
+    if kind == "preset":
+        return _from_preset(path)
     if kind == "run":
         generator, prefix, key = load_run_generator(path)
         result = _from_keras_generator("run", path, generator, f"checkpoint {prefix} ({key})")

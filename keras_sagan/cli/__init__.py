@@ -8,6 +8,8 @@
     keras-sagan export --checkpoint RUN_DIR --format onnx --out g.onnx      # or --format litert --out g.tflite
     keras-sagan certify --model fashion_mnist32             # recompute a model's quality certificate
     keras-sagan import-reference --generator 100000_G.pth --discriminator 100000_D.pth --out runs/ref
+    keras-sagan export --checkpoint RUN_DIR --format preset --out presets/NAME
+    keras-sagan upload-preset presets/NAME hf://OWNER/MODEL                  # or kaggle://OWNER/MODEL/keras/VARIANT
 
 Each subcommand lives in its own module of this package and exposes `register(subparsers)`,
 which adds its `argparse` parser and sets `run=<function(args)>` on it. `train` is the
@@ -28,8 +30,8 @@ import sys
 from keras_sagan.errors import EXIT_USAGE, UsageError, one_line
 
 EXIT_ERROR = EXIT_USAGE
-COMMANDS = ("train", "sample", "export", "info", "evaluate", "certify", "import-reference")
-_ARGPARSE_COMMANDS = ("export", "sample", "info", "evaluate", "certify", "import-reference")
+COMMANDS = ("train", "sample", "export", "info", "evaluate", "certify", "import-reference", "upload-preset")
+_ARGPARSE_COMMANDS = ("export", "sample", "info", "evaluate", "certify", "import-reference", "upload-preset")
 PROG = "keras-sagan"
 
 
@@ -37,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of every subcommand except `train` (which is listed for `--help`)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="keras_sagan: train, sample, export, inspect and evaluate SAGAN generators.",
+        description="keras_sagan: train, sample, export, inspect, evaluate and publish SAGAN generators.",
         epilog=f"`{PROG} train --help` lists the training flags.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")

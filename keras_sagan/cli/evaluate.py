@@ -36,7 +36,10 @@ def register(subparsers) -> None:
         "line on stdout; progress goes to stderr. Real statistics come from --data or --stats_in.",
     )
     parser.add_argument(
-        "--model", required=True, help="SavedModel version dir, base dir (latest), run directory or .keras file."
+        "--model",
+        required=True,
+        help="SavedModel version dir, base dir (latest), run directory, .keras file, or a preset (registered name, "
+        "folder, hf://, kaggle://).",
     )
     real = parser.add_mutually_exclusive_group(required=True)
     real.add_argument(

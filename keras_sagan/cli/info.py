@@ -1,4 +1,4 @@
-"""`keras-sagan info`: what a model path holds (checkpoint and config, or SavedModel signatures)."""
+"""`keras-sagan info`: what a model path holds (checkpoint and config, preset metadata, or SavedModel signatures)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import os
 def register(subparsers) -> None:
     parser = subparsers.add_parser("info", help="Print a model's signatures, shapes, dtypes and version.")
     parser.add_argument(
-        "--model", required=True, help="SavedModel version dir, base dir (latest), run directory or .keras file."
+        "--model",
+        required=True,
+        help="SavedModel version dir, base dir (latest), run directory, .keras file, or a preset (registered name, "
+        "folder, hf://, kaggle://).",
     )
     parser.set_defaults(run=run)
 
@@ -23,6 +26,20 @@ def run(args) -> None:
         print(f"checkpoint: {prefix}")
         print(f"weights exported: {key}")
         print(f"generator config: {json.dumps(generator.get_config(), sort_keys=True, default=str)}")
+        return
+    if kind == "preset":
+        loaded = loading.load_generator(path)
+        metadata = loaded.metadata
+        certificate = metadata.get("certificate")
+        print(f"preset: {path}")
+        print(f"folder: {os.path.abspath(loaded.folder)}")
+        print(f"networks: {', '.join(metadata.get('networks', []))} (model.weights.h5 holds the "
+              f"{'EMA ' if metadata.get('ema') else ''}generator)")  # fmt: skip
+        print(f"dataset: {metadata.get('dataset', 'not recorded')}")
+        scores = certificate.get("scores") if isinstance(certificate, dict) else None
+        print(f"scores: {json.dumps(scores, sort_keys=True) if scores is not None else 'none recorded'}")
+        print(f"metadata: {json.dumps(metadata, sort_keys=True)}")
+        print(f"generator config: {json.dumps(loaded.keras_generator.get_config(), sort_keys=True, default=str)}")
         return
     if kind == "keras":
         generator = loading.load_generator(path).keras_generator

@@ -13,7 +13,10 @@ def register(subparsers) -> None:
         "sample", help="Generate a PNG grid from a SavedModel, run directory or .keras file."
     )
     parser.add_argument(
-        "--model", required=True, help="SavedModel version dir, base dir (latest), run directory or .keras file."
+        "--model",
+        required=True,
+        help="SavedModel version dir, base dir (latest), run directory, .keras file, or a preset (registered name, "
+        "folder, hf://, kaggle://).",
     )
     parser.add_argument("--num", type=int, default=64, help="Number of images. Default %(default)s.")
     parser.add_argument("--seed", type=int, default=0, help="Noise seed. Default %(default)s.")

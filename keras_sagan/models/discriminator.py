@@ -182,3 +182,23 @@ class Discriminator(WeightsLoading, keras.Model):
             }
         )
         return config
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True):
+        """Builds the discriminator a preset holds (saved for fine-tuning), with its weights.
+
+        Args:
+            preset: str or PathLike. A registered name, a preset folder, `"hf://..."` or
+                `"kaggle://..."` (see `Generator.from_preset`).
+            load_weights: bool. False builds the architecture with random weights. Defaults to True.
+
+        Returns:
+            A built `Discriminator`; a preset without one is a one-line error.
+
+        Example:
+
+        >>> discriminator = keras_sagan.Discriminator.from_preset("presets/mine")
+        """
+        from keras_sagan.models.presets import load_preset
+
+        return load_preset(preset, "discriminator", load_weights=load_weights)

@@ -190,3 +190,44 @@ class Generator(WeightsLoading, keras.Model):
             }
         )
         return config
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True):
+        """Builds the generator of a preset, with its weights: the ones to sample from (EMA when saved).
+
+        Args:
+            preset: str or PathLike. A registered name (`keras_sagan.list_presets()`), a preset
+                folder, `"hf://owner/model"` or `"kaggle://owner/model/keras/variant[/version]"`
+                (downloaded by the hub's client into its cache, or read from there offline).
+            load_weights: bool. False builds the architecture with random weights. Defaults to True.
+
+        Returns:
+            A built `Generator`.
+
+        Example:
+
+        >>> generator = keras_sagan.Generator.from_preset("hf://owner/sagan-model")
+        >>> images = generator(np.random.randn(4, generator.z_dim).astype("float32"), training=False)
+        """
+        from keras_sagan.models.presets import load_preset
+
+        return load_preset(preset, "generator", load_weights=load_weights)
+
+    def save_to_preset(self, preset_dir, metadata=None):
+        """Writes this generator as a preset folder (keras-hub's layout; see `keras_sagan.preset_format`).
+
+        Args:
+            preset_dir: str or PathLike. The folder to create (never overwritten).
+            metadata: dict or None. Added to `metadata.json` and the model card (for instance
+                `dataset`, `certificate` with its `scores`, `sampling`).
+
+        Returns:
+            The preset folder's absolute path.
+
+        Example:
+
+        >>> generator.save_to_preset("presets/mine", metadata={"dataset": "Fashion-MNIST"})
+        """
+        from keras_sagan.preset_format import save_preset
+
+        return save_preset(preset_dir, self, metadata=metadata)

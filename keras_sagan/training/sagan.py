@@ -11,7 +11,7 @@ from keras import ops
 
 from keras_sagan import backend
 from keras_sagan.errors import bad_value
-from keras_sagan.models import build_discriminator, build_generator
+from keras_sagan.models.presets import build_discriminator, build_generator, load_preset_networks
 from keras_sagan.training.losses import LOSSES
 
 
@@ -325,6 +325,35 @@ class SAGAN(_step_class(), keras.Model):
         The package's one owner of that choice (sample grids, evaluation and export use it).
         """
         return self.ema_generator if self.ema_generator is not None else self.generator
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, seed=None):
+        """A `SAGAN` to fine-tune from a preset with a discriminator; its EMA weights become `ema_generator`.
+
+        Args:
+            preset: str or PathLike. A registered name, a folder, `"hf://..."` or `"kaggle://..."`.
+            load_weights: bool. False builds the architecture with random weights. Defaults to True.
+            seed: int or None. Seeds the noise drawn during training.
+
+        Example:
+
+        >>> gan = keras_sagan.SAGAN.from_preset("presets/mine")  # compile(ema_decay=...) keeps its EMA generator
+        """
+        networks = load_preset_networks(preset, load_weights=load_weights)
+        gan = cls(networks["generator"], networks["discriminator"], seed=seed)
+        gan.ema_generator = networks["ema_generator"]
+        return gan
+
+    def save_to_preset(self, preset_dir, metadata=None):
+        """Writes G, its EMA copy (then `model.weights.h5`) and D as a preset; `metadata`: see `Generator`'s.
+
+        Example:
+
+        >>> gan.save_to_preset("presets/mine", metadata={"dataset": "Fashion-MNIST", "step": gan.step})
+        """
+        from keras_sagan.preset_format import save_preset  # Not at the top: h5py loads on first use.
+
+        return save_preset(preset_dir, self.generator, self.ema_generator, self.discriminator, metadata=metadata)
 
     @property
     def step(self):

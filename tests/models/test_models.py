@@ -75,7 +75,10 @@ def test_imagenet128_preset_is_conditional_at_128():
 def test_list_presets():
     presets = keras_sagan.list_presets()
     assert {"celeba64", "cifar10_32", "imagenet128"} <= set(presets)
-    assert all(isinstance(d, str) and d for d in presets.values())
+    assert all(isinstance(p["description"], str) and p["description"] for p in presets.values())
+    assert (
+        presets["celeba64"]["architecture"] == "dcgan 64x64, conv_dim 64, z_dim 128, reference attention, unconditional"
+    )
 
 
 def test_attention_placement_is_a_parameter():

@@ -162,9 +162,8 @@ def test_cli_onnx_from_run(run_dir, tmp_path, capsys):
 def test_cli_bad_inputs(run_dir, tmp_path, capsys):
     model_dir, _ = run_dir
     base = ["export", "--checkpoint", model_dir, "--out"]
-    assert "`format` must be one of ('saved_model', 'onnx', 'litert'); received: format='tflite'" in cli_error(
-        capsys, [*base, str(tmp_path / "g.tflite"), "--format", "tflite"]
-    )
+    expected = "`format` must be one of ('saved_model', 'onnx', 'litert', 'preset'); received: format='tflite'"
+    assert expected in cli_error(capsys, [*base, str(tmp_path / "g.tflite"), "--format", "tflite"])
     existing = tmp_path / "exists.onnx"
     existing.write_bytes(b"keep")
     assert f"{existing} already exists; refusing to overwrite it" in cli_error(

@@ -27,6 +27,7 @@ from keras_sagan.models.generator import Generator  # noqa: E402
 from keras_sagan.models.presets import build_discriminator  # noqa: E402
 from keras_sagan.reference import import_reference  # noqa: E402
 from keras_sagan.run_directory import RunDirectory  # noqa: E402
+from keras_sagan.training.sagan import SAGAN  # noqa: E402
 
 Z_DIM, CONV_DIM, BATCH = 32, 16, 2
 SIZES = {"image_size": 64, "z_dim": Z_DIM, "conv_dim": CONV_DIM}
@@ -267,3 +268,15 @@ def test_not_a_state_dict_malicious_pickle_and_existing_out(reference, imported,
     _, _, g_path, _ = reference
     err = _error(capsys, _import("--generator", g_path, "--out", imported, *SIZE_FLAGS))
     assert err == f"error: --out {imported} already exists; refusing to overwrite it"
+
+
+def test_imported_reference_saves_as_a_preset(imported, tmp_path, capsys):
+    preset = str(tmp_path / "reference_preset")
+    assert cli.main(["export", "--checkpoint", imported, "--format", "preset", "--out", preset]) == 0
+    generator, discriminator = _restore(imported)
+    gan = SAGAN.from_preset(preset)
+    z, images = _inputs()
+    expected = np.asarray(generator(z, training=False))
+    np.testing.assert_array_equal(np.asarray(gan.generator(z, training=False)), expected)
+    expected = np.asarray(discriminator(images, training=False))
+    np.testing.assert_array_equal(np.asarray(gan.discriminator(images, training=False)), expected)
