@@ -8,7 +8,6 @@ import sys
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_sagan"
-MAX_LINES = 400
 
 # area -> keras_sagan areas it must not import. An area is the first path component under
 # keras_sagan/ ("layers", "models", ...) or a top-level module's name ("export", "loading", ...).
@@ -114,9 +113,9 @@ def test_the_rule_check_catches_a_violation(tmp_path):
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_module_is_small_and_says_its_job(path):
+def test_module_says_its_job(path):
+    # No line cap: module boundaries follow concepts, not a count (the 400-line rule produced re-exports).
     text = path.read_text(encoding="utf-8")
-    assert len(text.splitlines()) <= MAX_LINES, f"{path} has {len(text.splitlines())} lines"
     docstring = ast.get_docstring(ast.parse(text))
     assert docstring and docstring.strip(), f"{path} has no module docstring"
 
