@@ -9,7 +9,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_sagan", "keras_sagan.*"]),
-    package_data={"keras_sagan": ["py.typed"]},
+    package_data={"keras_sagan": ["py.typed", "explorer/page.html"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -44,6 +44,8 @@ setup(
             "onnx>=1.17",
             "onnxruntime>=1.20",
             "ai-edge-litert>=2.0",
+            # The explorer's browser test drives Debian's chromium + chromium-driver (.ci/run installs them).
+            "selenium>=4.20",
         ],
     },
     entry_points={"console_scripts": ["keras-sagan=keras_sagan.cli:main"]},

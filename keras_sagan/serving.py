@@ -80,6 +80,32 @@ def sample_z(num_images, z_dim: int, seed, truncation) -> tf.Tensor:
     return tf.where(truncation > 0, truncated, normal)
 
 
+def sample_labels(num_images, num_classes: int, seed) -> tf.Tensor:
+    """`(num_images,)` int32 classes drawn uniformly from `seed`: the `sample` signature's labels when none
+    are given. A seed stream separate from `sample_z`'s, so the same seed gives the same z either way."""
+    return tf.random.stateless_uniform(
+        [num_images],
+        tf.stack([tf.cast(seed, tf.int64), tf.constant(_LABEL_STREAM, tf.int64)]),
+        minval=0,
+        maxval=num_classes,
+        dtype=tf.int32,
+    )
+
+
+def sample_inputs(num_images: int, z_dim: int, num_classes, seed: int, truncation: float = 0.0, label=None):
+    """`(z, labels)` as NumPy: the inputs the `sample` signature draws for these arguments.
+
+    `labels` is None for an unconditional model (`num_classes` None); otherwise `label` for every
+    image, or, when `label` is None, the classes `sample_labels` draws from `seed`.
+    """
+    z = sample_z(num_images, z_dim, seed, truncation).numpy()
+    if num_classes is None:
+        return z, None
+    if label is None:
+        return z, sample_labels(num_images, num_classes, seed).numpy()
+    return z, tf.fill([num_images], tf.cast(label, tf.int32)).numpy()
+
+
 def _tf_variable(variable):
     value = variable.value  # Outside autocast/stateless scopes: the tf.Variable.
     if not isinstance(value, tf.Variable):
@@ -181,15 +207,7 @@ class _ServingModule(tf.Module):
     def _sample_conditional(self, num_images, seed, truncation, labels):
         num_images = self._check_num_images(num_images)
         z = sample_z(num_images, self.z_dim, seed, truncation)
-        # Empty `labels`: classes drawn uniformly from a seed stream separate
-        # from z's.
-        random_labels = tf.random.stateless_uniform(
-            [num_images],
-            tf.stack([tf.cast(seed, tf.int64), tf.constant(_LABEL_STREAM, tf.int64)]),
-            minval=0,
-            maxval=self.num_classes,
-            dtype=tf.int32,
-        )
+        random_labels = sample_labels(num_images, self.num_classes, seed)
         labels = tf.cond(tf.size(labels) > 0, lambda: labels, lambda: random_labels)
         return self._generate(z, labels)
 

@@ -7,6 +7,9 @@
     keras-sagan evaluate --model MODEL --data demo --num_samples 5000
     keras-sagan export --checkpoint RUN_DIR --format onnx --out g.onnx      # or --format litert --out g.tflite
     keras-sagan import-reference --generator 100000_G.pth --discriminator 100000_D.pth --out runs/ref
+    keras-sagan sample --model MODEL --interpolate 0 1 --frames 16 --out walk.gif
+    keras-sagan attention --model MODEL --seed 0 --query 12,20 --out map.png
+    keras-sagan explore --model MODEL            # http://127.0.0.1:8000/
 
 Each subcommand lives in its own module of this package and exposes `register(subparsers)`,
 which adds its `argparse` parser and sets `run=<function(args)>` on it. `train` is the
@@ -27,8 +30,8 @@ import sys
 from keras_sagan.errors import EXIT_USAGE, UsageError, one_line
 
 EXIT_ERROR = EXIT_USAGE
-COMMANDS = ("train", "sample", "export", "info", "evaluate", "import-reference")
-_ARGPARSE_COMMANDS = ("export", "sample", "info", "evaluate", "import-reference")
+COMMANDS = ("train", "sample", "export", "info", "evaluate", "import-reference", "explore", "attention")
+_ARGPARSE_COMMANDS = ("export", "sample", "info", "evaluate", "import-reference", "explore", "attention")
 PROG = "keras-sagan"
 
 
