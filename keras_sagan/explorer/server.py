@@ -29,12 +29,8 @@ MAX_QUERY_CHARS = 2000
 
 
 def _handler(explorer, page: bytes):
-    routes = {
-        "/api/info": lambda query: explorer.info(),
-        "/api/samples": explorer.samples,
-        "/api/attention": explorer.attention,
-        "/api/interpolate": explorer.interpolate,
-    }
+    routes = {"/api/info": "info", "/api/samples": "samples", "/api/attention": "attention"}
+    routes["/api/interpolate"] = "interpolate"
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "keras-sagan-explorer"
@@ -64,7 +60,7 @@ def _handler(explorer, page: bytes):
                     return self._json(HTTPStatus.BAD_REQUEST, {"error": "query string too long"})
                 query = parse_qs(url.query, keep_blank_values=True)
                 try:
-                    payload = routes[url.path](query)
+                    payload = getattr(explorer, routes[url.path])(query)
                 except (UsageError, ValueError, TypeError) as err:
                     return self._json(HTTPStatus.BAD_REQUEST, {"error": one_line(err)})
                 return self._json(HTTPStatus.OK, payload)

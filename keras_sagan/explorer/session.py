@@ -97,8 +97,8 @@ class Explorer:
         self._off = {}  # variant -> its copy with attention switched off, made on first use
         self._lock = threading.Lock()  # One model call at a time: the server answers requests in threads.
 
-    def info(self) -> dict:
-        """What the page needs to draw its controls."""
+    def info(self, query: dict | None = None) -> dict:
+        """What the page needs to draw its controls (`query` is unused)."""
         first = self.variants[self.default]
         keras_generator = first.keras_generator
         layers = [] if keras_generator is None else keras_generator.attention_layers
