@@ -23,6 +23,7 @@ def unconditional(tmp_path_factory):
     generator = Generator(image_size=32, z_dim=16, conv_dim=8, attention_variant="reference")
     generator.build()
     peaked(generator)
+    generator.to_rgb.kernel.assign(generator.to_rgb.kernel * 40.0)  # images with contrast, not all mid-grey
     path = str(tmp_path_factory.mktemp("models") / "g.keras")
     generator.save(path)
     return generator, path

@@ -121,6 +121,7 @@ def test_the_server_answers_bad_requests_and_keeps_serving(conditional_explorer,
     try:
         status, payload = _get(base + "/api/interpolate?frames=500")
         assert status == 400 and "frames" in payload["error"]
+        assert _get(base + f"/api/samples?num={MAX_GRID + 1}")[0] == 400
         assert _get(base + "/api/samples?path=/etc/passwd&num=1")[0] == 200  # unknown parameters are ignored
         assert _get(base + "/../../etc/passwd")[0] == 404
         assert _get(base + "/api/info?" + "x" * 3000)[0] == 400
