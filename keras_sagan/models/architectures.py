@@ -134,11 +134,7 @@ def check_labels(labels, num_classes, model_name, allow_weights=False):
         raise ValueError(
             bad_value("labels", None, f"given: the {model_name} is conditional (num_classes={num_classes})")
         )
-    if allow_weights and len(labels.shape) == 2:
-        if labels.shape[-1] != num_classes:
-            raise ValueError(
-                f"class weights must have shape (batch, {num_classes}); received: labels.shape={tuple(labels.shape)}"
-            )
+    if allow_weights and len(labels.shape) == 2 and labels.shape[-1] == num_classes:
         return ops.cast(labels, "float32")
     if len(labels.shape) != 1:
         raise ValueError(f"`labels` must have shape (batch,); received: labels.shape={tuple(labels.shape)}")
