@@ -11,7 +11,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "attention", help="Where one pixel of a sample attends, in every attention layer of G (one PNG)."
     )
-    parser.add_argument("--model", required=True, help="Run directory or .keras file (a SavedModel holds no maps).")
+    parser.add_argument("--model", required=True, help="Run directory or .keras file (a SavedModel is for sampling only).")
     parser.add_argument(
         "--seed", type=int, default=0, help="The sample's seed (as `sample --num 1`). Default %(default)s."
     )
@@ -52,7 +52,10 @@ def run(args) -> None:
 
     loaded = pick_variant(load_generator_variants(args.model), args.weights)
     if loaded.keras_generator is None:
-        raise UsageError(f"{loaded.path} is a SavedModel, for sampling only: it holds no attention maps")
+        raise UsageError(
+            f"{loaded.path} is a SavedModel, for sampling only here: maps need a run directory or a .keras file "
+            "(TF Serving clients can call its `attention` signature)"
+        )
     generator = loaded.keras_generator
     attention_maps.check_has_attention(generator, args.model)
     row, col = attention_maps.parse_query(args.query, generator.image_size)

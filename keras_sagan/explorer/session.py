@@ -162,7 +162,10 @@ class Explorer:
         generator = self._variant(params)
         name = next(k for k, v in self.variants.items() if v is generator)
         if generator.keras_generator is None:
-            raise UsageError(f"{generator.path} is a SavedModel, for sampling only: it holds no attention maps")
+            raise UsageError(
+                f"{generator.path} is a SavedModel, for sampling only here: maps need a run directory or a .keras file "
+                "(TF Serving clients can call its `attention` signature)"
+            )
         attention_maps.check_has_attention(generator.keras_generator, generator.path)
         num, (z, labels) = self._grid_inputs(params)
         index = params.int("index", 0, num - 1, 0)

@@ -1,5 +1,6 @@
 """Tiny random-weight generators for the explorer, attention-map and interpolation tests (one set per session)."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -20,6 +21,7 @@ def peaked(generator, seed=0):
 @pytest.fixture(scope="session")
 def unconditional(tmp_path_factory):
     """`(generator, path)`: a 32x32 dcgan G with the reference's attention (unpooled keys) at 8 and 16, as .keras."""
+    keras.utils.set_random_seed(0)  # the same weights every run
     generator = Generator(image_size=32, z_dim=16, conv_dim=8, attention_variant="reference")
     generator.build()
     peaked(generator)
@@ -32,6 +34,7 @@ def unconditional(tmp_path_factory):
 @pytest.fixture(scope="session")
 def conditional(tmp_path_factory):
     """`(generator, path)`: a 32x32 resnet G, 3 classes, SAGAN attention (pooled keys) at 16, distinct classes."""
+    keras.utils.set_random_seed(1)
     generator = Generator(image_size=32, z_dim=16, conv_dim=16, architecture="resnet", num_classes=3)
     generator.build()
     peaked(generator, seed=1)

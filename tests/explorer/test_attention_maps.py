@@ -80,3 +80,21 @@ def test_a_generator_without_attention_is_refused():
     generator.build()
     with pytest.raises(UsageError, match="no attention layer"):
         attention_maps.query_maps(generator, np.zeros((1, 8), "float32"), None, 0, 0)
+
+
+def test_the_savedmodel_attention_signature_gives_the_same_maps(unconditional, saved_model):
+    import tensorflow as tf
+
+    generator, _ = unconditional
+    loaded = tf.saved_model.load(saved_model)
+    assert set(loaded.signatures["serving_default"].structured_outputs) == {"images", "images_uint8"}
+    z = np.random.default_rng(4).normal(size=(2, 16)).astype("float32")
+    outputs = loaded.signatures["attention"](z=tf.constant(z), row=tf.constant(10), col=tf.constant(21))
+    for index in range(2):
+        image, maps = attention_maps.query_maps(generator, z[index : index + 1], None, 10, 21)
+        np.testing.assert_allclose(outputs["images"].numpy()[index], image, atol=1e-5)
+        for layer_map in maps:
+            np.testing.assert_allclose(outputs[layer_map.name].numpy()[index], layer_map.values, rtol=1e-4, atol=1e-6)
+            assert outputs[f"{layer_map.name}_gamma"].numpy()[index] == pytest.approx(layer_map.gamma)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="row and col must be pixels of the 32x32 image"):
+        loaded.signatures["attention"](z=tf.constant(z), row=tf.constant(32), col=tf.constant(0))
