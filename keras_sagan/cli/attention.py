@@ -11,7 +11,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "attention", help="Where one pixel of a sample attends, in every attention layer of G (one PNG)."
     )
-    parser.add_argument("--model", required=True, help="Run directory or .keras file (a SavedModel is for sampling only).")
+    parser.add_argument(
+        "--model", required=True, help="Run directory or .keras file (a SavedModel is for sampling only)."
+    )
     parser.add_argument(
         "--seed", type=int, default=0, help="The sample's seed (as `sample --num 1`). Default %(default)s."
     )

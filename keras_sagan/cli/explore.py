@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from keras_sagan.errors import UsageError, bad_value
 
 
@@ -31,6 +33,8 @@ def run(args) -> None:
     explorer = Explorer(load_generator_variants(args.model))
     server = make_server(explorer, args.host, args.port)
     host, port = server.server_address[:2]
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.host}: anyone who can reach this machine can use the page", file=sys.stderr)
     print(f"keras-sagan explorer: http://{host}:{port}/  ({explorer.info()['description']}; Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()

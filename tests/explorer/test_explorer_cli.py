@@ -124,6 +124,8 @@ def test_explore_binds_loopback_unless_told(unconditional, monkeypatch, capsys):
     assert cli.main(["explore", "--model", unconditional[1]]) == 0
     assert cli.main(["explore", "--model", unconditional[1], "--host", "0.0.0.0", "--port", "0"]) == 0
     assert calls == [("127.0.0.1", 8000), ("0.0.0.0", 0)]
-    assert "http://127.0.0.1:8123/" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "http://127.0.0.1:8123/" in captured.out
+    assert captured.err.count("warning: listening on 0.0.0.0") == 1  # only for the explicit --host
     assert "--port" in cli_error(capsys, ["explore", "--model", unconditional[1], "--port", "70000"])
     assert "no such model path" in cli_error(capsys, ["explore", "--model", "/nonexistent/model"])
