@@ -15,7 +15,7 @@ from PIL import Image
 from keras_sagan import serving
 from keras_sagan.errors import UsageError
 from keras_sagan.explorer.server import make_server
-from keras_sagan.explorer.session import MAX_GRID, Explorer
+from keras_sagan.explorer.session import MAX_GRID, Explorer, png_data_url
 from keras_sagan.images import to_uint8
 from keras_sagan.loading import load_generator_variants
 
@@ -39,6 +39,14 @@ def test_samples_are_the_sample_signatures_draws(conditional, conditional_explor
     np.testing.assert_array_equal(np.stack([decode(url) for url in result["images"]]), expected)
     fixed = conditional_explorer.samples({"seed": ["5"], "num": ["2"], "label": ["2"]})
     assert fixed["labels"] == [2, 2]
+
+
+def test_png_data_urls_of_grey_and_colour_pixels():
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (5, 7, 1), dtype=np.uint8)
+    colour = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(decode(png_data_url(grey)), grey[..., 0])
+    np.testing.assert_array_equal(decode(png_data_url(colour)), colour)
 
 
 def test_attention_of_a_grid_sample(conditional, conditional_explorer):
