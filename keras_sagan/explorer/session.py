@@ -41,12 +41,13 @@ class Params:
     def __init__(self, query: dict):
         self._query = query
 
-    def _text(self, name):
+    def text(self, name):
+        """The parameter's last value, stripped, or None when absent or empty."""
         values = self._query.get(name)
         return values[-1].strip() if values and values[-1].strip() else None
 
     def int(self, name, low, high, default=None):
-        text = self._text(name)
+        text = self.text(name)
         if text is None:
             if default is None:
                 raise UsageError(f"`{name}` is required")
@@ -60,10 +61,10 @@ class Params:
         return value
 
     def optional_int(self, name, low, high):
-        return None if self._text(name) is None else self.int(name, low, high)
+        return None if self.text(name) is None else self.int(name, low, high)
 
     def float(self, name, default):
-        text = self._text(name)
+        text = self.text(name)
         if text is None:
             return default
         try:
@@ -75,7 +76,7 @@ class Params:
         return value
 
     def choice(self, name, choices, default):
-        text = self._text(name) or default
+        text = self.text(name) or default
         if text not in choices:
             raise UsageError(bad_value(name, text, f"one of {list(choices)}"))
         return text
@@ -123,11 +124,13 @@ class Explorer:
         }
 
     def _variant(self, params):
-        return self.variants[params.choice("variant", list(self.variants), self.default)]
+        """`(name, LoadedGenerator)` of the `variant` parameter (the default one when absent)."""
+        name = params.choice("variant", list(self.variants), self.default)
+        return name, self.variants[name]
 
     def _label(self, params, name="label"):
         if self.num_classes is None:
-            if params._text(name) is not None:
+            if params.text(name) is not None:
                 raise UsageError(f"`{name}` does not apply: the model is unconditional")
             return None
         return params.optional_int(name, 0, self.num_classes - 1)
@@ -141,7 +144,7 @@ class Explorer:
     def samples(self, query: dict) -> dict:
         """`{"images": [data URL, ...], "labels": [...] or None}` for `seed`, `num`, `truncation`, `label`."""
         params = Params(query)
-        generator = self._variant(params)
+        _, generator = self._variant(params)
         _, (z, labels) = self._grid_inputs(params)
         with self._lock:
             images = generator(z) if labels is None else generator(z, labels)
@@ -159,8 +162,7 @@ class Explorer:
         for the query (`values`, which sum to 1) and that map over the sample (`overlay`).
         """
         params = Params(query)
-        generator = self._variant(params)
-        name = next(k for k, v in self.variants.items() if v is generator)
+        name, generator = self._variant(params)
         if generator.keras_generator is None:
             raise UsageError(
                 f"{generator.path} is a SavedModel, for sampling only here: maps need a run directory or a .keras file "
@@ -195,7 +197,7 @@ class Explorer:
     def interpolate(self, query: dict) -> dict:
         """Frames from seed `seed_a` to `seed_b` (`frames`, `mode`, `truncation`, `label_a`, `label_b`), and a GIF."""
         params = Params(query)
-        generator = self._variant(params)
+        _, generator = self._variant(params)
         frames = params.int("frames", interpolation.MIN_FRAMES, interpolation.MAX_FRAMES, 8)
         with self._lock:
             pixels = interpolation.walk(
