@@ -11,7 +11,7 @@ setup(
     packages=find_packages(include=["keras_sagan", "keras_sagan.*"]),
     # Preset folders that ship with the package (keras_sagan/shipped_presets/<name>/: config.json,
     # model.weights.h5, metadata.json, README.md, ...), registered by name in keras_sagan/models/presets.py.
-    package_data={"keras_sagan": ["py.typed", "shipped_presets/*/*"]},
+    package_data={"keras_sagan": ["py.typed", "shipped_presets/*/*", "explorer/page.html", "metrics/weights/*"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -50,6 +50,8 @@ setup(
             "ai-edge-litert>=2.0",
             "huggingface_hub>=1.0",
             "kagglehub>=1.0",
+            # The explorer's browser test drives Debian's chromium + chromium-driver (.ci/run installs them).
+            "selenium>=4.20",
         ],
     },
     entry_points={"console_scripts": ["keras-sagan=keras_sagan.cli:main"]},

@@ -174,6 +174,8 @@ def export_generator(
         "serving_default": module.serving_default.get_concrete_function(),
         "sample": module.sample.get_concrete_function(),
     }
+    if hasattr(module, "attention"):  # a generator with attention layers: maps for one query pixel
+        signatures["attention"] = module.attention.get_concrete_function()
     tmp = os.path.join(base_path, f".tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}")
     try:
         try:

@@ -207,17 +207,19 @@ def build_network(cls, config: dict, config_path: str):
     return network
 
 
-def load_run_generator(directory: str) -> tuple[Generator, str, str]:
+def load_run_generator(directory: str, object_name: str | None = None) -> tuple[Generator, str, str]:
     """`(generator, checkpoint_prefix, object_name)` from a run directory's latest checkpoint.
 
     The generator is built from `config.json`; the checkpoint's `ema_generator` weights are
-    restored when present, else its `generator` weights.
+    restored when present, else its `generator` weights. `object_name` (`CHECKPOINT_GENERATOR`
+    or `CHECKPOINT_EMA_GENERATOR`) asks for one of them.
     """
     run = RunDirectory.locate(directory)
     prefix = run.newest_readable_checkpoint(warn=lambda line: print(line, file=sys.stderr, flush=True))
     generator = build_network(Generator, run.read_config()["generator"], run.config_path)
     children = checkpoint_children(prefix)
     key = CHECKPOINT_EMA_GENERATOR if CHECKPOINT_EMA_GENERATOR in children else CHECKPOINT_GENERATOR
+    key = object_name or key
     if key not in children:
         raise ModelLoadError(f"checkpoint {prefix} holds no generator (objects: {sorted(children)})")
     mismatch = f"checkpoint {prefix} does not match the generator described by {CONFIG_FILENAME}"
@@ -265,6 +267,7 @@ class LoadedGenerator:
 
     step = None
     metadata = folder = None
+    weights = None  # A run's checkpoint object the weights came from (`ema_generator` or `generator`).
 
     def __init__(self, kind, path, description, z_dim, num_classes, image_size, keras_generator=None, signatures=None):
         self.kind = kind
@@ -387,6 +390,7 @@ def load_generator(path: str | os.PathLike) -> LoadedGenerator:
         generator, prefix, key = load_run_generator(path)
         result = _from_keras_generator("run", path, generator, f"checkpoint {prefix} ({key})")
         result.step = checkpoint_step(prefix)
+        result.weights = key
         return result
     import keras
 
@@ -398,3 +402,18 @@ def load_generator(path: str | os.PathLike) -> LoadedGenerator:
         raise ModelLoadError(f"{path} holds a {type(model).__name__}, not a keras_sagan Generator")
     check_finite_generator(model, f"keras file {os.path.abspath(path)}")
     return _from_keras_generator("keras", path, model, f"keras file {os.path.abspath(path)}")
+
+
+def load_generator_variants(path: str | os.PathLike) -> dict[str, LoadedGenerator]:
+    """Every sampling generator a model path holds, by name: `{"ema": ..., "live": ...}` for a run with
+    EMA weights (the EMA generator first), else `{"generator": ...}`.
+
+    It resolves `path` through `load_generator`, so it accepts whatever that accepts.
+    """
+    main = load_generator(path)
+    if main.weights != CHECKPOINT_EMA_GENERATOR:
+        return {"generator": main}
+    generator, prefix, key = load_run_generator(main.path, CHECKPOINT_GENERATOR)
+    live = _from_keras_generator("run", main.path, generator, f"checkpoint {prefix} ({key})")
+    live.step, live.weights = main.step, key
+    return {"ema": main, "live": live}

@@ -10,6 +10,11 @@ so both paths give the same images. Signatures (method `tensorflow/serving/predi
 - `sample`: scalar inputs `num_images` int32 (1 to `MAX_IMAGES`), `seed` int64 and `truncation`
   float32 (and `labels` int32 `[num_images]` for a conditional generator, or `[0]` to draw
   classes uniformly from the seed); `z` is drawn inside the graph by `sample_z`. Same outputs.
+- `attention` (only for a generator with attention layers): inputs `z` (and `labels`) as
+  `serving_default`'s, and scalar int32 `row` and `col`, a query pixel of the image. Outputs `images`,
+  `images_uint8`, and per attention layer `<name>` float32 `[batch, k, k]` (where that pixel's cell
+  attends over the layer's key grid; rows sum to 1) and `<name>_gamma` float32 `[batch]`. A separate
+  function: `serving_default` and `sample` compute no map.
 
 The graph calls the generator with `training=False`: BatchNorm uses its moving statistics and
 spectral normalisation its stored `u` without updating it, so the same inputs always give the
@@ -27,6 +32,7 @@ function slower (64x64 conv_dim 64 generator: 25 vs 19 ms at batch 1, 182 vs 152
 750 vs 579 ms at batch 64; the small 32x32 models too), so the functions run without it.
 """
 
+import math
 import os
 
 import tensorflow as tf
@@ -80,6 +86,32 @@ def sample_z(num_images, z_dim: int, seed, truncation) -> tf.Tensor:
     return tf.where(truncation > 0, truncated, normal)
 
 
+def sample_labels(num_images, num_classes: int, seed) -> tf.Tensor:
+    """`(num_images,)` int32 classes drawn uniformly from `seed`: the `sample` signature's labels when none
+    are given. A seed stream separate from `sample_z`'s, so the same seed gives the same z either way."""
+    return tf.random.stateless_uniform(
+        [num_images],
+        tf.stack([tf.cast(seed, tf.int64), tf.constant(_LABEL_STREAM, tf.int64)]),
+        minval=0,
+        maxval=num_classes,
+        dtype=tf.int32,
+    )
+
+
+def sample_inputs(num_images: int, z_dim: int, num_classes, seed: int, truncation: float = 0.0, label=None):
+    """`(z, labels)` as NumPy: the inputs the `sample` signature draws for these arguments.
+
+    `labels` is None for an unconditional model (`num_classes` None); otherwise `label` for every
+    image, or, when `label` is None, the classes `sample_labels` draws from `seed`.
+    """
+    z = sample_z(num_images, z_dim, seed, truncation).numpy()
+    if num_classes is None:
+        return z, None
+    if label is None:
+        return z, sample_labels(num_images, num_classes, seed).numpy()
+    return z, tf.fill([num_images], tf.cast(label, tf.int32)).numpy()
+
+
 def _tf_variable(variable):
     value = variable.value  # Outside autocast/stateless scopes: the tf.Variable.
     if not isinstance(value, tf.Variable):
@@ -124,8 +156,42 @@ class _ServingModule(tf.Module):
                 autograph=False,
                 input_signature=[*scalar_specs, labels_spec],
             )
+        # `attention` is a signature of its own: serving_default's and sample's graphs are unchanged.
+        self._attention_layers = lambda: list(generator.attention_layers)
+        self.image_size = generator.image_size
+        if generator.attention_layers:
+            query_specs = [tf.TensorSpec([], tf.int32, name="row"), tf.TensorSpec([], tf.int32, name="col")]
+            specs = [z_spec] if generator.num_classes is None else [z_spec, labels_spec]
+            method = self._attention if generator.num_classes is None else self._attention_conditional
+            self.attention = tf.function(method, autograph=False, input_signature=[*specs, *query_specs])
 
-    def _generate(self, z, labels=None):
+    def _attention(self, z, row, col):
+        return self._generate(z, query=(row, col))
+
+    def _attention_conditional(self, z, labels, row, col):
+        return self._generate(z, labels, query=(row, col))
+
+    def _query_maps(self, maps, row, col, batch):
+        """`{layer name: (batch, k, k) weights of query (row, col)}` and `{name}_gamma: (batch,)` per layer."""
+        size = self.image_size
+        message = f"row and col must be pixels of the {size}x{size} image, in [0, {size})"
+        checks = [
+            tf.debugging.assert_non_negative(tf.stack([row, col]), message=message),
+            tf.debugging.assert_less(tf.stack([row, col]), size, message=message),
+        ]
+        with tf.control_dependencies(checks):
+            row, col = tf.identity(row), tf.identity(col)
+        outputs = {}
+        for layer, attention in zip(self._attention_layers(), maps):
+            side = math.isqrt(attention.shape[1])  # the layer's query grid
+            keys = math.isqrt(attention.shape[2])  # its key grid (half the side when keys are pooled)
+            index = (row * side // size) * side + col * side // size
+            outputs[layer.name] = tf.reshape(tf.gather(tf.cast(attention, tf.float32), index, axis=1), [-1, keys, keys])
+            # One gamma per image: TF Serving's row format needs every output to share the batch dimension.
+            outputs[f"{layer.name}_gamma"] = tf.fill([batch], tf.cast(_tf_variable(layer.gamma), tf.float32))
+        return outputs
+
+    def _generate(self, z, labels=None, query=None):
         # Shape checks in the graph too: TF Serving feeds tensors without
         # checking them against the signature's shapes.
         z_dim = self.z_dim
@@ -140,7 +206,7 @@ class _ServingModule(tf.Module):
         ):
             z = tf.ensure_shape(z, [None, z_dim])
         if labels is None:
-            images = self._call_generator(z, training=False)
+            args = (z,)
         else:
             num_classes = self.num_classes
             checks = [
@@ -154,9 +220,16 @@ class _ServingModule(tf.Module):
             ]
             with tf.control_dependencies(checks):
                 labels = tf.identity(labels)
-            images = self._call_generator(z, labels, training=False)
+            args = (z, labels)
+        if query is None:
+            images = self._call_generator(*args, training=False)
+        else:
+            images, maps = self._call_generator(*args, training=False, return_attention=True)
         images = tf.cast(images, tf.float32)
-        return {"images": images, "images_uint8": to_uint8(images)}
+        outputs = {"images": images, "images_uint8": to_uint8(images)}
+        if query is not None:
+            outputs.update(self._query_maps(maps, *query, tf.shape(z)[0]))
+        return outputs
 
     def _serve(self, z):
         return self._generate(z)
@@ -181,15 +254,7 @@ class _ServingModule(tf.Module):
     def _sample_conditional(self, num_images, seed, truncation, labels):
         num_images = self._check_num_images(num_images)
         z = sample_z(num_images, self.z_dim, seed, truncation)
-        # Empty `labels`: classes drawn uniformly from a seed stream separate
-        # from z's.
-        random_labels = tf.random.stateless_uniform(
-            [num_images],
-            tf.stack([tf.cast(seed, tf.int64), tf.constant(_LABEL_STREAM, tf.int64)]),
-            minval=0,
-            maxval=self.num_classes,
-            dtype=tf.int32,
-        )
+        random_labels = sample_labels(num_images, self.num_classes, seed)
         labels = tf.cond(tf.size(labels) > 0, lambda: labels, lambda: random_labels)
         return self._generate(z, labels)
 

@@ -45,6 +45,11 @@ FORBIDDEN = {
     "export": {"training", "metrics", "cli", "data", "reference"},
     "training": {"cli", "reference"},
     "reference": {"cli"},
+    "attention_maps": {"data", "training", "metrics", "cli", "export", "loading", "run_directory", "serving",
+                       "reference", "interpolation", "explorer"},
+    "interpolation": {"data", "training", "metrics", "cli", "export", "loading", "run_directory", "reference",
+                      "attention_maps", "explorer"},
+    "explorer": {"data", "training", "metrics", "cli", "export", "run_directory", "reference"},
 }  # fmt: skip
 # Inside training/, the core (the model and its losses) must not import the application layer.
 TRAINING_CORE = {"sagan", "losses", "steps"}

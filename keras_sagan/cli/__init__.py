@@ -10,6 +10,9 @@
     keras-sagan import-reference --generator 100000_G.pth --discriminator 100000_D.pth --out runs/ref
     keras-sagan export --checkpoint RUN_DIR --format preset --out presets/NAME
     keras-sagan upload-preset presets/NAME hf://OWNER/MODEL                  # or kaggle://OWNER/MODEL/keras/VARIANT
+    keras-sagan sample --model MODEL --interpolate 0 1 --frames 16 --out walk.gif
+    keras-sagan attention --model MODEL --seed 0 --query 12,20 --out map.png
+    keras-sagan explore --model MODEL            # http://127.0.0.1:8000/
 
 Each subcommand lives in its own module of this package and exposes `register(subparsers)`,
 which adds its `argparse` parser and sets `run=<function(args)>` on it. `train` is the
@@ -30,8 +33,19 @@ import sys
 from keras_sagan.errors import EXIT_USAGE, UsageError, one_line
 
 EXIT_ERROR = EXIT_USAGE
-COMMANDS = ("train", "sample", "export", "info", "evaluate", "certify", "import-reference", "upload-preset")
-_ARGPARSE_COMMANDS = ("export", "sample", "info", "evaluate", "certify", "import-reference", "upload-preset")
+COMMANDS = (
+    "train",
+    "sample",
+    "export",
+    "info",
+    "evaluate",
+    "certify",
+    "import-reference",
+    "upload-preset",
+    "explore",
+    "attention",
+)
+_ARGPARSE_COMMANDS = COMMANDS[1:]
 PROG = "keras-sagan"
 
 

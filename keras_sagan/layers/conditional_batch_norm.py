@@ -25,7 +25,9 @@ class ConditionalBatchNormalization(keras.layers.Layer):
 
     Call arguments:
         inputs: `(B, H, W, C)` features.
-        labels: `(B,)` integer class labels.
+        labels: `(B,)` integer class labels, or `(B, num_classes)` float class
+            weights: the scale and offset are then the weighted sums of the
+            classes' (a blend of classes, for interpolation between them).
         training: bool. Use batch statistics and update the moving ones.
 
     Example:
@@ -54,6 +56,11 @@ class ConditionalBatchNormalization(keras.layers.Layer):
 
     def call(self, inputs, labels, training=None):
         normalized = self.batch_norm(inputs, training=training)
+        if len(labels.shape) == 2:  # class weights: a blend of the classes' scales and offsets
+            weights = ops.cast(labels, self.class_gamma.dtype)
+            gamma = ops.matmul(weights, self.class_gamma)[:, None, None, :]
+            beta = ops.matmul(weights, self.class_beta)[:, None, None, :]
+            return normalized * ops.cast(gamma, normalized.dtype) + ops.cast(beta, normalized.dtype)
         labels = ops.cast(labels, "int32")
         gamma = ops.take(self.class_gamma, labels, axis=0)[:, None, None, :]
         beta = ops.take(self.class_beta, labels, axis=0)[:, None, None, :]

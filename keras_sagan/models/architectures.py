@@ -126,8 +126,12 @@ def check_attention_resolutions(resolutions, available, model_name):
     return tuple(dict.fromkeys(checked))  # A repeated resolution is one attention layer, as on main.
 
 
-def check_labels(labels, num_classes, model_name):
-    """Validates class labels: required iff conditional, and in range."""
+def check_labels(labels, num_classes, model_name, allow_weights=False):
+    """Validates class labels: required iff conditional, and in range.
+
+    With `allow_weights`, float `(batch, num_classes)` class weights (a blend of classes, as class
+    interpolation feeds) are accepted too and returned as float32.
+    """
     if num_classes is None:
         if labels is not None:
             raise ValueError(
@@ -139,6 +143,8 @@ def check_labels(labels, num_classes, model_name):
         raise ValueError(
             bad_value("labels", None, f"given: the {model_name} is conditional (num_classes={num_classes})")
         )
+    if allow_weights and len(labels.shape) == 2 and labels.shape[-1] == num_classes:
+        return ops.cast(labels, "float32")
     if len(labels.shape) != 1:
         raise ValueError(f"`labels` must have shape (batch,); received: labels.shape={tuple(labels.shape)}")
     try:

@@ -53,6 +53,8 @@ class Generator(WeightsLoading, keras.Model):
     Call arguments:
         z: `(B, z_dim)` float noise.
         labels: `(B,)` int class labels; required iff `num_classes` is set.
+            `(B, num_classes)` float class weights blend the classes' batch-norm
+            scales and offsets (interpolation between classes).
         training: bool. BatchNorm batch statistics and SN power iteration.
         return_attention: bool. Also return the list of attention maps.
 
@@ -153,7 +155,7 @@ class Generator(WeightsLoading, keras.Model):
 
     def call(self, z, labels=None, training=None, return_attention=False):
         check_input_shape("z", z.shape, (None, self.z_dim))
-        labels = check_labels(labels, self.num_classes, "Generator")
+        labels = check_labels(labels, self.num_classes, "Generator", allow_weights=True)
         maps = []
 
         def attend(x):

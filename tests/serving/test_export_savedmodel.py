@@ -55,6 +55,7 @@ def test_saves_variables_and_functions_only(generator, exported):
         proto.ParseFromString(f.read())
     graph = proto.meta_graphs[0].object_graph_def
     assert {c.local_name for c in graph.nodes[0].children} == {
+        "attention",  # the attention signature's function: no variable of its own
         "generator_variables",
         "sample",
         "serving_default",
@@ -122,7 +123,8 @@ def test_saved_model_cli_show_lists_both_signatures(exported):
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert "signature_def['serving_default']" in out and "signature_def['sample']" in out
-    assert out.count("Method name is: tensorflow/serving/predict") == 2
+    assert "signature_def['attention']" in out and "inputs['row']" in out and "inputs['col']" in out
+    assert out.count("Method name is: tensorflow/serving/predict") == 3  # serving_default, sample, attention
     for name in ("inputs['z']", "inputs['num_images']", "inputs['seed']", "inputs['truncation']"):
         assert name in out
     assert "outputs['images_uint8']" in out and "DT_UINT8" in out
