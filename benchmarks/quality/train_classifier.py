@@ -61,8 +61,9 @@ def main(argv=None):
         verbose=2,
         callbacks=[keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", save_best_only=True, save_weights_only=True)],
     )
-    model.load_weights(best)
-    os.replace(best, args.out)
+    model.load_weights(best)  # the compiled model's file also holds Adam's slots; the uncompiled one saves weights only
+    os.remove(best)
+    model.save_weights(args.out)
     _, test_logits = model.predict(x_test, batch_size=500, verbose=0)
     accuracy = float(np.mean(np.argmax(test_logits, axis=1) == y_test))
     print(

@@ -9,7 +9,7 @@ that its numbers are not comparable with Inception ones. This is that network fo
 - features: the 128-d ReLU layer before the classifier (`features`), for FID, KID and PRDC;
 - logits: 10 classes, for the Inception-Score analogue and the class histogram of samples.
 
-Its weights ship inside the package (`weights/fashion_mnist_classifier.weights.h5`, 0.6 MB), pinned
+Its weights ship inside the package (`weights/fashion_mnist_classifier.weights.h5`, 1.6 MB), pinned
 by SHA-256 (`WEIGHTS_SHA256`), and are made by `benchmarks/quality/train_classifier.py`
 (reproducible: fixed seed, deterministic ops). Its test accuracy is in `TEST_ACCURACY`.
 """
@@ -32,15 +32,15 @@ IMAGE_SIZE = 32
 FEATURE_DIM = 128
 NUM_CLASSES = 10
 WEIGHTS_FILE = os.path.join(os.path.dirname(__file__), "weights", "fashion_mnist_classifier.weights.h5")
-WEIGHTS_SHA256 = "UNSET"
+WEIGHTS_SHA256 = "410bd320a451a4606a4b681166d288038f5101da26baa97f1eee72567dec43de"
 """SHA-256 of the shipped weights file; a file with another hash is refused."""
-TEST_ACCURACY = None
+TEST_ACCURACY = 0.9311
 """Accuracy on the 10,000 test images, measured by the training script when the weights were made."""
 
 
 def build_classifier() -> keras.Model:
     """The classifier: three conv stages (32-64-128 channels, BN, ReLU, 2x2 max pool), a 128-d ReLU
-    feature layer, dropout and a 10-way linear layer. 0.16M parameters.
+    feature layer, dropout and a 10-way linear layer: 394,026 parameters.
 
     Returns:
         A functional `keras.Model` mapping `(B, 32, 32, 1)` in [-1, 1] to `(features, logits)`.
