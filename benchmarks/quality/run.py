@@ -1,7 +1,7 @@
 """The quality benchmark: keras_sagan and the reference trained side by side on Fashion-MNIST, scored on the
 domain network at intervals.
 
-    python benchmarks/quality/run.py --bf16               # CPU mode: 2 seeds x 500 steps, 64x64, conv_dim 32, batch 16
+    python benchmarks/quality/run.py --bf16               # CPU mode: 2 seeds x 250 steps, 64x64, conv_dim 32, batch 16
     python benchmarks/quality/run.py --steps 200 --seeds 0 --eval_every 100   # a quick look
     python benchmarks/quality/run.py --mode gpu           # JAX + CUDA torch on a GPU machine (BUILD.md)
 
@@ -33,7 +33,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MODES = {
-    "cpu": {"steps": 500, "eval_every": 125, "seeds": [0, 1], "batch_size": 16, "conv_dim": 32, "num_fakes": 3000},
+    "cpu": {"steps": 250, "eval_every": 125, "seeds": [0, 1], "batch_size": 16, "conv_dim": 32, "num_fakes": 3000},
     "gpu": {"steps": 4000, "eval_every": 500, "seeds": [0, 1, 2], "batch_size": 64, "conv_dim": 64, "num_fakes": 10000},
 }
 IMAGE_SIZE = 64
