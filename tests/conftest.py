@@ -1,8 +1,8 @@
 """Test-session setup: the backend under test, and two devices for the distribution tests.
 
 The suite runs under the Keras backend that `KERAS_BACKEND` names (TensorFlow by default). CI
-runs it twice: everything on TensorFlow, then the layer, model, training and backend tests on
-JAX (`.ci/run`). Tests marked `tensorflow` run only on TensorFlow; tests marked `jax` only on JAX.
+runs it three times: everything on TensorFlow, then the layer, model, training and backend tests on
+JAX and on torch (`.ci/run`). Tests marked `tensorflow`, `jax` or `torch` run only on that backend.
 """
 
 import os
@@ -19,6 +19,8 @@ if BACKEND == "jax":
     if "xla_force_host_platform_device_count" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=2".strip()
 else:
+    # On torch too: tf.data feeds fit() in the tests, and TensorFlow imports before torch, the
+    # order that is known to work in one process.
     import tensorflow as tf
 
     # Logical devices can only be configured before TensorFlow initialises its
@@ -35,10 +37,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end tests; deselect locally with -m 'not slow' (CI runs them)")
     config.addinivalue_line("markers", "tensorflow: runs only with the TensorFlow backend")
     config.addinivalue_line("markers", "jax: runs only with the JAX backend")
+    config.addinivalue_line("markers", "torch: runs only with the torch backend")
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        for marker in ("tensorflow", "jax"):
+        for marker in ("tensorflow", "jax", "torch"):
             if item.get_closest_marker(marker) and BACKEND != marker:
                 item.add_marker(pytest.mark.skip(reason=f"needs KERAS_BACKEND={marker} (this run: {BACKEND})"))

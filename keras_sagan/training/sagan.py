@@ -201,7 +201,7 @@ class SAGAN(_step_class(), keras.Model):
             raise ValueError(bad_value("gp_weight", gp_weight, ">= 0"))
         jit = resolve_jit_compile(jit_compile)
         policy = keras.config.dtype_policy().name
-        if policy == "mixed_float16" and not backend.is_tensorflow():
+        if policy == "mixed_float16" and backend.is_jax():
             raise ValueError(bad_value("dtype policy", policy, 'not "mixed_float16" on JAX (use "mixed_bfloat16")'))
 
         g_optimizer = g_optimizer or default_g_optimizer()

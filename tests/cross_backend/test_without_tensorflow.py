@@ -1,4 +1,4 @@
-"""`KERAS_BACKEND=jax` with TensorFlow absent: the network, SAGAN and a train step work; TF features say so.
+"""`KERAS_BACKEND=jax` or `torch` with TensorFlow absent: the network, SAGAN and a train step work; TF features say so.
 
 The subprocess hides TensorFlow (and tensorflow_datasets, tensorboard) behind a meta-path blocker,
 as on the lent GPU machine, where TensorFlow is not installed.
@@ -27,8 +27,9 @@ BLOCKER = textwrap.dedent(
 )
 
 
-def _run(code):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+def _run(code, backend="jax"):
+    pytest.importorskip(backend)
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
     env.pop("XLA_FLAGS", None)
     result = subprocess.run(
         [sys.executable, "-c", BLOCKER + textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=600
@@ -37,7 +38,8 @@ def _run(code):
     return result.stdout
 
 
-def test_a_jax_train_step_runs_without_tensorflow():
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_a_train_step_runs_without_tensorflow(backend):
     out = _run(
         """
         import numpy as np
@@ -52,7 +54,8 @@ def test_a_jax_train_step_runs_without_tensorflow():
         assert conditional(np.zeros((2, 16), "float32"), np.array([1, 2]), training=True).shape == (2, 32, 32, 3)
         assert not any(name.split(".")[0] == "tensorflow" for name in sys.modules)
         print("trained", gan.step)
-        """
+        """,
+        backend,
     )
     assert "trained 2" in out
 
