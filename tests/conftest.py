@@ -19,8 +19,10 @@ if BACKEND == "jax":
     if "xla_force_host_platform_device_count" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=2".strip()
 else:
-    # On torch too: tf.data feeds fit() in the tests, and TensorFlow imports before torch, the
-    # order that is known to work in one process.
+    if BACKEND == "torch":
+        # Keras' torch backend first: it imports torch._dynamo and so triton, which segfaulted when
+        # loaded after TensorFlow (torch 2.14.1, TF 2.21). tf.data still feeds fit() in the tests.
+        import keras  # noqa: F401
     import tensorflow as tf
 
     # Logical devices can only be configured before TensorFlow initialises its
