@@ -1,4 +1,4 @@
-"""Backend-neutral test helpers: gradients through a layer on TensorFlow (a tape), JAX (`jax.grad`) or torch (autograd)."""
+"""Backend-neutral test helpers: gradients through a layer on TensorFlow (a tape), JAX (`jax.grad`) or torch."""
 
 import keras
 import numpy as np

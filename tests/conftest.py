@@ -7,6 +7,7 @@ JAX and on torch (`.ci/run`). Tests marked `tensorflow`, `jax` or `torch` run on
 
 import os
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,6 +34,21 @@ else:
         tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
     except RuntimeError:  # Already initialised by an earlier import; keep going.
         pass
+
+
+if BACKEND == "torch":
+    import torch
+
+    _tensor_numpy = torch.Tensor.numpy
+
+    def _detached_numpy(self, *, force=False):
+        return _tensor_numpy(self.detach(), force=force)
+
+    # The tests read layer outputs with NumPy on every backend (np.asarray, .numpy()). Eager layer
+    # calls on torch return tensors that carry autograd graphs, which torch refuses to convert;
+    # detach first, as keras.ops.convert_to_numpy does. Gradients are taken before any conversion.
+    torch.Tensor.numpy = _detached_numpy
+    torch.Tensor.__array__ = lambda self, dtype=None, copy=None: np.asarray(_detached_numpy(self.cpu()), dtype=dtype)
 
 
 def pytest_configure(config):

@@ -16,7 +16,7 @@ from keras_sagan.training.losses import LOSSES
 
 
 def _step_class():
-    """The train-step mixin of the running backend: `GradientTape` on TensorFlow, stateless on JAX, autograd on torch."""
+    """The train-step mixin of the running backend: `GradientTape` (TF), stateless (JAX), autograd (torch)."""
     name = backend.check_supported()
     if name == "jax":
         from keras_sagan.training.step_jax import JaxStep

@@ -1,4 +1,4 @@
-"""The torch path: chunked attention under `torch.utils.checkpoint` equals NumPy, stores no whole map, two gradient orders."""
+"""The torch path: attention chunks under `torch.utils.checkpoint` equal NumPy and hold no whole map."""
 
 import numpy as np
 import pytest

@@ -29,7 +29,9 @@ def test_a_step_updates_state_outside_autograd_and_g_backward_skips_d_weights():
 
 
 def test_jit_compile_true_is_refused_and_auto_runs_eagerly():
-    with pytest.raises(ValueError, match='`jit_compile` must be False or "auto" on torch .*; received: jit_compile=True$'):
+    with pytest.raises(
+        ValueError, match='`jit_compile` must be False or "auto" on torch .*; received: jit_compile=True$'
+    ):
         _build().compile(jit_compile=True)
     gan = _build()
     gan.compile()
