@@ -1,7 +1,7 @@
 """`KERAS_BACKEND=jax` or `torch` with TensorFlow absent: the network, SAGAN and a train step work; TF features say so.
 
-The subprocess hides TensorFlow (and tensorflow_datasets, tensorboard) behind a meta-path blocker,
-as on the lent GPU machine, where TensorFlow is not installed.
+The subprocess hides TensorFlow (and tensorflow_datasets, tensorboard) behind a meta-path blocker and
+`importlib.util.find_spec` answering None, as on the lent GPU machine, where TensorFlow is not installed.
 """
 
 import os
@@ -15,14 +15,24 @@ pytest.importorskip("jax")
 
 BLOCKER = textwrap.dedent(
     """
+    import importlib.util
     import sys
+
+    HIDDEN = ("tensorflow", "tensorflow_datasets", "tensorboard")
 
     class NoTensorFlow:
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("tensorflow", "tensorflow_datasets", "tensorboard"):
+            if name.split(".")[0] in HIDDEN:
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
     sys.meta_path.insert(0, NoTensorFlow())
+    _find_spec = importlib.util.find_spec
+
+    def find_spec(name, package=None):
+        # A missing module's spec is None (torch._dynamo probes optional libraries this way).
+        return None if name.split(".")[0] in HIDDEN else _find_spec(name, package)
+
+    importlib.util.find_spec = find_spec
     """
 )
 
