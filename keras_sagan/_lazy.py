@@ -18,10 +18,10 @@ def lazy_attributes(module_name: str, lazy: dict[str, str]):
             missing = (err.name or "").split(".")[0]
             if missing not in _TENSORFLOW_PACKAGES:
                 raise
-            # On JAX without TensorFlow the network and SAGAN work; this name needs TensorFlow.
+            # On JAX or torch without TensorFlow the network and SAGAN work; this name needs TensorFlow.
             raise ImportError(
                 f"{module_name}.{name} needs TensorFlow ({missing} is not installed; pip install tensorflow "
-                "tensorflow-datasets); the layers, models and SAGAN run without it on KERAS_BACKEND=jax"
+                "tensorflow-datasets); the layers, models and SAGAN run without it on KERAS_BACKEND=jax or torch"
             ) from None
         value = getattr(module, name)
         setattr(sys.modules[module_name], name, value)  # Later accesses skip this hook.

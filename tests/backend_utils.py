@@ -1,4 +1,4 @@
-"""Backend-neutral test helpers: gradients through a layer on TensorFlow (a tape) or JAX (`jax.grad`)."""
+"""Backend-neutral test helpers: gradients through a layer on TensorFlow (a tape), JAX (`jax.grad`) or torch."""
 
 import keras
 import numpy as np
@@ -18,6 +18,13 @@ def layer_gradients(layer, x, loss_fn, **call_kwargs):
             loss = loss_fn(layer(x, training=True, **call_kwargs))
         grads = tape.gradient(loss, [x] + layer.trainable_weights)
         return grads[0], grads[1:]
+    if BACKEND == "torch":
+        import torch
+
+        x = torch.tensor(x, requires_grad=True)
+        loss = loss_fn(layer(x, training=True, **call_kwargs))
+        grads = torch.autograd.grad(loss, [x] + [w.value for w in layer.trainable_weights])
+        return grads[0], list(grads[1:])
     import jax
 
     non_trainable = [v.value for v in layer.non_trainable_variables]
@@ -43,6 +50,14 @@ def penalty_gradients(layer, x, loss_fn, **call_kwargs):
             input_grad = inner.gradient(loss, x)
             penalty = tf.reduce_sum(tf.square(input_grad))
         return input_grad, outer.gradient(penalty, layer.trainable_weights)
+    if BACKEND == "torch":
+        import torch
+
+        x = torch.tensor(x, requires_grad=True)
+        loss = loss_fn(layer(x, training=False, **call_kwargs))
+        (input_grad,) = torch.autograd.grad(loss, x, create_graph=True)
+        penalty = torch.sum(torch.square(input_grad))
+        return input_grad, list(torch.autograd.grad(penalty, [w.value for w in layer.trainable_weights]))
     import jax
     import jax.numpy as jnp
 

@@ -8,6 +8,8 @@ backend (`SUPPORTED`). What differs per backend lives here and in the two module
   TensorFlow API the package uses.
 - `backend/jax.py` (imported only on the JAX backend): memory-efficient attention (query chunks
   under `jax.checkpoint`, so neither pass holds the whole map).
+- `backend/torch.py` (imported only on the torch backend): the same chunks under
+  `torch.utils.checkpoint`, and the input gradient with its graph kept.
 - this module: the dispatch functions the layers call, `require_tensorflow` for features that need
   TensorFlow, and the one private Keras API (`float32_reads`).
 
@@ -24,8 +26,8 @@ from keras import ops
 
 from keras_sagan.errors import UsageError, bad_value
 
-SUPPORTED = ("tensorflow", "jax")
-"""Backends keras_sagan trains and serves on. PyTorch is not supported (see BUILD.md)."""
+SUPPORTED = ("tensorflow", "jax", "torch")
+"""Backends keras_sagan trains and serves on (serving exports go through TensorFlow from the weights)."""
 
 
 class BackendError(UsageError):
@@ -43,6 +45,10 @@ def is_tensorflow() -> bool:
 
 def is_jax() -> bool:
     return name() == "jax"
+
+
+def is_torch() -> bool:
+    return name() == "torch"
 
 
 def check_supported() -> str:
@@ -107,7 +113,7 @@ def attention(queries, keys, values, queries_per_block=None):
             block size (whole examples while their map fits).
 
     Returns `(B, N, C)` in `values.dtype`; equals the full computation, gradients included (of
-    every order on JAX; the TensorFlow path's hand-written backward pass is itself differentiable).
+    every order on JAX and torch; the TensorFlow path's hand-written backward pass is itself differentiable).
     """
     if is_tensorflow():
         from keras_sagan.backend import tensorflow as tf_backend
@@ -117,6 +123,10 @@ def attention(queries, keys, values, queries_per_block=None):
         from keras_sagan.backend import jax as jax_backend
 
         return jax_backend.chunked_attention(queries, keys, values, queries_per_block)
+    if is_torch():
+        from keras_sagan.backend import torch as torch_backend
+
+        return torch_backend.chunked_attention(queries, keys, values, queries_per_block)
     return full_attention(queries, keys, values)[0]
 
 
@@ -160,6 +170,10 @@ def gpu_available() -> bool:
         import jax
 
         return any(device.platform == "gpu" for device in jax.devices())
+    if is_torch():
+        import torch
+
+        return torch.cuda.is_available()
     return False
 
 
@@ -168,7 +182,7 @@ def input_gradient(fn, x, has_aux=False):
 
     `fn(x)` returns outputs, or `(outputs, aux)` with `has_aux=True` (aux is None otherwise). The
     result stays differentiable, so a loss built from it can be differentiated again (WGAN-GP):
-    a nested `tf.GradientTape` on TensorFlow, `jax.grad` on JAX.
+    a nested `tf.GradientTape` on TensorFlow, `jax.grad` on JAX, `create_graph=True` on torch.
     """
     if is_tensorflow():
         import tensorflow as tf
@@ -187,4 +201,8 @@ def input_gradient(fn, x, has_aux=False):
             return ops.sum(outputs), aux
 
         return jax.grad(summed, has_aux=True)(x)
+    if is_torch():
+        from keras_sagan.backend import torch as torch_backend
+
+        return torch_backend.input_gradient(fn, x, has_aux)
     raise BackendError(bad_value("KERAS_BACKEND", name(), f"one of {SUPPORTED}"))

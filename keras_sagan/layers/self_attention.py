@@ -36,7 +36,8 @@ class SelfAttention(keras.layers.Layer):
     When no attention map is requested, attention runs on the backend's
     memory-efficient path (`keras_sagan.backend.attention`): cache-sized
     blocks of examples and queries with a hand-written backward pass on
-    TensorFlow, query chunks under `jax.checkpoint` on JAX. Each block's map
+    TensorFlow, query chunks under `jax.checkpoint` on JAX and under
+    `torch.utils.checkpoint` on torch. Each block's map
     is recomputed in the backward pass instead of being stored, so neither
     pass holds the full `N x N_key` map; the result equals the full
     computation.

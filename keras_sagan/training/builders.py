@@ -64,6 +64,9 @@ class KerasDistribution:
 JAX_STRATEGIES = ("default", "mirrored")
 """The strategies that work on JAX; `multiworker` and `tpu` are `tf.distribute` strategies."""
 
+TORCH_STRATEGIES = ("default",)
+"""The strategies that work on torch: Keras 3.15's `keras.distribution` has no torch implementation."""
+
 
 def make_strategy(name: str, collective_timeout: float | None = None):
     """The `tf.distribute` strategy called `name` (one of `STRATEGIES`); a `KerasDistribution` on JAX.
@@ -72,10 +75,21 @@ def make_strategy(name: str, collective_timeout: float | None = None):
     `"multiworker"`: `MultiWorkerMirroredStrategy` from `TF_CONFIG`, with `collective_timeout`
     (`distributed.make_multiworker_strategy`); `"tpu"`: `TPUStrategy` on the local TPU
     (`distributed.make_tpu_strategy`, a one-line `ValueError` without one). On JAX only
-    `JAX_STRATEGIES` work; the others are a one-line `BackendError`.
+    `JAX_STRATEGIES` work, on torch only `TORCH_STRATEGIES`; the others are a one-line `BackendError`.
     """
     if name not in STRATEGIES:
         raise ValueError(bad_value("strategy", name, f"one of {STRATEGIES}"))
+    if backend.is_torch():
+        if name not in TORCH_STRATEGIES:
+            raise backend.BackendError(
+                bad_value(
+                    "strategy",
+                    name,
+                    f"one of {TORCH_STRATEGIES} on the torch backend (Keras 3.15's keras.distribution has no torch "
+                    "data parallelism; use KERAS_BACKEND=jax or tensorflow for mirrored)",
+                )
+            )
+        return KerasDistribution()
     if backend.is_jax():
         if name not in JAX_STRATEGIES:
             raise backend.BackendError(

@@ -16,11 +16,16 @@ from keras_sagan.training.losses import LOSSES
 
 
 def _step_class():
-    """The train-step mixin of the running backend: `GradientTape` on TensorFlow, stateless on JAX."""
-    if backend.check_supported() == "jax":
+    """The train-step mixin of the running backend: `GradientTape` (TF), stateless (JAX), autograd (torch)."""
+    name = backend.check_supported()
+    if name == "jax":
         from keras_sagan.training.step_jax import JaxStep
 
         return JaxStep
+    if name == "torch":
+        from keras_sagan.training.step_torch import TorchStep
+
+        return TorchStep
     from keras_sagan.training.step_tensorflow import TensorFlowStep
 
     return TensorFlowStep
@@ -49,7 +54,8 @@ def resolve_jit_compile(jit_compile):
     On a 2-core CPU XLA measured slower with TensorFlow (transposed convs and attention), so CPU
     stays off by default there; see BUILD.md's performance section. On JAX the step is always
     XLA-compiled (`jax.jit`): `"auto"` and `True` mean that, and `False` is refused (use
-    `run_eagerly=True` to debug).
+    `run_eagerly=True` to debug). On torch the step runs eagerly: `"auto"` and `False` mean that,
+    and `True` (`torch.compile`) is refused.
     """
     if jit_compile != "auto" and not isinstance(jit_compile, bool):
         raise ValueError(bad_value("jit_compile", jit_compile, 'True, False or "auto"'))
@@ -57,6 +63,10 @@ def resolve_jit_compile(jit_compile):
         if jit_compile is False:
             raise ValueError(bad_value("jit_compile", jit_compile, 'True or "auto" on JAX (its step is always jitted)'))
         return True
+    if backend.is_torch():
+        if jit_compile is True:
+            raise ValueError(bad_value("jit_compile", jit_compile, 'False or "auto" on torch (its step runs eagerly)'))
+        return False
     if jit_compile == "auto":
         return backend.gpu_available()
     return jit_compile
@@ -191,7 +201,7 @@ class SAGAN(_step_class(), keras.Model):
             raise ValueError(bad_value("gp_weight", gp_weight, ">= 0"))
         jit = resolve_jit_compile(jit_compile)
         policy = keras.config.dtype_policy().name
-        if policy == "mixed_float16" and not backend.is_tensorflow():
+        if policy == "mixed_float16" and backend.is_jax():
             raise ValueError(bad_value("dtype policy", policy, 'not "mixed_float16" on JAX (use "mixed_bfloat16")'))
 
         g_optimizer = g_optimizer or default_g_optimizer()

@@ -45,7 +45,7 @@ def generate(generator, z: np.ndarray, return_attention: bool = False):
     args = (z,) if labels is None else (z, labels)
     if return_attention:
         images, maps = generator(*args, training=False, return_attention=True)
-        return _pixels(images), [np.asarray(m, dtype=np.float32) for m in maps]
+        return _pixels(images), [np.asarray(keras.ops.convert_to_numpy(m), dtype=np.float32) for m in maps]
     return _pixels(generator(*args, training=False))
 
 

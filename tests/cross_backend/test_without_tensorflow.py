@@ -1,7 +1,7 @@
-"""`KERAS_BACKEND=jax` with TensorFlow absent: the network, SAGAN and a train step work; TF features say so.
+"""`KERAS_BACKEND=jax` or `torch` with TensorFlow absent: the network, SAGAN and a train step work; TF features say so.
 
-The subprocess hides TensorFlow (and tensorflow_datasets, tensorboard) behind a meta-path blocker,
-as on the lent GPU machine, where TensorFlow is not installed.
+The subprocess hides TensorFlow (and tensorflow_datasets, tensorboard) behind a meta-path blocker and
+`importlib.util.find_spec` answering None, as on the lent GPU machine, where TensorFlow is not installed.
 """
 
 import os
@@ -15,20 +15,31 @@ pytest.importorskip("jax")
 
 BLOCKER = textwrap.dedent(
     """
+    import importlib.util
     import sys
+
+    HIDDEN = ("tensorflow", "tensorflow_datasets", "tensorboard")
 
     class NoTensorFlow:
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("tensorflow", "tensorflow_datasets", "tensorboard"):
+            if name.split(".")[0] in HIDDEN:
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
     sys.meta_path.insert(0, NoTensorFlow())
+    _find_spec = importlib.util.find_spec
+
+    def find_spec(name, package=None):
+        # A missing module's spec is None (torch._dynamo probes optional libraries this way).
+        return None if name.split(".")[0] in HIDDEN else _find_spec(name, package)
+
+    importlib.util.find_spec = find_spec
     """
 )
 
 
-def _run(code):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+def _run(code, backend="jax"):
+    pytest.importorskip(backend)
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
     env.pop("XLA_FLAGS", None)
     result = subprocess.run(
         [sys.executable, "-c", BLOCKER + textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=600
@@ -37,7 +48,8 @@ def _run(code):
     return result.stdout
 
 
-def test_a_jax_train_step_runs_without_tensorflow():
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_a_train_step_runs_without_tensorflow(backend):
     out = _run(
         """
         import numpy as np
@@ -52,7 +64,8 @@ def test_a_jax_train_step_runs_without_tensorflow():
         assert conditional(np.zeros((2, 16), "float32"), np.array([1, 2]), training=True).shape == (2, 32, 32, 3)
         assert not any(name.split(".")[0] == "tensorflow" for name in sys.modules)
         print("trained", gan.step)
-        """
+        """,
+        backend,
     )
     assert "trained 2" in out
 

@@ -81,7 +81,7 @@ def test_gradient_flows_through_sigma_matches_finite_difference():
     u0 = np.asarray(layer.u).astype("float64")
     w0 = np.asarray(layer.layer.kernel).astype("float64")
 
-    _, (grad,) = layer_gradients(layer, x, lambda y: ops.sum(y * r.astype("float32")))
+    _, (grad,) = layer_gradients(layer, x, lambda y: ops.sum(y * ops.convert_to_tensor(r.astype("float32"))))
     grad = np.asarray(grad)
 
     # NumPy reference: one power iteration from u0, then u and v are constants.

@@ -31,7 +31,7 @@ def test_gradient_penalty_of_a_linear_critic():
     w = np.random.default_rng(0).normal(size=(1, 4, 4, 3)).astype("float32")
 
     def critic(x):
-        return ops.sum(x * w, axis=(1, 2, 3))
+        return ops.sum(x * ops.convert_to_tensor(w), axis=(1, 2, 3))  # a tensor: torch's x * ndarray leaves autograd
 
     real = np.zeros((2, 4, 4, 3), "float32")
     fake = np.ones((2, 4, 4, 3), "float32")

@@ -203,7 +203,16 @@ def test_mismatched_networks_and_config_round_trip():
     assert restored.discriminator.get_config() == gan.discriminator.get_config()
 
 
-@pytest.mark.parametrize("policy", ["mixed_bfloat16", pytest.param("mixed_float16", marks=pytest.mark.tensorflow)])
+@pytest.mark.parametrize(
+    "policy",
+    [
+        "mixed_bfloat16",
+        pytest.param(
+            "mixed_float16",
+            marks=pytest.mark.skipif(keras.backend.backend() == "jax", reason="refused on JAX (test_sagan_jax.py)"),
+        ),
+    ],
+)
 def test_mixed_precision_keeps_sensitive_math_in_float32(policy):
     keras.config.set_dtype_policy(policy)
     try:
@@ -216,7 +225,8 @@ def test_mixed_precision_keeps_sensitive_math_in_float32(policy):
     finally:
         keras.config.set_dtype_policy("float32")
     assert np.isfinite(history["d_loss"]).all() and np.isfinite(history["g_loss"]).all()
-    assert images.dtype == "float32" and maps[-1].dtype == "float32"
+    assert keras.backend.standardize_dtype(images.dtype) == "float32"
+    assert keras.backend.standardize_dtype(maps[-1].dtype) == "float32"
     assert attention.compute_dtype == policy.split("_")[1]
     sn = gan.generator.initial.layers[0]
     assert sn.u.dtype == "float32" and sn.layer.kernel.dtype == "float32"

@@ -60,10 +60,11 @@ def test_another_configuration_is_refused_in_one_line_and_nothing_changes(tmp_pa
 
 
 @pytest.mark.slow
-def test_a_jax_run_checkpoints_resumes_and_exports_through_tensorflow(tmp_path):
-    pytest.importorskip("jax")
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_a_jax_or_torch_run_checkpoints_resumes_and_exports_through_tensorflow(tmp_path, backend):
+    pytest.importorskip(backend)
     model_dir = tmp_path / "run"
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
     env.pop("XLA_FLAGS", None)
     flags = ["--conv_dim=8", "--z_dim=16", "--image_size=32", "--batch_size=8", "--sample_every=1000",
              "--log_every=2", "--checkpoint_every=2", "--keep_checkpoints=2", f"--model_dir={model_dir}"]  # fmt: skip
