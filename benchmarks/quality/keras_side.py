@@ -67,7 +67,9 @@ def main(argv=None):
         for which, sampling in modes:
             generator = gan.ema_generator if which == "ema" else gan.generator
             sample = certificate.sampler(generator, sampling, args.batch_size, args.seed)
-            images = np.concatenate([to_uint8(keras.ops.convert_to_numpy(sample(z[i : i + 100]))) for i in range(0, len(z), 100)])
+            images = np.concatenate(
+                [to_uint8(keras.ops.convert_to_numpy(sample(z[i : i + 100]))) for i in range(0, len(z), 100)]
+            )
             name = os.path.join(args.work, f"keras_{args.tag}_seed{args.seed}_step{step}_{which}_{sampling}")
             np.save(name + ".npy", images)
             with open(name + ".json", "w") as f:

@@ -81,10 +81,13 @@ def main(argv=None):
             np.save(os.path.join(args.work, f"reference_seed{args.seed}_step{step}.npy"), images)
             eval_seconds += time.time() - begin
             train_seconds = time.time() - start - eval_seconds
-            print(f"reference seed {args.seed} step {step} d_loss {float(d_loss):.4f} g_loss {float(g_loss):.4f} "
-                  f"train_seconds {train_seconds:.1f}", flush=True)
+            print(
+                f"reference seed {args.seed} step {step} d_loss {float(d_loss):.4f} g_loss {float(g_loss):.4f} "
+                f"train_seconds {train_seconds:.1f}",
+                flush=True,
+            )
             with open(os.path.join(args.work, f"reference_seed{args.seed}_step{step}.json"), "w") as f:
-                f.write('{"train_seconds": %.1f}' % train_seconds)
+                f.write(f'{{"train_seconds": {train_seconds:.1f}}}')
     return 0
 
 

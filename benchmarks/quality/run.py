@@ -64,7 +64,9 @@ def prepare_scoring(work, data_dir):
     extractor = DomainClassifierExtractor()
     real = certificate.real_features(extractor, IMAGE_SIZE, 10000, data_dir)
     train = np.load(os.path.join(work, f"train_{IMAGE_SIZE}.npy"), mmap_mode="r")[:10000]
-    fake, logits = certificate.fake_features(lambda index: train[index].astype(np.float32) / 127.5 - 1.0, extractor, np.arange(10000))
+    fake, logits = certificate.fake_features(
+        lambda index: train[index].astype(np.float32) / 127.5 - 1.0, extractor, np.arange(10000)
+    )
     floor = certificate.score(real, fake, logits, 0)
     floor["what"] = "first 10,000 train images (as fakes) vs the 10,000 test images"
     return extractor, real, floor
@@ -93,7 +95,9 @@ def score_samples(work, extractor, real):
         record.update(seed=int(seed[4:]), step=int(step[4:]))
         images = np.load(os.path.join(work, name))
         fake, logits = certificate.fake_features(
-            lambda index, images=images: images[index].astype(np.float32) / 127.5 - 1.0, extractor, np.arange(len(images))
+            lambda index, images=images: images[index].astype(np.float32) / 127.5 - 1.0,
+            extractor,
+            np.arange(len(images)),
         )
         meta = json.load(open(os.path.join(work, name[:-4] + ".json")))
         record.update(train_seconds=meta["train_seconds"], **certificate.score(real, fake, logits, record["seed"]))
@@ -109,25 +113,39 @@ def plot(records, floor, path, title):
 
     curves = {}
     for r in records:
-        if (r["side"], r["generator"], r["sampling"]) in (("keras_sagan", "ema", "moving"), ("reference", "live", "batch")) or (
-            r["side"] == "keras_sagan" and r["generator"] == "live" and r["sampling"] == "batch"
-        ):
+        if (r["side"], r["generator"], r["sampling"]) in (
+            ("keras_sagan", "ema", "moving"),
+            ("reference", "live", "batch"),
+        ) or (r["side"] == "keras_sagan" and r["generator"] == "live" and r["sampling"] == "batch"):
             label = {
                 "reference": "reference (torch, its trainer; train-mode samples)",
                 "keras_sagan": f"keras_sagan {r['tag']} ({r['generator']}, {r['sampling']} BN stats)",
             }[r["side"]]
             curves.setdefault(label, {}).setdefault(r["seed"], []).append(r)
-    keys = [("fid", "FID (domain network)"), ("kid", "KID"), ("recall", "recall"), ("min_class_fraction", "rarest class share")]
+    keys = [
+        ("fid", "FID (domain network)"),
+        ("kid", "KID"),
+        ("recall", "recall"),
+        ("min_class_fraction", "rarest class share"),
+    ]
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4))
     for ax, (key, name) in zip(axes, keys):
         for index, (label, seeds) in enumerate(sorted(curves.items())):
             color = f"C{index}"
-            for seed_index, (seed, rows) in enumerate(sorted(seeds.items())):
+            for seed_index, (_, rows) in enumerate(sorted(seeds.items())):
                 rows = sorted(rows, key=lambda r: r["step"])
-                ax.plot([r["step"] for r in rows], [r[key] for r in rows], color=color, marker="o",
-                        linestyle="-" if seed_index == 0 else "--", label=label if seed_index == 0 else None)
+                ax.plot(
+                    [r["step"] for r in rows],
+                    [r[key] for r in rows],
+                    color=color,
+                    marker="o",
+                    linestyle="-" if seed_index == 0 else "--",
+                    label=label if seed_index == 0 else None,
+                )
         if key in floor:
-            ax.axhline(floor[key], color="grey", linewidth=1, linestyle=":", label="real-data floor" if key == "fid" else None)
+            ax.axhline(
+                floor[key], color="grey", linewidth=1, linestyle=":", label="real-data floor" if key == "fid" else None
+            )
         ax.set_xlabel("step")
         ax.set_title(name)
         if key == "fid":
@@ -141,11 +159,15 @@ def plot(records, floor, path, title):
 def table(records):
     last = max(r["step"] for r in records)
     rows = [r for r in records if r["step"] == last]
-    lines = ["| side | generator | BN statistics | seed | FID | KID | precision | recall | rarest class |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| side | generator | BN statistics | seed | FID | KID | precision | recall | rarest class |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in sorted(rows, key=lambda r: (r["side"], r["tag"], r["generator"], r["sampling"], r["seed"])):
         lines.append(
-            f"| {r['side']} {r['tag'] if r['side'] == 'keras_sagan' else ''} | {r['generator']} | {r['sampling']} | {r['seed']} | "
-            f"{r['fid']:.2f} | {r['kid']:.4f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['min_class_fraction']:.3f} |"
+            f"| {r['side']} {r['tag'] if r['side'] == 'keras_sagan' else ''} | {r['generator']} | {r['sampling']} "
+            f"| {r['seed']} | {r['fid']:.2f} | {r['kid']:.4f} | {r['precision']:.3f} | {r['recall']:.3f} "
+            f"| {r['min_class_fraction']:.3f} |"
         )
     return "\n".join(lines)
 
@@ -171,37 +193,77 @@ def main(argv=None):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if settings["steps"] < 1 or settings["eval_every"] < 1:
-        parser.error(f"--steps and --eval_every must be >= 1; received {settings['steps']} and {settings['eval_every']}")
+        parser.error(
+            f"--steps and --eval_every must be >= 1; received {settings['steps']} and {settings['eval_every']}"
+        )
 
     start = time.time()
     prepare_data(args.work, settings["num_fakes"], args.data_dir)
-    common = ["--work", args.work, "--steps", str(settings["steps"]), "--eval_every", str(settings["eval_every"]),
-              "--batch_size", str(settings["batch_size"]), "--conv_dim", str(settings["conv_dim"])]
+    common = [
+        "--work",
+        args.work,
+        "--steps",
+        str(settings["steps"]),
+        "--eval_every",
+        str(settings["eval_every"]),
+        "--batch_size",
+        str(settings["batch_size"]),
+        "--conv_dim",
+        str(settings["conv_dim"]),
+    ]
     keras_env = {"KERAS_BACKEND": "jax"} if args.mode == "gpu" else {}
-    runs = [(seed, "float32") for seed in settings["seeds"]] + ([(settings["seeds"][0], "mixed_bfloat16")] if args.bf16 else [])
+    runs = [(seed, "float32") for seed in settings["seeds"]] + (
+        [(settings["seeds"][0], "mixed_bfloat16")] if args.bf16 else []
+    )
     if args.train:
         for seed, precision in runs:
-            run([sys.executable, os.path.join(HERE, "keras_side.py"), *common, "--seed", str(seed),
-                 "--mixed_precision", precision, "--tag", TAGS[precision]], keras_env)
+            run(
+                [
+                    sys.executable,
+                    os.path.join(HERE, "keras_side.py"),
+                    *common,
+                    "--seed",
+                    str(seed),
+                    "--mixed_precision",
+                    precision,
+                    "--tag",
+                    TAGS[precision],
+                ],
+                keras_env,
+            )
             if args.reference and precision == "float32":
                 device = ["--device", "cuda"] if args.mode == "gpu" else []
                 run([sys.executable, os.path.join(HERE, "reference_side.py"), *common, "--seed", str(seed), *device])
     extractor, real, floor = prepare_scoring(args.work, args.data_dir)
     records = score_samples(args.work, extractor, real)
     result = {
-        "settings": {**settings, "mode": args.mode, "image_size": IMAGE_SIZE, "preset": "celeba64", "channels": 1,
-                     "loss": "hinge", "lr": "G 1e-4, D 4e-4, Adam(0, 0.9)", "ema_decay (keras_sagan)": 0.999},
+        "settings": {
+            **settings,
+            "mode": args.mode,
+            "image_size": IMAGE_SIZE,
+            "preset": "celeba64",
+            "channels": 1,
+            "loss": "hinge",
+            "lr": "G 1e-4, D 4e-4, Adam(0, 0.9)",
+            "ema_decay (keras_sagan)": 0.999,
+        },
         "floor": floor,
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                    "python": platform.python_version()},
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
         "wall_seconds": round(time.time() - start, 1),
         "records": records,
     }
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, f"results_{args.mode}.json"), "w") as f:
         json.dump(result, f, indent=1)
-    title = (f"Fashion-MNIST at 64x64, celeba64 architecture, conv_dim {settings['conv_dim']}, batch {settings['batch_size']}, "
-             f"seeds {settings['seeds']} (solid: first seed); domain-network FID vs 10k test images")
+    title = (
+        f"Fashion-MNIST at 64x64, celeba64 architecture, conv_dim {settings['conv_dim']}, "
+        f"batch {settings['batch_size']}, "
+        f"seeds {settings['seeds']} (solid: first seed); domain-network FID vs 10k test images"
+    )
     plot(records, floor, os.path.join(args.out, f"curves_{args.mode}.png"), title)
     print(f"floor FID {floor['fid']:.3f}")
     print(table(records))

@@ -59,7 +59,9 @@ def main(argv=None):
         validation_data=(x_val, y_val),
         shuffle=True,
         verbose=2,
-        callbacks=[keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", save_best_only=True, save_weights_only=True)],
+        callbacks=[
+            keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", save_best_only=True, save_weights_only=True)
+        ],
     )
     model.load_weights(best)  # the compiled model's file also holds Adam's slots; the uncompiled one saves weights only
     os.remove(best)

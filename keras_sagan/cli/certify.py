@@ -42,7 +42,8 @@ def _keras_generator(model: str):
     loaded = loading.load_generator(model)
     if loaded.keras_generator is None:
         raise UsageError(
-            f"certify needs a Keras generator (a preset, a run directory or a .keras file); received the SavedModel {model}"
+            "certify needs a Keras generator (a preset, a run directory or a .keras file); "
+            f"received the SavedModel {model}"
         )
     return loaded.keras_generator, loaded
 
@@ -50,7 +51,9 @@ def _keras_generator(model: str):
 def _certificate_of(loaded, model: str) -> dict:
     certificate = (getattr(loaded, "metadata", None) or {}).get("certificate")
     if certificate is None:
-        raise UsageError(f"{model} carries no quality certificate; pass --certificate FILE, or --write FILE to make one")
+        raise UsageError(
+            f"{model} carries no quality certificate; pass --certificate FILE, or --write FILE to make one"
+        )
     return certificate
 
 

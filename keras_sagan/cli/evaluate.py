@@ -56,8 +56,10 @@ def register(subparsers) -> None:
         "instead of --data. Default %(default)s.",
     )
     parser.add_argument(
-        "--data_dir", default=None, help="TFDS data directory holding celeb_a (--data celeba), or the folder of the IDX files (--data "
-        "fashion_mnist|mnist). Default %(default)s."
+        "--data_dir",
+        default=None,
+        help="TFDS data directory holding celeb_a (--data celeba), or the folder of the IDX files (--data "
+        "fashion_mnist|mnist). Default %(default)s.",
     )
     parser.add_argument(
         "--image_folder", default=None, help="Folder of real images (--data folder). Default %(default)s."

@@ -49,7 +49,8 @@ def protocol(
         "feature_network": NETWORK,
         "feature_network_sha256": extractor.weights_sha256,
         "real": f"fashion_mnist test split, first {num_real} images",
-        "real_mapping": "pad 28->32 (2 black pixels per side)" + (f", resize to {image_size}" if image_size != 32 else ""),
+        "real_mapping": "pad 28->32 (2 black pixels per side)"
+        + (f", resize to {image_size}" if image_size != 32 else ""),
         "feature_resize": "none" if image_size == 32 else f"bilinear antialiased {image_size}->32",
         "num_real": num_real,
         "num_fakes": num_fakes,
@@ -103,9 +104,7 @@ def sampler(generator, sampling: str, batch_size: int = 64, seed: int = 0) -> Ca
     raise ValueError(f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLING)}")
 
 
-def fake_features(
-    sample: Callable[[np.ndarray], Any], extractor, z: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def fake_features(sample: Callable[[np.ndarray], Any], extractor, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Features and logits of `sample(z)` in batches of `BATCH`."""
     import keras
 
@@ -160,11 +159,17 @@ def certify(
     extractor = extractor or DomainClassifierExtractor()
     start = time.time()
     real = real_features(extractor, generator.image_size, num_real, data_dir)
-    fake, logits = fake_features(sampler(generator, sampling, batch_size, seed), extractor, noise(num_fakes, generator.z_dim, seed))
+    fake, logits = fake_features(
+        sampler(generator, sampling, batch_size, seed), extractor, noise(num_fakes, generator.z_dim, seed)
+    )
     return {
         "protocol": protocol(extractor, generator.image_size, num_real, num_fakes, seed, sampling),
         "scores": score(real, fake, logits, seed),
-        "measured": {"seconds": round(time.time() - start, 1), "machine": platform.machine(), "python": platform.python_version()},
+        "measured": {
+            "seconds": round(time.time() - start, 1),
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+        },
     }
 
 

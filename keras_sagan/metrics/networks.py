@@ -1,11 +1,11 @@
-"""The feature networks a user can pick (`--inception fid|keras|fashion_mnist`) and the names statistics files record."""
+"""The feature networks a user can pick (`--inception fid|keras|fashion_mnist`) and the names files record."""
 
 FID = "fid"
 """The 2015 TF graph of every published FID and Inception Score, with pytorch-fid's weights (the default)."""
 KERAS = "keras"
 """`keras.applications.InceptionV3` with Keras' ImageNet weights: 1000 classes, numbers not comparable with papers."""
 DOMAIN = "fashion_mnist"
-"""The Fashion-MNIST classifier (`domain.py`), the TTUR authors' advice for MNIST-like data; not comparable with Inception."""
+"""The Fashion-MNIST classifier (`domain.py`), as TTUR advises for MNIST-like data; not Inception-comparable."""
 CHOICES = (FID, KERAS, DOMAIN)
 
 FID_NETWORK = "inception-2015-12-05/pool3"

@@ -6,13 +6,13 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from keras_sagan import cli
-from keras_sagan.data import DataSpec, DatasetNotFoundError, load_dataset
-from keras_sagan.data import mnist as mnist_lib
-from keras_sagan.errors import UsageError
 from cli_checks import cli_error
 from idx_files import write_idx, write_split
+
+from keras_sagan import cli
+from keras_sagan.data import DatasetNotFoundError, DataSpec, load_dataset
+from keras_sagan.data import mnist as mnist_lib
+from keras_sagan.errors import UsageError
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for the Fashion-MNIST quality protocol (keras_sagan.metrics.certificate) and the domain network's input path."""
+"""Tests for the Fashion-MNIST quality protocol (keras_sagan.metrics.certificate) and the domain network's input."""
 
 import json
 
@@ -116,9 +116,14 @@ def test_certify_command_writes_checks_and_reports_a_moved_number(tmp_path, caps
     generator.save(model)
     cert = str(tmp_path / "cert.json")
     common = ["--model", model, "--data_dir", test_split]
-    assert cli.main(["certify", *common, "--write", cert, "--num_fakes", "100", "--num_real", "200", "--seed", "1"]) == 0
+    assert (
+        cli.main(["certify", *common, "--write", cert, "--num_fakes", "100", "--num_real", "200", "--seed", "1"]) == 0
+    )
     written = json.load(open(cert))
-    assert written["protocol"]["num_fakes"] == 100 and written["protocol"]["feature_network_sha256"] == domain.WEIGHTS_SHA256
+    assert (
+        written["protocol"]["num_fakes"] == 100
+        and written["protocol"]["feature_network_sha256"] == domain.WEIGHTS_SHA256
+    )
     capsys.readouterr()
     assert cli.main(["certify", *common, "--certificate", cert]) == 0
     assert json.loads(capsys.readouterr().out)["holds"] is True

@@ -1,4 +1,4 @@
-"""Tests for keras_sagan.models.batch_norm_statistics against NumPy: standing statistics and batch-statistics sampling."""
+"""Tests for keras_sagan.models.batch_norm_statistics against NumPy: standing statistics, batch-statistics sampling."""
 
 import keras
 import numpy as np
