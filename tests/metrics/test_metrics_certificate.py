@@ -134,3 +134,30 @@ def test_certify_command_writes_checks_and_reports_a_moved_number(tmp_path, caps
     assert err.startswith("certificate does not hold: recall moved from") and err.count("\n") == 1
     cli_error(capsys, ["certify", *common])  # a .keras file carries no certificate
     cli_error(capsys, ["certify", *common, "--write", cert, "--num_fakes", "3"])
+
+
+def test_shipped_preset_samples_offline_by_name(tmp_path, capsys):
+    from keras_sagan import cli
+
+    generator = keras_sagan.Generator.from_preset("fashion_mnist32")
+    assert (generator.image_size, generator.channels) == (32, 1)
+    assert keras_sagan.list_presets()["fashion_mnist32"]["scores"]["fid"] > 0
+    out = str(tmp_path / "grid.png")
+    assert cli.main(["sample", "--model", "fashion_mnist32", "--num", "4", "--seed", "0", "--out", out]) == 0
+    loaded = keras_sagan.load_generator("fashion_mnist32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded.keras_generator(certificate.noise(2, 128, 0), training=False)),
+        keras.ops.convert_to_numpy(generator(certificate.noise(2, 128, 0), training=False)),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not __import__("os").path.isdir("/usr/share/datasets/fashion-mnist"),
+    reason="needs `apt-get install dataset-fashion-mnist` (.ci/run installs it)",
+)
+def test_shipped_certificate_holds(capsys):
+    from keras_sagan import cli
+
+    assert cli.main(["certify", "--model", "fashion_mnist32"]) == 0
+    assert json.loads(capsys.readouterr().out)["holds"] is True
