@@ -60,6 +60,7 @@ def build_classifier() -> keras.Model:
 
 
 def file_sha256(path: str) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (every weights file the metrics pin is checked with it)."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):

@@ -17,7 +17,6 @@ Two resizes to 299x299, each matching a family of published numbers:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any
 
@@ -25,6 +24,7 @@ import keras
 import numpy as np
 
 from keras_sagan.errors import UsageError, one_line
+from keras_sagan.metrics.domain import file_sha256 as _sha256
 from keras_sagan.metrics.fid_inception import (
     FEATURE_DIM,
     IMAGE_SIZE,
@@ -218,14 +218,6 @@ class FIDInceptionExtractor:
 
     def __repr__(self) -> str:
         return f"FIDInceptionExtractor(weights_path={self.weights_path!r}, resize={self.resize_method!r})"
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fid_inception(weights: str | os.PathLike | None = None, resize: str = "bilinear") -> FIDInceptionExtractor:
