@@ -15,7 +15,10 @@ from keras_sagan.errors import UsageError
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"name": "mnist"}, "`name` must be one of ('celeba', 'folder', 'demo'); received: name='mnist'"),
+        (
+            {"name": "cifar10"},
+            "`name` must be one of ('celeba', 'folder', 'demo', 'fashion_mnist', 'mnist'); received: name='cifar10'",
+        ),
         (
             {"name": "folder"},
             "`image_folder` must be a folder of images when name='folder'; received: image_folder=None",
@@ -30,11 +33,13 @@ from keras_sagan.errors import UsageError
         ),
         (
             {"name": "folder", "image_folder": "faces", "data_dir": "tfds"},
-            "`data_dir` applies only to name='celeba'; received: name='folder', data_dir='tfds'",
+            "`data_dir` applies only to name='celeba' or name='fashion_mnist' or name='mnist'; "
+            "received: name='folder', data_dir='tfds'",
         ),
         (
             {"name": "demo", "download": True},
-            "`download` applies only to name='celeba'; received: name='demo', download=True",
+            "`download` applies only to name='celeba' or name='fashion_mnist' or name='mnist'; "
+            "received: name='demo', download=True",
         ),
     ],
 )
@@ -71,11 +76,15 @@ def test_load_passes_each_dataset_its_arguments(monkeypatch):
     common = {"image_size": 16, "global_batch_size": 4, "seed": 3, "repeat": False}
     assert DataSpec("demo").load(16, 4, 3, repeat=False) == "demo"
     DataSpec("celeba", "tfds", download=True).load(16, 4, 3, repeat=False, shuffle_buffer=0)
-    DataSpec("folder", image_folder="faces").load(16, 4, 3, repeat=False)
+    DataSpec("folder", image_folder="faces").load(16, 4, 3, repeat=False, channels=1)
+    DataSpec("fashion_mnist", "idx").load(16, 4, 3, repeat=False)
+    DataSpec("mnist", download=True).load(16, 4, 3, repeat=False)
     assert calls == [
-        ("demo", common),
-        ("celeba", {**common, "data_dir": "tfds", "download": True, "shuffle_buffer": 0}),
-        ("folder", {**common, "path": "faces"}),
+        ("demo", {**common, "channels": 3}),  # each dataset's default channel count is passed on
+        ("celeba", {**common, "data_dir": "tfds", "download": True, "shuffle_buffer": 0}),  # RGB only: no argument
+        ("folder", {**common, "path": "faces", "channels": 1}),
+        ("fashion_mnist", {**common, "data_dir": "idx", "download": False, "channels": 1}),
+        ("mnist", {**common, "data_dir": None, "download": True, "channels": 1}),
     ]
     assert {name for name, _ in calls} == set(DATASETS)
 
