@@ -103,7 +103,8 @@ def test_attention_placement_is_a_parameter():
         (lambda: Generator(num_classes=10), "`num_classes` must be None with architecture='dcgan'.*num_classes=10$"),
         (
             lambda: keras_sagan.build_generator("celeba128"),
-            r"`preset` must be one of \['celeba64', 'cifar10_32', 'imagenet128'\]; received: preset='celeba128'$",
+            r"`preset` must be one of \['celeba64', 'cifar10_32', 'fashion_mnist32', 'imagenet128'\]; "
+            r"received: preset='celeba128'$",
         ),
         (lambda: Generator(z_dim=0), "`z_dim` must be an int >= 1; received: z_dim=0$"),
         (
