@@ -133,15 +133,16 @@ def test_docstring_documents_every_field():
 # -- up-front checks, one line each ----------------------------------------------------------
 
 BAD = [
-    ("dataset", "mnist", "one of ('celeba', 'folder', 'demo')"),
+    ("dataset", "cifar10", "one of ('celeba', 'folder', 'demo', 'fashion_mnist', 'mnist')"),
     ("data_dir", 3, "None or a string"),
     ("image_folder", 3, "None or a string"),
     ("download", "yes", "True or False"),
-    ("preset", "nope", "one of ('celeba64', 'cifar10_32', 'imagenet128')"),
+    ("preset", "nope", "one of ('celeba64', 'cifar10_32', 'imagenet128', 'fashion_mnist32')"),
     ("image_size", 48, "None or one of (32, 64, 128)"),
     ("conv_dim", 0, "None or an int >= 1"),
     ("z_dim", 2.0, "None or an int >= 1"),
     ("attention_variant", "full", "None or one of ('sagan', 'reference')"),
+    ("channels", 2, "None or one of (1, 3)"),
     ("batch_size", 0, "an int >= 1"),
     ("steps", 0, "an int >= 1"),
     ("g_lr", 0.0, "a number > 0"),
@@ -170,7 +171,7 @@ BAD = [
     ("eval_every", -1, "an int >= 0 (0 = no evaluation)"),
     ("eval_num_samples", 1, "an int >= 2"),
     ("eval_stats", "", "None or a file path"),
-    ("inception", "tf", "one of ('fid', 'keras')"),
+    ("inception", "tf", "one of ('fid', 'keras', 'fashion_mnist')"),
     ("inception_weights", 3, "None or a file path"),
 ]
 
@@ -193,7 +194,8 @@ def test_every_field_has_a_bad_value_case():
         ({"dataset": "folder"},
          "`image_folder` must be a folder of images when dataset='folder'; received: image_folder=None"),
         ({"data_dir": "/tfds"},
-         "`data_dir` applies only to dataset='celeba'; received: dataset='demo', data_dir='/tfds'"),
+         "`data_dir` applies only to dataset='celeba' or dataset='fashion_mnist' or dataset='mnist'; "
+         "received: dataset='demo', data_dir='/tfds'"),
         ({"strategy": "multiworker", "cpu_replicas": 2},
          "`cpu_replicas` must be None or 1 with strategy='multiworker' (one CPU device per worker: start more "
          "workers instead); received: cpu_replicas=2"),

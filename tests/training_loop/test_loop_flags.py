@@ -180,6 +180,8 @@ CASES = [
     ("--z_dim=32", "z_dim", 32, lambda c, m: _gan(c).generator.z_dim == 32),
     ("--attention_variant=sagan", "attention_variant", "sagan",
      lambda c, m: _gan(c).generator.attention_layers[0].variant == "sagan"),
+    ("--channels=1", "channels", 1,
+     lambda c, m: _gan(c).discriminator.channels == 1 and _dataset_kwargs(c, m)["channels"] == 1),
     ("--batch_size=8", "batch_size", 8,
      lambda c, m: _dataset_kwargs(c, m)["global_batch_size"] == 8
      and _callbacks(c)["ProgressLogger"].global_batch_size == 8),
