@@ -200,7 +200,8 @@ def test_image_folder_and_data_dir(baseline, tmp_path, capsys):
         (["--data", "folder"], "`--image_folder` must be a folder of images when --data='folder'"),
         (
             ["--data", "demo", "--data_dir", "x"],
-            "`--data_dir` applies only to --data='celeba'; received: --data='demo', --data_dir='x'",
+            "`--data_dir` applies only to --data='celeba' or --data='fashion_mnist' or --data='mnist'; "
+            "received: --data='demo', --data_dir='x'",
         ),
         (["--data", "demo", "--num_samples", "1"], "`--num_samples` must be an int >= 2; received: --num_samples=1"),
         (["--data", "demo", "--batch_size", "0"], "`--batch_size` must be an int >= 1; received: --batch_size=0"),
