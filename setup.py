@@ -30,6 +30,8 @@ setup(
         "export": ["tf2onnx>=1.17", "onnx>=1.17", "onnxruntime>=1.20", "ai-edge-litert>=2.0"],
         # hf:// and kaggle:// presets: the hubs' own clients download, cache and upload (BUILD.md, "Presets").
         "hub": ["huggingface_hub>=1.0", "kagglehub>=1.0"],
+        # benchmarks/quality/run.py draws its curves (the plot people look at rather than read the JSON).
+        "quality": ["matplotlib>=3.8", "torch>=2.11"],
         "test": [
             "pytest>=8",
             "scipy>=1.11",
