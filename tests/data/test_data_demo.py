@@ -88,7 +88,7 @@ def test_strategy_divisibility():
 
 
 def test_load_dataset_dispatches(tmp_path):
-    assert DATASETS == ("celeba", "folder", "demo")
+    assert DATASETS == ("celeba", "folder", "demo", "fashion_mnist", "mnist")
     batch = next(iter(load_dataset("demo", image_size=16, global_batch_size=4)))
     assert batch.shape == (4, 16, 16, 3)
     Image.new("RGB", (10, 10)).save(tmp_path / "a.png")
@@ -99,6 +99,6 @@ def test_load_dataset_dispatches(tmp_path):
 def test_load_dataset_rejects_unknown_name():
     with pytest.raises(
         ValueError,
-        match=r"unknown dataset 'mnist'; expected one of celeba, folder, demo",
+        match=r"unknown dataset 'cifar10'; expected one of celeba, folder, demo, fashion_mnist, mnist",
     ):
-        load_dataset("mnist")
+        load_dataset("cifar10")

@@ -121,7 +121,7 @@ def test_registered_name_loads_and_is_listed(saved, registered):
     listed = keras_sagan.list_presets()
     assert listed[registered] == {
         "description": "A tiny test preset.",
-        "architecture": "dcgan 32x32, conv_dim 8, z_dim 128, reference attention, unconditional",
+        "architecture": "dcgan 32x32, conv_dim 8, z_dim 128, 3 channel(s), reference attention, unconditional",
         "weights": saved["folder"],
         "dataset": "hand-made",
         "scores": CERTIFICATE["scores"],
@@ -160,7 +160,7 @@ def test_unknown_name_lists_the_registered_ones(registered):
         keras_sagan.Generator.from_preset("no_such_preset")
     message = str(info.value)
     assert "\n" not in message and "received: preset='no_such_preset'" in message
-    assert "with weights: ['tiny_test']" in message and "'celeba64'" in message
+    assert "with weights: ['fashion_mnist32', 'tiny_test']" in message and "'celeba64'" in message
 
 
 def test_missing_file(saved, tmp_path):
