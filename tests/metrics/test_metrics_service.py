@@ -63,7 +63,9 @@ def test_make_extractor_builds_the_fid_network_by_default(monkeypatch):
     make_extractor("w.pth", "fid", "clean")
     assert built == [(RANDOM_WEIGHTS, "bilinear"), ("w.pth", "clean")]
     with pytest.raises(
-        UsageError, match=r"^`--inception` must be one of \('fid', 'keras', 'fashion_mnist'\); received: --inception='tf'$"
+        UsageError,
+        match=r"^`--inception` must be one of \('fid', 'keras', 'fashion_mnist'\); "
+        r"received: --inception='tf'$",
     ):
         make_extractor(None, "tf")
     with pytest.raises(UsageError, match="--inception keras resizes only 'bilinear'; received: resize='clean'"):

@@ -42,7 +42,10 @@ def _one_error_line(stderr, stdout=""):
         (["--dataset=folder"], ["`image_folder` must be a folder of images when dataset='folder'"]),
         (["--dataset=celeba", "--data_dir={tmp}"], ["CelebA is not prepared in {tmp}", "download"]),
         (["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=5"], ["batch size 5 does not divide across 2"]),
-        (["--preset=nope"], ["flag --preset=nope: value should be one of <celeba64|cifar10_32|imagenet128|fashion_mnist32>"]),
+        (
+            ["--preset=nope"],
+            ["flag --preset=nope: value should be one of <celeba64|cifar10_32|imagenet128|fashion_mnist32>"],
+        ),
         (["--steps=0"], ["`steps` must be an int >= 1; received: steps=0"]),
         (["--loss=least-squares"], ["flag --loss=least-squares: value should be one of <hinge|non-saturating|"]),
         (["--stesp=3"], ["Unknown command line flag 'stesp'"]),
