@@ -22,11 +22,6 @@ import time
 import numpy as np
 
 
-def to_uint8(images):
-    """Samples as a saved 8-bit image holds them (both sides are scored that way)."""
-    return np.round((np.clip(images, -1, 1) + 1) * 127.5).astype(np.uint8)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--work", required=True)
@@ -46,6 +41,7 @@ def main(argv=None):
     import keras
 
     import keras_sagan
+    from keras_sagan.images import to_uint8  # the package's one [-1, 1] -> uint8 mapping
     from keras_sagan.metrics import certificate
 
     keras.utils.set_random_seed(args.seed)
@@ -68,7 +64,7 @@ def main(argv=None):
             generator = gan.ema_generator if which == "ema" else gan.generator
             sample = certificate.sampler(generator, sampling, args.batch_size, args.seed)
             images = np.concatenate(
-                [to_uint8(keras.ops.convert_to_numpy(sample(z[i : i + 100]))) for i in range(0, len(z), 100)]
+                [keras.ops.convert_to_numpy(to_uint8(sample(z[i : i + 100]))) for i in range(0, len(z), 100)]
             )
             name = os.path.join(args.work, f"keras_{args.tag}_seed{args.seed}_step{step}_{which}_{sampling}")
             np.save(name + ".npy", images)
