@@ -25,6 +25,7 @@ import keras
 import numpy as np
 from PIL import Image
 
+from keras_sagan.atomic_file import atomic_write
 from keras_sagan.errors import UsageError, bad_value
 
 DEFAULT_QUERIES = ((0.4, 0.3), (0.4, 0.7), (0.7, 0.5))
@@ -127,10 +128,8 @@ def save_grid(images, path: str | os.PathLike, cols: int | None = None) -> str:
     """
     grid = make_grid(images, cols=cols)
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(f, format="PNG")
     return path
 
 

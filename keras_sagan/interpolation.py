@@ -23,6 +23,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from keras_sagan.atomic_file import atomic_write
 from keras_sagan.errors import UsageError, bad_value
 
 MODES = ("lerp", "slerp")
@@ -137,11 +138,8 @@ def save_gif(frames, path: str | os.PathLike, frame_ms: int = FRAME_MS) -> str:
     """Writes `gif_bytes(frames)` to `path` (through a temporary file and a rename) and returns `path`."""
     path = os.fspath(path)
     data = gif_bytes(frames, frame_ms)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as f:
         f.write(data)
-    os.replace(tmp, path)
     return path
 
 

@@ -27,13 +27,12 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shutil
 import tempfile
-import uuid
 
 import h5py
 import keras
 
+from keras_sagan.atomic_file import atomic_directory
 from keras_sagan.checkpoint_files import nonfinite_variables
 from keras_sagan.errors import UsageError, bad_value, one_line
 from keras_sagan.models.discriminator import Discriminator
@@ -146,28 +145,22 @@ def save_preset(preset_dir, generator, ema_generator=None, discriminator=None, m
     }
     parent = os.path.dirname(preset_dir)
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".tmp-preset-{uuid.uuid4().hex}")
     try:
-        os.makedirs(tmp)
-        serialize = keras.saving.serialize_keras_object
-        # `trainable` is the instance's state, not the network's: a preset loads trainable (an EMA copy is frozen).
-        config = serialize(generator)
-        config["config"]["trainable"] = True
-        _write_json(os.path.join(tmp, CONFIG_FILE), config)
-        if discriminator is not None:
-            _write_json(os.path.join(tmp, DISCRIMINATOR_CONFIG_FILE), serialize(discriminator))
-        for name, network in files.items():
-            network.save_weights(os.path.join(tmp, name))
-        _write_json(os.path.join(tmp, METADATA_FILE), full)
-        with open(os.path.join(tmp, CARD_FILE), "w", encoding="utf-8") as f:
-            f.write(model_card(full, sampling.get_config(), os.path.basename(preset_dir)))
-        if os.path.isdir(preset_dir):
-            os.rmdir(preset_dir)  # Empty (checked above); a non-empty one makes this fail, never lose files.
-        os.rename(tmp, preset_dir)
+        with atomic_directory(preset_dir) as tmp:
+            serialize = keras.saving.serialize_keras_object
+            # `trainable` is the instance's state, not the network's: a preset loads trainable (an EMA copy is frozen).
+            config = serialize(generator)
+            config["config"]["trainable"] = True
+            _write_json(os.path.join(tmp, CONFIG_FILE), config)
+            if discriminator is not None:
+                _write_json(os.path.join(tmp, DISCRIMINATOR_CONFIG_FILE), serialize(discriminator))
+            for name, network in files.items():
+                network.save_weights(os.path.join(tmp, name))
+            _write_json(os.path.join(tmp, METADATA_FILE), full)
+            with open(os.path.join(tmp, CARD_FILE), "w", encoding="utf-8") as f:
+                f.write(model_card(full, sampling.get_config(), os.path.basename(preset_dir)))
     except OSError as err:
         raise PresetError(f"cannot write the preset {preset_dir}: {one_line(err)}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return preset_dir
 
 

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from keras_sagan import backend, checkpoint_files
+from keras_sagan.atomic_file import atomic_write
 from keras_sagan.checkpoint_files import (  # noqa: F401  (re-exported: the run directory's readers)
     CHECKPOINT_STATE_FILENAME,
     STATE_FORMAT,
@@ -98,11 +98,9 @@ def make_checkpoint(gan):
 
 def write_json_atomically(path: str, content: Any) -> None:
     """Writes `content` as indented JSON through a temporary file and a rename."""
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"  # Unique: two writers never share a temp file.
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path, "w") as f:
         json.dump(content, f, indent=2, sort_keys=True, default=str)
         f.write("\n")
-    os.replace(tmp, path)
 
 
 def read_json(path: str) -> Any:
@@ -364,17 +362,8 @@ class StateCheckpoint:
         for name, variables in state_variables(self.gan).items():
             for index, variable in enumerate(variables):
                 arrays[f"{name}/{index:04d}"] = np.asarray(variable)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:  # a full disk or Ctrl-C: no half-written file left behind
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_write(path) as f:  # A file object: NumPy adds no `.npz` suffix.
+            np.savez(f, **arrays)
         return path
 
     def restore(self, path: str) -> str:

@@ -13,9 +13,9 @@ tolerance (each such number is printed on a line of its own), 2 on a bad input. 
 from __future__ import annotations
 
 import json
-import os
 import sys
 
+from keras_sagan.atomic_file import atomic_write
 from keras_sagan.errors import UsageError
 
 EXIT_MOVED = 1
@@ -68,10 +68,8 @@ def run(args) -> int:
         measured = protocol.certify(
             generator, num_fakes=args.num_fakes, num_real=args.num_real, seed=args.seed, data_dir=args.data_dir
         )
-        tmp = f"{args.write}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
+        with atomic_write(args.write, "w") as f:
             json.dump(measured, f, indent=1)
-        os.replace(tmp, args.write)
         print(json.dumps(measured["scores"]))
         return 0
     if args.certificate:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_sagan.atomic_file import atomic_write
 from keras_sagan.errors import UsageError, bad_value, one_line
 from keras_sagan.metrics.networks import FID_NETWORK, KERAS_NETWORK, RECORDED
 from keras_sagan.metrics.statistics import StreamingStatistics
@@ -107,15 +108,8 @@ class StatisticsFile:
             arrays["count"] = np.int64(self.count)
         if self.features is not None:
             arrays["features"] = self.features
-        # Written beside the target and renamed: a reader never sees half a file.
-        tmp = f"{path}.tmp{os.getpid()}"
-        try:
-            with open(tmp, "wb") as f:  # A file object: NumPy adds no `.npz` suffix.
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_write(path) as f:  # A file object: NumPy adds no `.npz` suffix.
+            np.savez(f, **arrays)
         return path
 
     @classmethod
