@@ -18,6 +18,8 @@ Spectral norm's `u` vectors are left as they were by all three: only BatchNorm s
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import ops
 
@@ -82,17 +84,31 @@ def recalibrate(generator, num_batches: int = 100, batch_size: int = 64, seed: i
     momenta = [layer.momentum for layer in layers]
     seed_generator = keras.random.SeedGenerator(seed)
     try:
-        for k in range(1, num_batches + 1):
-            for layer in layers:
-                layer.momentum = (k - 1) / k
-            z, labels = _noise(generator, batch_size, seed_generator)
-            generator(z, labels, training=True)
+        with _batch_statistics_on(layers):
+            for k in range(1, num_batches + 1):
+                for layer in layers:
+                    layer.momentum = (k - 1) / k
+                z, labels = _noise(generator, batch_size, seed_generator)
+                generator(z, labels, training=True)
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
         for variable, value in kept:
             variable.assign(value)
     return len(layers)
+
+
+@contextlib.contextmanager
+def _batch_statistics_on(layers):
+    """Makes `layers` trainable for the block: a frozen Keras BatchNorm (an EMA generator is one) ignores `training`."""
+    trainable = [layer.trainable for layer in layers]
+    try:
+        for layer in layers:
+            layer.trainable = True
+        yield
+    finally:
+        for layer, value in zip(layers, trainable):
+            layer.trainable = value
 
 
 def sample_with_batch_statistics(generator, z, labels=None):
@@ -107,7 +123,8 @@ def sample_with_batch_statistics(generator, z, labels=None):
     """
     kept = [(v, ops.copy(v.value)) for v in generator.non_trainable_variables]
     try:
-        return generator(z, labels, training=True)
+        with _batch_statistics_on(batch_norm_layers(generator)):
+            return generator(z, labels, training=True)
     finally:
         for variable, value in kept:
             variable.assign(value)

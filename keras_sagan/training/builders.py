@@ -150,6 +150,7 @@ def build_gan(config, strategy) -> SAGAN:
             loss=config.loss,
             d_steps=config.d_steps,
             ema_decay=config.ema_decay,
+            ema_statistics=config.ema_statistics,
             jit_compile=config.jit_compile,
         )
     return gan

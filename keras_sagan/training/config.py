@@ -34,7 +34,7 @@ from keras_sagan.models.presets import PRESETS, preset_config
 from keras_sagan.run_directory import RunDirectory
 from keras_sagan.training.guard import ROLLBACK_LR_FACTOR
 from keras_sagan.training.losses import LOSSES
-from keras_sagan.training.sagan import TTUR
+from keras_sagan.training.sagan import EMA_STATISTICS, TTUR
 
 MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
@@ -132,6 +132,12 @@ class TrainConfig:
         None,
         "Decay of an EMA of the generator's weights, sampled and exported; unset or 0: off.",
         check=_UNIT_INTERVAL,
+    )
+    ema_statistics: str = _optimisation(
+        "standing",
+        "BatchNorm statistics the EMA generator samples with: re-estimated on its own weights (standing) or the live "
+        "generator's, copied each step (moving). BUILD.md 'Sampling defaults'.",
+        choices=EMA_STATISTICS,
     )
     divergence_rollbacks: int = _optimisation(
         0,

@@ -11,6 +11,7 @@ from keras import ops
 
 from keras_sagan import backend
 from keras_sagan.errors import bad_value
+from keras_sagan.models.batch_norm_statistics import recalibrate
 from keras_sagan.models.presets import build_discriminator, build_generator, load_preset_networks
 from keras_sagan.training.losses import LOSSES
 
@@ -30,6 +31,13 @@ def _step_class():
 
     return TensorFlowStep
 
+
+# The EMA generator's BatchNorm statistics when it samples: "standing" (re-estimated on its own
+# weights) or "moving" (the live generator's, copied by the EMA update). BUILD.md "Sampling defaults".
+EMA_STATISTICS = ("standing", "moving")
+# Standing statistics average this many batches of this size (the defaults measured in BUILD.md).
+STANDING_BATCHES = 100
+STANDING_BATCH_SIZE = 64
 
 TTUR = types.MappingProxyType({"g_lr": 1e-4, "d_lr": 4e-4, "beta1": 0.0, "beta2": 0.9})
 """The paper's two time-scale update rule: Adam learning rates of G and D, and Adam's betas.
@@ -134,6 +142,8 @@ class SAGAN(_step_class(), keras.Model):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.ema_generator = None
+        self.ema_statistics = "standing"  # set by compile(); a preset's EMA generator samples the same way
+        self._standing_step = None
         self.g_optimizer = self.d_optimizer = None  # set by compile()
         # Variables must exist before fit() traces the step (and, under a
         # strategy, inside its scope): build both networks now.
@@ -164,6 +174,7 @@ class SAGAN(_step_class(), keras.Model):
         ema_decay=None,
         gp_weight=None,
         jit_compile="auto",
+        ema_statistics="standing",
         **kwargs,
     ):
         """Configures training.
@@ -176,6 +187,14 @@ class SAGAN(_step_class(), keras.Model):
             d_steps: int >= 1. D updates per G update. Defaults to `1`.
             ema_decay: float in [0, 1) or None. Keep an exponential moving
                 average of G's weights in `ema_generator`. Defaults to `None`.
+            ema_statistics: str. The BatchNorm statistics the EMA generator
+                samples with. `"standing"` (default): re-estimated on the EMA
+                weights themselves (`models.batch_norm_statistics.recalibrate`,
+                100 batches of 64 noise vectors) whenever `sampling_generator()`
+                is asked for at a new step, so grids, evaluation, checkpoints
+                and exports all get them. `"moving"`: the live generator's
+                moving statistics, copied every step (gathered on other weights;
+                7-10% worse FID in BUILD.md's "Sampling defaults" table).
             gp_weight: float. WGAN-GP penalty weight, added to the D loss in
                 the same optimizer step; only valid with `"wgan-gp"`.
                 Defaults to `10.0` there.
@@ -199,6 +218,8 @@ class SAGAN(_step_class(), keras.Model):
             )
         if gp_weight is not None and gp_weight < 0:
             raise ValueError(bad_value("gp_weight", gp_weight, ">= 0"))
+        if ema_statistics not in EMA_STATISTICS:
+            raise ValueError(bad_value("ema_statistics", ema_statistics, f"one of {list(EMA_STATISTICS)}"))
         jit = resolve_jit_compile(jit_compile)
         policy = keras.config.dtype_policy().name
         if policy == "mixed_float16" and backend.is_jax():
@@ -220,6 +241,8 @@ class SAGAN(_step_class(), keras.Model):
         self.d_loss_fn, self.g_loss_fn = LOSSES[loss]
         self.d_steps = d_steps
         self.ema_decay = ema_decay
+        self.ema_statistics = ema_statistics
+        self._standing_step = None  # the step whose EMA weights the standing statistics were estimated on
         self.gp_weight = (10.0 if loss == "wgan-gp" else 0.0) if gp_weight is None else float(gp_weight)
         # Optimizers are built here, inside the caller's strategy scope.
         self.g_optimizer.build(self.generator.trainable_variables)
@@ -332,9 +355,19 @@ class SAGAN(_step_class(), keras.Model):
     def sampling_generator(self):
         """The generator to sample from: the EMA generator when there is one, else the generator.
 
-        The package's one owner of that choice (sample grids, evaluation and export use it).
+        The package's one owner of that choice (sample grids, evaluation, checkpoints and export use
+        it). With `ema_statistics="standing"` (the default), the EMA generator's BatchNorm moving
+        statistics are first re-estimated on its own weights, once per training step that asks:
+        the EMA update copies the live generator's statistics, which were gathered on other weights.
         """
-        return self.ema_generator if self.ema_generator is not None else self.generator
+        if self.ema_generator is None:
+            return self.generator
+        if self.ema_statistics == "standing":
+            step = self.step
+            if step != self._standing_step:
+                recalibrate(self.ema_generator, num_batches=STANDING_BATCHES, batch_size=STANDING_BATCH_SIZE)
+                self._standing_step = step
+        return self.ema_generator
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, seed=None):

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import keras_sagan
+from keras_sagan.models.batch_norm_statistics import batch_norm_layers, recalibrate
 from keras_sagan.training import LOSSES, SAGAN, TTUR, default_d_optimizer, default_g_optimizer
 
 Z_DIM = 16
@@ -91,6 +92,42 @@ def test_ema_is_the_exponential_moving_average_of_the_generator():
     assert not gan.ema_generator.trainable_weights
 
 
+def _moving_statistics(generator):
+    return [v.numpy() for layer in batch_norm_layers(generator) for v in (layer.moving_mean, layer.moving_variance)]
+
+
+def test_ema_samples_with_standing_statistics_by_default():
+    gan = _build()
+    gan.compile(ema_decay=0.5)
+    gan.fit(_dataset(_images(), 4), epochs=1, verbose=0)
+    live = _moving_statistics(gan.generator)
+    # The EMA update copied the live statistics; the reference: the same EMA weights, recalibrated apart.
+    reference = keras_sagan.Generator.from_config(gan.ema_generator.get_config())
+    reference.build()
+    reference.set_weights(gan.ema_generator.get_weights())
+    recalibrate(reference, num_batches=100, batch_size=64, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(_moving_statistics(gan.ema_generator), live))
+    generator = gan.sampling_generator()
+    assert generator is gan.ema_generator
+    standing = _moving_statistics(generator)
+    assert not any(np.allclose(a, b) for a, b in zip(standing, live))
+    for a, b in zip(standing, _moving_statistics(reference)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # Once per step: asking again at the same step keeps them (a changed value would be re-estimated).
+    first = gan.ema_generator.initial.layers[1].moving_mean
+    first.assign(first.numpy() + 1.0)
+    gan.sampling_generator()
+    np.testing.assert_array_equal(first.numpy(), standing[0] + 1.0)
+
+
+def test_ema_statistics_moving_keeps_the_copied_statistics():
+    gan = _build()
+    gan.compile(ema_decay=0.5, ema_statistics="moving")
+    gan.fit(_dataset(_images(), 4), epochs=1, verbose=0)
+    live = _moving_statistics(gan.generator)
+    assert all(np.array_equal(a, b) for a, b in zip(_moving_statistics(gan.sampling_generator()), live))
+
+
 def test_recompiling_without_ema_drops_it():
     gan = _build()
     gan.compile(ema_decay=0.9)
@@ -173,6 +210,10 @@ def test_calling_the_gan_generates_with_the_generator():
         ({"loss": "lsgan"}, r"`loss` must be one of \['hinge', 'non-saturating', 'wgan-gp'\]; received: loss='lsgan'$"),
         ({"d_steps": 0}, "`d_steps` must be an int >= 1; received: d_steps=0$"),
         ({"ema_decay": 1.0}, r"`ema_decay` must be None or in \[0, 1\); received: ema_decay=1.0$"),
+        (
+            {"ema_statistics": "batch"},
+            r"`ema_statistics` must be one of \['standing', 'moving'\]; received: ema_statistics='batch'$",
+        ),
         ({"gp_weight": 5.0}, "`gp_weight` must be None with loss='hinge' .*; received: gp_weight=5.0$"),
         ({"loss": "wgan-gp", "gp_weight": -1.0}, "`gp_weight` must be >= 0; received: gp_weight=-1.0$"),
         ({"jit_compile": "yes"}, "`jit_compile` must be True, False or \"auto\"; received: jit_compile='yes'$"),

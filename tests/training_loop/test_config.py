@@ -152,6 +152,7 @@ BAD = [
     ("d_steps", True, "an int >= 1"),
     ("loss", "least-squares", "one of ('hinge', 'non-saturating', 'wgan-gp')"),
     ("ema_decay", 1.0, "None or a number in [0, 1)"),
+    ("ema_statistics", "batch", "one of ('standing', 'moving')"),
     ("divergence_rollbacks", -1, "an int >= 0"),
     ("seed", -1, "an int >= 0"),
     ("deterministic", 1, "True or False"),

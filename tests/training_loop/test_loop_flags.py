@@ -195,6 +195,8 @@ CASES = [
      lambda c, m: (lambda g: g.loss_name == "wgan-gp" and g.gp_weight == 10)(_gan(c))),
     ("--ema_decay=0.99", "ema_decay", 0.99,
      lambda c, m: (lambda g: g.ema_decay == 0.99 and g.ema_generator is not None)(_gan(c))),
+    ("--ema_decay=0.99 --ema_statistics=moving", "ema_statistics", "moving",
+     lambda c, m: _gan(c).ema_statistics == "moving"),
     ("--divergence_rollbacks=2", "divergence_rollbacks", 2, lambda c, m: _rollbacks(c, m) == 2),
     ("--seed=5", "seed", 5,
      lambda c, m: _gan(c).seed == 5 and _dataset_kwargs(c, m)["seed"] == 5
