@@ -64,6 +64,13 @@ def test_make_extractor_builds_the_fid_network_by_default(monkeypatch):
         make_extractor(None, "fashion_mnist", "clean")
 
 
+def test_the_evaluate_flag_offers_exactly_the_networks():
+    from keras_sagan.cli.evaluate import INCEPTION_CHOICES
+    from keras_sagan.metrics import networks
+
+    assert INCEPTION_CHOICES == networks.CHOICES == ("fid", "fashion_mnist")
+
+
 def test_make_extractor_random_and_file_weights(tmp_path):
     random = make_extractor(RANDOM_WEIGHTS, "fashion_mnist")
     assert (random.network, random.image_size, random.weights_sha256) == (DOMAIN_NETWORK, 32, "random")

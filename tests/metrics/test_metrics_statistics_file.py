@@ -15,7 +15,7 @@ DIM = 5
 
 
 class Extractor:
-    """The attributes `StatisticsFile.load` compares: a stand-in for `InceptionFeatureExtractor`."""
+    """The attributes `StatisticsFile.load` compares: a stand-in for `make_extractor`'s networks."""
 
     def __init__(self, feature_dim=DIM, network="net", weights_sha256="abc", resize_method="bilinear"):
         self.feature_dim = feature_dim
