@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sagan.data.mnist import load_mnist_arrays, mnist_to_model
-from keras_sagan.metrics import domain
+from keras_sagan.metrics import domain, networks
 
 
 def main(argv=None):
@@ -73,7 +73,7 @@ def main(argv=None):
             {
                 "test_accuracy": accuracy,
                 "weights": args.out,
-                "sha256": domain.file_sha256(args.out),
+                "sha256": networks.file_sha256(args.out),
                 "epochs": args.epochs,
                 "seed": args.seed,
                 "seconds": round(time.time() - start, 1),

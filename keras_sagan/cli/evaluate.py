@@ -3,8 +3,8 @@
     keras-sagan evaluate --model saved_models/celeba64_demo --data demo --num_samples 5000 --stats_out real.npz
     keras-sagan evaluate --model runs/celeba64_demo --stats_in real.npz --num_samples 5000 > fid.json
 
-The work is the evaluation service of `keras_sagan.metrics` (`make_extractor`, `real_statistics`,
-`StatisticsFile`, `evaluate_generator`) on a generator from `keras_sagan.loading`. Progress and
+The work is `keras_sagan.metrics` (`make_extractor`, `real_statistics`, `StatisticsFile`,
+`evaluate_generator`) on a generator from `keras_sagan.loading`. Progress and
 warnings go to stderr; user errors are `UsageError`s (one line, exit status 2).
 """
 
@@ -21,8 +21,8 @@ from keras_sagan.errors import UsageError, bad_value
 EVAL_DATASETS = ("demo", "celeba", "folder", "fashion_mnist", "mnist")
 """`--data` choices: the names `keras_sagan.data.DataSpec` takes."""
 
-INCEPTION_CHOICES = ("fid", "keras", "fashion_mnist")
-"""`--inception` choices (`keras_sagan.metrics.networks.CHOICES`; spelled here so `--help` loads no TensorFlow)."""
+INCEPTION_CHOICES = ("fid", "fashion_mnist")
+"""`--inception` choices (`keras_sagan.metrics.networks.CHOICES`; spelled here so `--help` loads no Keras)."""
 
 FLAG_NAMES = {"name": "--data", "data_dir": "--data_dir", "image_folder": "--image_folder"}
 """How `DataSpec`'s errors spell its arguments here."""
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="FID, Inception Score and KID of a generator, as JSON on stdout.",
-        description="Generates --num_samples images and prints FID, IS and KID (InceptionV3 features) as one JSON "
+        description="Generates --num_samples images and prints FID, IS and KID (Inception features) as one JSON "
         "line on stdout; progress goes to stderr. Real statistics come from --data or --stats_in.",
     )
     parser.add_argument(
@@ -71,23 +71,22 @@ def register(subparsers) -> None:
         help="Images generated, and at most this many real images. Default %(default)s.",
     )
     parser.add_argument(
-        "--batch_size", type=int, default=100, help="Images per generator/InceptionV3 call. Default %(default)s."
+        "--batch_size", type=int, default=100, help="Images per generator/Inception call. Default %(default)s."
     )
     parser.add_argument(
         "--inception",
         choices=INCEPTION_CHOICES,
         default="fid",
         help="Feature network: 'fid', the 2015 Inception graph behind published FIDs and Inception Scores "
-        "(pytorch-fid's weights, 1008 classes); 'keras', Keras' InceptionV3 (1000 classes; numbers not comparable "
-        "with papers); 'fashion_mnist', the shipped Fashion-MNIST classifier (grey data; numbers comparable only "
-        "with the same network's). Default %(default)s.",
+        "(pytorch-fid's weights, 1008 classes); 'fashion_mnist', the shipped Fashion-MNIST classifier (grey data; "
+        "numbers comparable only with the same network's). Default %(default)s.",
     )
     parser.add_argument(
         "--inception_weights",
         default=None,
-        help="Weights of --inception: pytorch-fid's pt_inception-2015-12-05-6726825d.pth (fid) or Keras' "
-        "inception_v3_weights_tf_dim_ordering_tf_kernels.h5 (keras). Default %(default)s: the Keras cache "
-        "(~/.keras/models or $KERAS_HOME/models); fid downloads its file there when missing. 'random': a random "
+        help="Weights of --inception: pytorch-fid's pt_inception-2015-12-05-6726825d.pth (fid) or a .weights.h5 "
+        "file (fashion_mnist). Default %(default)s: for fid the Keras cache (~/.keras/models or $KERAS_HOME/models), "
+        "downloaded there when missing; for fashion_mnist the file shipped in the package. 'random': a random "
         "network, for smoke tests only.",
     )
     parser.add_argument(
@@ -165,7 +164,7 @@ def run(args) -> None:
     notes = []
     if args.inception_weights == RANDOM_WEIGHTS:
         notes.append(
-            f"--inception_weights random: a randomly initialised {args.inception} Inception network; the numbers are "
+            f"--inception_weights random: a randomly initialised {args.inception} network; the numbers are "
             "meaningless (smoke tests only)"
         )
     if spec is None:

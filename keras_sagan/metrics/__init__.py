@@ -1,14 +1,18 @@
-"""Evaluation metrics for GANs: FID, Inception Score, KID and precision/recall/density/coverage on Inception features.
+"""Evaluation metrics for GANs: FID, Inception Score, KID and precision/recall/density/coverage.
 
-The evaluation service, used by `keras-sagan evaluate` and by training alike:
+Shaped like stylegan2-ada's `metrics/`:
 
-- `fid_inception(weights, resize)`: the 2015 FID Inception network of published numbers (the default);
-- `make_extractor(weights, network)`: the one extractor factory (`"fid"` or `"keras"`; Keras cache, a file, or
-  `"random"`);
-- `StatisticsFile`: the one schema of real-statistics files, with provenance (`save`/`load`);
-- `real_statistics(data_spec, extractor, cache=...)`: one pass over a `DataSpec`'s images;
-- `evaluate_generator`: FID, IS and KID of a generator;
-- `EvaluationCallback` and `make_evaluation_callback`: the same during training.
+- `networks.py`: the feature networks (`--inception fid|fashion_mnist`), their weights and
+  `make_extractor(weights, network, resize)`; `fid_network.py` is the 2015 FID Inception network of
+  published numbers (the default), `domain.py` the Fashion-MNIST classifier;
+- `feature_stats.py`: the one owner of feature statistics: `StreamingStatistics` (accumulate),
+  `StatisticsFile` (save/load with provenance) and `real_statistics(data_spec, extractor, cache=...)`;
+- one short file per metric: `frechet.py`, `kid.py`, `inception_score.py`, `prdc.py`, and
+  `certificate.py` (the Fashion-MNIST quality protocol);
+- `generator_metrics.py`: `evaluate_generator`; `callback.py`: `EvaluationCallback` and
+  `make_evaluation_callback`, the same during training.
+
+Importing this package loads no TensorFlow on JAX or torch.
 
 Example:
 
@@ -22,31 +26,22 @@ print(evaluate_generator(generator, 10_000, 100, extractor, real_statistics=real
 ```
 """
 
-from keras_sagan.metrics.callback import EvaluationCallback
-from keras_sagan.metrics.evaluate import (
+from keras_sagan.metrics.callback import EVAL_BATCH_SIZE, EvaluationCallback, make_evaluation_callback
+from keras_sagan.metrics.feature_stats import (
+    MAX_KID_FEATURES,
+    StatisticsFile,
+    StreamingStatistics,
     compute_dataset_statistics,
-    evaluate_generator,
-    extract_features,
+    real_statistics,
     resolve_real_statistics,
 )
-from keras_sagan.metrics.extractor import RANDOM_WEIGHTS, extractor_provenance, make_extractor
-from keras_sagan.metrics.fid_extractor import FIDInceptionExtractor, fid_inception
+from keras_sagan.metrics.fid_network import FIDInceptionExtractor, fid_inception
 from keras_sagan.metrics.frechet import frechet_distance
-from keras_sagan.metrics.inception import (
-    InceptionFeatureExtractor,
-    inception_weights_path,
-)
+from keras_sagan.metrics.generator_metrics import evaluate_generator
 from keras_sagan.metrics.inception_score import inception_score
 from keras_sagan.metrics.kid import kernel_inception_distance
+from keras_sagan.metrics.networks import RANDOM_WEIGHTS, extract_features, extractor_provenance, make_extractor
 from keras_sagan.metrics.prdc import precision_recall_density_coverage
-from keras_sagan.metrics.service import (
-    EVAL_BATCH_SIZE,
-    MAX_KID_FEATURES,
-    make_evaluation_callback,
-    real_statistics,
-)
-from keras_sagan.metrics.statistics import StreamingStatistics
-from keras_sagan.metrics.statistics_file import StatisticsFile
 
 __all__ = [
     "EVAL_BATCH_SIZE",
@@ -54,7 +49,6 @@ __all__ = [
     "RANDOM_WEIGHTS",
     "EvaluationCallback",
     "FIDInceptionExtractor",
-    "InceptionFeatureExtractor",
     "StatisticsFile",
     "StreamingStatistics",
     "compute_dataset_statistics",
@@ -64,7 +58,6 @@ __all__ = [
     "fid_inception",
     "frechet_distance",
     "inception_score",
-    "inception_weights_path",
     "kernel_inception_distance",
     "make_evaluation_callback",
     "make_extractor",

@@ -1,4 +1,9 @@
-"""Keras callback that measures FID and KID during training and logs them to TensorBoard."""
+"""`EvaluationCallback`: FID, KID, IS and precision/recall during training, logged to TensorBoard; and its wiring.
+
+`make_evaluation_callback` builds it from training's `eval_*` settings: the network of
+`networks.make_extractor`, and real statistics from a file or `feature_stats.real_statistics` (cached
+in the run), so training and `keras-sagan evaluate` compute, cache and check them the same way.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,20 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_sagan.errors import bad_value
-from keras_sagan.metrics.evaluate import (
-    PRDC_KEYS,
-    Extractor,
+from keras_sagan.metrics.feature_stats import (
     RealStatistics,
-    evaluate_generator,
+    StatisticsFile,
+    real_statistics,
     resolve_real_statistics,
 )
-from keras_sagan.metrics.extractor import make_extractor
+from keras_sagan.metrics.generator_metrics import PRDC_KEYS, evaluate_generator
+from keras_sagan.metrics.networks import Extractor, make_extractor
 from keras_sagan.metrics.prdc import DEFAULT_K
-from keras_sagan.metrics.statistics_file import StatisticsFile
+
+EVAL_BATCH_SIZE = 100
+"""Largest batch of images per feature-network call during evaluation in training."""
 
 
 class EvaluationCallback(keras.callbacks.Callback):
@@ -42,8 +48,8 @@ class EvaluationCallback(keras.callbacks.Callback):
     Args:
         real_statistics: a `StatisticsFile`, a `StreamingStatistics`, a statistics file
             path, or `(mu, sigma)`; compute them once with `real_statistics(...)`.
-        extractor: `"fid"` or `"keras"` (that network with its published weights, see
-            `make_extractor`), an extractor that `make_extractor` built, or a callable /
+        extractor: `"fid"` or `"fashion_mnist"` (that network with its published weights,
+            see `make_extractor`), an extractor that `make_extractor` built, or a callable /
             small keras model (see `extract_features`).
         every_n_steps: int. Evaluation period in training steps.
         num_samples: int. Generated images per evaluation. Defaults to `5000`.
@@ -64,8 +70,8 @@ class EvaluationCallback(keras.callbacks.Callback):
     Example:
 
     ```python
-    extractor = make_extractor("inception_v3_weights_tf_dim_ordering_tf_kernels.h5")
-    real = StatisticsFile.load("celeba64_inception.npz", extractor)
+    extractor = make_extractor()  # The 2015 FID Inception network.
+    real = StatisticsFile.load("celeba64_fid.npz", extractor)
     callback = EvaluationCallback(real, extractor, every_n_steps=5000, log_dir="runs/sagan/logs/eval")
     gan.fit(dataset, epochs=10, callbacks=[callback])
     ```
@@ -97,7 +103,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         ):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
                 raise ValueError(bad_value(name, value, f"an int >= {minimum}"))
-        if isinstance(extractor, str):  # "fid" or "keras": that network's published weights.
+        if isinstance(extractor, str):  # "fid" or "fashion_mnist": that network's published weights.
             extractor = make_extractor(network=extractor)
         if not callable(extractor) and not hasattr(extractor, "features_and_logits"):
             raise ValueError(bad_value("extractor", extractor, "callable"))
@@ -157,6 +163,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         )
         scalars = self._scalars(results)
         if self.log_dir is not None:
+            import tensorflow as tf  # Only to write summaries: importing this module loads no TensorFlow.
+
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(self.log_dir)
             with self._writer.as_default():
@@ -195,3 +203,68 @@ class EvaluationCallback(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def make_evaluation_callback(
+    data_spec: Any,
+    *,
+    image_size: int,
+    every: int,
+    num_samples: int,
+    stats_path: str | os.PathLike | None,
+    inception_weights: str | os.PathLike | None,
+    inception: str = "fid",
+    cache_path: str | os.PathLike | None,
+    log_dir: str | os.PathLike | None,
+    seed: int,
+) -> EvaluationCallback:
+    """The `EvaluationCallback` of training's `eval_*` settings: the feature network and the real statistics.
+
+    Args:
+        data_spec: `DataSpec`. The training images, whose statistics are computed (and cached in
+            `cache_path`) when `stats_path` is `None`.
+        image_size: int. The generator's image size.
+        every: int. `eval_every`: steps between evaluations.
+        num_samples: int. `eval_num_samples`: images generated per evaluation, and most real
+            images read.
+        stats_path: path or None. `eval_stats`: a statistics file to use instead.
+        inception_weights: str, path or None. See `make_extractor`.
+        inception: str. `"fid"` (the 2015 network of published numbers) or `"fashion_mnist"`.
+            Defaults to `"fid"`.
+        cache_path: path or None. The run's real-statistics cache.
+        log_dir: path or None. TensorBoard directory of the `eval/*` scalars.
+        seed: int. Seed of the real images' order and of the latents.
+
+    Raises:
+        UsageError: one line naming the setting (`eval_stats=...`, `--inception_weights FILE`).
+    """
+    extractor = make_extractor(inception_weights, inception)
+    if stats_path:
+        real = StatisticsFile.load(stats_path, extractor, image_size, what="eval_stats")
+    else:
+        real = real_statistics(
+            data_spec,
+            extractor,
+            image_size=image_size,
+            num_samples=num_samples,
+            batch_size=min(EVAL_BATCH_SIZE, num_samples),
+            seed=seed,
+            cache=cache_path,
+        )
+        if real.loaded_from is not None:
+            print(f"real statistics for evaluation: {real.loaded_from} ({real.count} images)", flush=True)
+        else:
+            saved = f", saved to {os.fspath(cache_path)}" if cache_path is not None else ""
+            print(f"real statistics for evaluation: {real.count} {data_spec.name} images{saved}", flush=True)
+    for note in real.notes:
+        print(f"warning: {note}", flush=True)
+    return EvaluationCallback(
+        (real.mu, real.sigma),
+        extractor,
+        every_n_steps=every,
+        num_samples=num_samples,
+        batch_size=min(EVAL_BATCH_SIZE, num_samples),
+        log_dir=log_dir,
+        real_features_for_kid=real.features,  # None (a file without them): KID is not logged.
+        seed=seed,
+    )

@@ -16,15 +16,14 @@ by SHA-256 (`WEIGHTS_SHA256`), and are made by `benchmarks/quality/train_classif
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any
 
 import keras
 import numpy as np
 
-from keras_sagan.errors import UsageError
-from keras_sagan.metrics.networks import DOMAIN_NETWORK
+from keras_sagan.errors import UsageError, one_line
+from keras_sagan.metrics.networks import DOMAIN_NETWORK, RANDOM_WEIGHTS, file_sha256
 
 NETWORK = DOMAIN_NETWORK
 """The name statistics files record for this network."""
@@ -59,15 +58,6 @@ def build_classifier() -> keras.Model:
     return keras.Model(inputs, [features, logits], name="fashion_mnist_classifier")
 
 
-def file_sha256(path: str) -> str:
-    """The SHA-256 of a file, read in 1 MiB blocks (every weights file the metrics pin is checked with it)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class DomainClassifierExtractor:
     """Features and logits of the Fashion-MNIST classifier, with the provenance statistics files record.
 
@@ -89,8 +79,8 @@ class DomainClassifierExtractor:
 
     def __init__(self, weights: str | None = None) -> None:
         self.model = build_classifier()
-        if weights == "random":
-            self.weights_sha256 = "random"
+        if weights == RANDOM_WEIGHTS:
+            self.weights_sha256 = RANDOM_WEIGHTS
         else:
             path = WEIGHTS_FILE if weights is None else os.fspath(weights)
             if not os.path.isfile(path):
@@ -103,7 +93,13 @@ class DomainClassifierExtractor:
                 raise UsageError(
                     f"{path} has SHA-256 {self.weights_sha256}, not the pinned {WEIGHTS_SHA256}; reinstall keras_sagan"
                 )
-            self.model.load_weights(path)
+            try:
+                self.model.load_weights(path)
+            except (OSError, ValueError, TypeError) as err:  # Not HDF5, or another network's weights.
+                raise UsageError(
+                    f"cannot load the Fashion-MNIST network's weights from {path!r} ({one_line(err)}); pass a "
+                    ".weights.h5 file of `build_classifier()` as --inception_weights FILE"
+                ) from None
         self.resize_method = None  # set by the first call: "none" at 32x32, "bilinear-antialias" otherwise
 
     def preprocess(self, images: Any) -> np.ndarray:

@@ -16,8 +16,8 @@ def inception_score(probs: Any, splits: int = 10, atol: float = 1e-3) -> tuple[f
     population std (`ddof=0`) of the per-split scores. The score ranges from 1 (every
     prediction identical) to the number of classes (confident and evenly spread).
 
-    Scores from Keras' 1000-class InceptionV3 are not the numbers of the original TF1
-    1008-class graph; see `InceptionFeatureExtractor`.
+    Published scores come from the 1008-class 2015 graph (`fid_inception()`); scores of
+    another classifier (`--inception fashion_mnist`) compare only among themselves.
 
     Args:
         probs: array-like, shape `(n, num_classes)`. Softmax probabilities; each row must

@@ -218,15 +218,15 @@ class TrainConfig:
     inception: str = _evaluation(
         "fid",
         "Network of the evaluation features: 'fid', the 2015 Inception graph of published FIDs (pytorch-fid's "
-        "weights); 'keras', Keras' InceptionV3 (numbers not comparable with papers); 'fashion_mnist', the shipped "
-        "Fashion-MNIST classifier (for grey 28x28 data; not comparable with Inception numbers).",
-        choices=("fid", "keras", "fashion_mnist"),
+        "weights); 'fashion_mnist', the shipped Fashion-MNIST classifier (for grey 28x28 data; not comparable with "
+        "Inception numbers).",
+        choices=("fid", "fashion_mnist"),
     )
     inception_weights: str | None = _evaluation(
         None,
-        "Weights of --inception: a .pth file (fid) or a Keras .h5 file (keras); unset: the Keras cache "
-        "(~/.keras/models; fid downloads pytorch-fid's file when missing). 'random': a random network, for smoke "
-        "tests only.",
+        "Weights of --inception: a .pth file (fid) or a .weights.h5 file (fashion_mnist); unset: for fid the Keras "
+        "cache (~/.keras/models; pytorch-fid's file is downloaded when missing), for fashion_mnist the shipped file. "
+        "'random': a random network, for smoke tests only.",
         check=_FILE_PATH,
     )
 

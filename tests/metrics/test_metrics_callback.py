@@ -149,12 +149,12 @@ def test_a_statistics_file_brings_its_features_for_kid(real):
 
 
 def test_a_network_name_builds_that_network(real, monkeypatch):
-    """`EvaluationCallback(stats, "fid" | "keras", ...)`: make_extractor's network, with its published weights."""
+    """`EvaluationCallback(stats, "fid" | "fashion_mnist", ...)`: make_extractor's network, published weights."""
     from keras_sagan.metrics import callback as callback_module
 
     extractor, stats, _ = real
     asked = []
     monkeypatch.setattr(callback_module, "make_extractor", lambda network: asked.append(network) or extractor)
-    for name in ("fid", "keras"):
+    for name in ("fid", "fashion_mnist"):
         assert EvaluationCallback(stats, name, every_n_steps=1).extractor is extractor
-    assert asked == ["fid", "keras"]
+    assert asked == ["fid", "fashion_mnist"]

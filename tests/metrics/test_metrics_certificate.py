@@ -10,6 +10,7 @@ from idx_files import write_split
 
 import keras_sagan
 from keras_sagan.metrics import certificate, domain
+from keras_sagan.metrics.networks import file_sha256
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_domain_network_input_path(extractor):
 
 
 def test_shipped_weights_match_their_pinned_hash():
-    assert domain.file_sha256(domain.WEIGHTS_FILE) == domain.WEIGHTS_SHA256
+    assert file_sha256(domain.WEIGHTS_FILE) == domain.WEIGHTS_SHA256
     assert domain.TEST_ACCURACY >= 0.93
 
 

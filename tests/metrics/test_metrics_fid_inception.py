@@ -17,9 +17,14 @@ import numpy as np
 import pytest
 
 from keras_sagan.errors import UsageError
-from keras_sagan.metrics import fid_extractor
-from keras_sagan.metrics.fid_extractor import fid_inception, resize_bilinear, resize_clean
-from keras_sagan.metrics.fid_inception import build_fid_inception_model, load_fid_weights
+from keras_sagan.metrics import networks
+from keras_sagan.metrics.fid_network import (
+    build_fid_inception_model,
+    fid_inception,
+    load_fid_weights,
+    resize_bilinear,
+    resize_clean,
+)
 from keras_sagan.torch_files import load_state_dict
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -74,7 +79,7 @@ def test_pool3_and_logits_equal_pytorch_fid(reference, extractor):
 
 _JAX_SIDE = """
 import sys, numpy as np
-from keras_sagan.metrics.fid_extractor import fid_inception
+from keras_sagan.metrics.fid_network import fid_inception
 pool3, logits = fid_inception(sys.argv[2])(np.load(sys.argv[1])["images"])
 np.savez(sys.argv[3], pool3=pool3, logits=logits)
 """
@@ -212,23 +217,23 @@ def test_missing_weights_are_downloaded_into_the_keras_cache(tmp_path, monkeypat
     server = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setattr(fid_extractor, "WEIGHTS_SHA256", hashlib.sha256(_Handler.body).hexdigest())
+    monkeypatch.setattr(networks, "FID_WEIGHTS_SHA256", hashlib.sha256(_Handler.body).hexdigest())
     try:
         url = f"http://127.0.0.1:{server.server_port}/pt_inception-2015-12-05-6726825d.pth"
-        path = fid_extractor.fid_weights_path(url)
+        path = networks.fid_weights_path(url)
     finally:
         server.shutdown()
     assert path == str(tmp_path / "keras" / "models" / "pt_inception-2015-12-05-6726825d.pth")
     assert pathlib.Path(path).read_bytes() == _Handler.body
     # Cached: no server now, and the file is found.
-    assert fid_extractor.fid_weights_path(url) == path
+    assert networks.fid_weights_path(url) == path
 
 
 def test_offline_download_is_one_line_with_the_url_and_the_flag(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     url = "http://127.0.0.1:9/pt_inception-2015-12-05-6726825d.pth"  # The discard port: refused.
     with pytest.raises(UsageError) as info:
-        fid_extractor.fid_weights_path(url)
+        networks.fid_weights_path(url)
     message = str(info.value)
     assert "\n" not in message and url in message and "--inception_weights FILE" in message
     assert not os.path.exists(tmp_path / "keras" / "models" / "pt_inception-2015-12-05-6726825d.pth")

@@ -8,13 +8,14 @@ import pytest
 
 from keras_sagan.errors import UsageError
 from keras_sagan.metrics import StatisticsFile, StreamingStatistics
-from keras_sagan.metrics.networks import FID_NETWORK, KERAS_NETWORK
+from keras_sagan.metrics.feature_stats import KERAS_INCEPTION, RECOMPUTE
+from keras_sagan.metrics.networks import DOMAIN_NETWORK, FID_NETWORK
 
 DIM = 5
 
 
 class Extractor:
-    """The attributes `StatisticsFile.load` compares: a stand-in for `InceptionFeatureExtractor`."""
+    """The attributes `StatisticsFile.load` compares: a stand-in for `make_extractor`'s networks."""
 
     def __init__(self, feature_dim=DIM, network="net", weights_sha256="abc", resize_method="bilinear"):
         self.feature_dim = feature_dim
@@ -62,64 +63,37 @@ def test_save_replaces_an_existing_file_whole(tmp_path, monkeypatch):
     assert StatisticsFile.load(path).count == 3
 
 
-def test_the_training_loops_old_real_stats_cache_loads(tmp_path):
+def _old_files():
+    """keras_sagan's files from before this schema, every one computed by Keras' InceptionV3."""
     features = _features()
-    key = json.dumps(
-        {
-            "dataset": "folder",
-            "data_dir": None,
-            "image_folder": "faces",
-            "image_size": 64,
-            "num_samples": 40,
-            "inception_weights": None,
-        },
-        sort_keys=True,
-    )
-    path = tmp_path / "real_stats.npz"
     mu, sigma = features.mean(0), np.cov(features, rowvar=False)
-    np.savez(path, mu=mu, sigma=sigma, count=np.int64(40), features=features, key=key)
-    # Written before --inception existed: Keras' InceptionV3 computed it, so the FID network refuses it.
-    with pytest.raises(UsageError, match=f"was computed with {KERAS_NETWORK}, not {FID_NETWORK}"):
-        StatisticsFile.load(path, Extractor(network=FID_NETWORK))
-    loaded = StatisticsFile.load(path, Extractor(network=KERAS_NETWORK), image_size=32, what="eval_stats")
-    np.testing.assert_allclose(loaded.mu, mu, rtol=1e-7)
-    np.testing.assert_array_equal(loaded.features, features)
-    assert loaded.count == 40
-    assert loaded.provenance["data"] == {"dataset": "folder", "image_folder": "faces"}
-    assert loaded.provenance["image_size"] == 64 and loaded.provenance["num_samples"] == 40
-    assert any("computed from 64x64 images; the images evaluated are 32x32" in note for note in loaded.notes)
-    assert any("records no network; read as keras_sagan's older Keras InceptionV3 file" in n for n in loaded.notes)
+    key = json.dumps({"dataset": "folder", "image_folder": "faces", "image_size": 64, "num_samples": 40})
+    return {
+        "training's real_stats.npz": {"mu": mu, "sigma": sigma, "count": 40, "features": features, "key": key},
+        "evaluate --stats_out": {"mu": mu, "sigma": sigma, "count": 40, "image_size": 32, "data": "demo"},
+        "StreamingStatistics.save": {"mu": mu, "sigma": sigma, "count": 40},
+    }
 
 
-def test_the_old_evaluate_stats_out_file_loads(tmp_path):
-    features = _features()
-    path = tmp_path / "real"
-    with open(path, "wb") as f:
-        np.savez(
-            f,
-            mu=features.mean(0),
-            sigma=np.cov(features, rowvar=False),
-            count=np.int64(40),
-            features=features,
-            image_size=np.int64(32),
-            data=np.str_("demo"),
+@pytest.mark.parametrize("name", list(_old_files()))
+def test_files_of_the_removed_keras_inception_are_refused_in_one_line(tmp_path, name):
+    path = tmp_path / "real_stats.npz"
+    np.savez(path, **_old_files()[name])
+    for extractor in (None, Extractor(network=FID_NETWORK)):
+        with pytest.raises(UsageError) as info:
+            StatisticsFile.load(path, extractor, what="eval_stats")
+        assert str(info.value) == (
+            f"eval_stats={os.fspath(path)!r}: was computed with Keras' InceptionV3, which keras_sagan no longer has; "
+            f"{RECOMPUTE} --inception fid (the 2015 Inception) or --inception fashion_mnist"
         )
-    loaded = StatisticsFile.load(path, Extractor(network=KERAS_NETWORK), image_size=32)
-    assert loaded.provenance == {"image_size": 32, "data": {"dataset": "demo"}}
-    assert loaded.count == 40 and loaded.features.shape == (40, DIM)
-    assert not any("images evaluated" in note for note in loaded.notes)  # Same size: no note.
 
 
-def test_old_streaming_statistics_files_load(tmp_path):
-    x = _features().astype(np.float64)
-    stats = StreamingStatistics(DIM)
-    stats.update(x)
-    path = tmp_path / "stream.npz"
-    np.savez(path, mu=stats.mean, sigma=stats.covariance, count=np.int64(stats.count))  # What .save() wrote.
-    loaded = StatisticsFile.load(path)
-    np.testing.assert_allclose(loaded.sigma, np.cov(x, rowvar=False), rtol=1e-12)
-    assert loaded.count == 40 and loaded.features is None and loaded.provenance == {}
-    assert loaded.notes == [f"path={os.fspath(path)!r} holds no `features`, so KID is not computed"]
+def test_a_schema_file_naming_the_keras_inception_is_refused(tmp_path):
+    path = tmp_path / "real.npz"
+    provenance = {**_provenance(), "extractor": {**_provenance()["extractor"], "network": KERAS_INCEPTION}}
+    StatisticsFile(np.zeros(DIM), np.eye(DIM), 10, provenance=provenance).save(path)
+    with pytest.raises(UsageError, match="^path=.*: was computed with Keras' InceptionV3, which keras_sagan no longer"):
+        StatisticsFile.load(path)
 
 
 def test_ttur_and_pytorch_fid_mu_sigma_files_load_with_fid_only(tmp_path):
@@ -132,8 +106,8 @@ def test_ttur_and_pytorch_fid_mu_sigma_files_load_with_fid_only(tmp_path):
     assert len(loaded.notes) == 2
     assert "read as TTUR/pytorch-fid statistics of the 2015 FID Inception network" in loaded.notes[0]
     assert loaded.notes[1] == f"--stats_in={os.fspath(path)!r} holds no `features`, so KID is not computed"
-    with pytest.raises(UsageError) as info:  # Keras' network: another network's statistics.
-        StatisticsFile.load(path, Extractor(network=KERAS_NETWORK), what="--stats_in")
+    with pytest.raises(UsageError) as info:  # Another network's statistics.
+        StatisticsFile.load(path, Extractor(network=DOMAIN_NETWORK), what="--stats_in")
     assert str(info.value).startswith(f"--stats_in={os.fspath(path)!r}: was computed with {FID_NETWORK}, not")
     assert "pass --inception fid" in str(info.value) and "\n" not in str(info.value)
 

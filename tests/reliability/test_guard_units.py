@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import keras_sagan
 from keras_sagan.loading import ModelLoadError, check_finite_generator, nonfinite_variables
-from keras_sagan.metrics.inception import InceptionFeatureExtractor
+from keras_sagan.metrics.fid_network import FIDInceptionExtractor
 from keras_sagan.run_directory import RunDirectory, make_checkpoint
 from keras_sagan.training.callbacks import CheckpointSaveError, CheckpointSaver
 from keras_sagan.training.guard import DivergenceGuard, TrainingDiverged, rollback
@@ -102,9 +102,9 @@ def test_rollback_restores_and_lowers_both_learning_rates(tiny_gan):
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_inception_preprocessing_rejects_non_finite_images(bad):
-    extractor = InceptionFeatureExtractor.__new__(InceptionFeatureExtractor)  # preprocess needs no network.
-    extractor.quantize, extractor.antialias = False, False
+    extractor = FIDInceptionExtractor.__new__(FIDInceptionExtractor)  # preprocess needs no network.
+    extractor.resize_method = "bilinear"
     images = np.zeros((2, 8, 8, 3), "float32")
     images[1, 3, 3, 0] = bad
-    with pytest.raises(ValueError, match="finite and in \\[-1, 1\\].*1 NaN or inf"):
+    with pytest.raises(ValueError, match="^`images` must be finite; received 1 NaN or inf values$"):
         extractor.preprocess(images)

@@ -1,7 +1,7 @@
 """`python -m keras_sagan evaluate`: FID/IS/KID JSON from SavedModels and checkpoints, every option, one-line errors.
 
-Most cases build a 16-d stand-in for InceptionV3 (same layer names) so they run in about a second; one
-subprocess runs the real network with random weights.
+Most cases run the small Fashion-MNIST network (`--inception fashion_mnist`, 128-d) with fixed random
+weights, so they run in about a second; one subprocess runs the 2015 FID Inception network with random weights.
 """
 
 import argparse
@@ -17,36 +17,28 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
-from inception_stub import TINY_FEATURES, use_tiny_inception
 from PIL import Image
 from run_fixtures import ema_sagan, write_run
 
 import keras_sagan
 from keras_sagan import cli, export
-from keras_sagan.metrics import InceptionFeatureExtractor, StatisticsFile
-from keras_sagan.metrics import inception as inception_module
+from keras_sagan.metrics import StatisticsFile, networks
+from keras_sagan.metrics.domain import FEATURE_DIM, DomainClassifierExtractor
 
 METRICS = ("fid", "is_mean", "is_std", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")
 KEYS = {*METRICS, "num_samples", "num_real_samples", "model", "inception", "inception_resize", "inception_weights"}
 
 
-def _keras_network(args):
-    """Most cases run Keras' network, as the 16-d stand-in replaces it: `--inception keras` unless given."""
-    return list(args) if "--inception" in args else [*args, "--inception", "keras"]
-
-
-@pytest.fixture(autouse=True)
-def tiny_inception(monkeypatch):
-    use_tiny_inception(monkeypatch)
+def _small_network(args):
+    """Most cases run the small Fashion-MNIST network: `--inception fashion_mnist` unless given."""
+    return list(args) if "--inception" in args else [*args, "--inception", "fashion_mnist"]
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    """A fixed stand-in weights file, so that separate runs use the same network."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        use_tiny_inception(monkeypatch)
-        path = str(tmp_path_factory.mktemp("inception") / "tiny.weights.h5")
-        InceptionFeatureExtractor(weights=None).model.save_weights(path)
+    """A fixed random weights file of the Fashion-MNIST network, so that separate runs use the same network."""
+    path = str(tmp_path_factory.mktemp("network") / "random.weights.h5")
+    DomainClassifierExtractor("random").model.save_weights(path)
     return path
 
 
@@ -63,14 +55,14 @@ def models(tmp_path_factory):
 
 def _evaluate(capsys, *args):
     """Runs `evaluate`; returns `(results, stderr)` after checking stdout is one JSON line."""
-    assert cli.main(["evaluate", *_keras_network(args)]) == 0
+    assert cli.main(["evaluate", *_small_network(args)]) == 0
     captured = capsys.readouterr()
     assert captured.out.count("\n") == 1, captured.out
     return json.loads(captured.out), captured.err
 
 
 def _error(capsys, *args):
-    assert cli.main(["evaluate", *_keras_network(args)]) == cli.EXIT_ERROR
+    assert cli.main(["evaluate", *_small_network(args)]) == cli.EXIT_ERROR
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured
     return captured.err
@@ -82,16 +74,15 @@ def baseline(models, weights):
     argv = ["--model", models[1], "--data", "demo", "--num_samples", "20", "--batch_size", "10"]
     argv += ["--inception_weights", weights]
     out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as monkeypatch, redirect_stdout(out), redirect_stderr(err):
-        use_tiny_inception(monkeypatch)
-        assert cli.main(["evaluate", *_keras_network(argv)]) == 0
+    with redirect_stdout(out), redirect_stderr(err):
+        assert cli.main(["evaluate", *_small_network(argv)]) == 0
     assert out.getvalue().count("\n") == 1, out.getvalue()
     return argv, json.loads(out.getvalue()), err.getvalue()
 
 
 def test_saved_model_and_checkpoint_print_the_same_json(models, baseline, capsys):
     argv, results, err = baseline
-    assert set(results) == KEYS and results["inception"] == "keras"
+    assert set(results) == KEYS and results["inception"] == "fashion_mnist"
     assert all(np.isfinite(results[key]) for key in METRICS)
     assert results["num_samples"] == results["num_real_samples"] == 20
     assert results["model"] == f"saved_model {os.path.join(models[1], '1')}"
@@ -114,9 +105,9 @@ def test_seed_changes_the_numbers_and_repeats_them(baseline, capsys):
 
 def test_num_samples_and_batch_size(baseline, capsys, monkeypatch):
     batches = []
-    original = InceptionFeatureExtractor.features_and_logits
+    original = DomainClassifierExtractor.features_and_logits
     monkeypatch.setattr(
-        InceptionFeatureExtractor,
+        DomainClassifierExtractor,
         "features_and_logits",
         lambda self, images: batches.append(int(images.shape[0])) or original(self, images),
     )
@@ -137,7 +128,7 @@ def test_stats_out_then_stats_in(baseline, tmp_path, capsys):
     results, err = _evaluate(capsys, *argv, "--stats_out", path)
     assert results == first and f"real statistics saved to {path}" in err
     saved = StatisticsFile.load(path)
-    assert saved.count == 20 and saved.features.shape == (20, TINY_FEATURES)
+    assert saved.count == 20 and saved.features.shape == (20, FEATURE_DIM)
     assert saved.provenance["image_size"] == 32 and saved.provenance["data"] == {"dataset": "demo"}
     assert saved.provenance["num_samples"] == 20 and saved.provenance["seed"] == 0
     with open(argv[-1], "rb") as f:  # The --inception_weights file.
@@ -148,16 +139,21 @@ def test_stats_out_then_stats_in(baseline, tmp_path, capsys):
     reused, err = _evaluate(capsys, *args, "--stats_in", path)
     assert reused == first and "real images" not in err
 
-    # pytorch-fid style (mu and sigma only), from other-sized images: same FID, no KID, two warnings.
+    # Without features, from other-sized images: same FID, no KID, two warnings.
     other = str(tmp_path / "mu_sigma.npz")
-    np.savez(other, mu=mu, sigma=sigma, image_size=64)
+    partial_stats = StatisticsFile(mu, sigma, provenance={**saved.provenance, "image_size": 64})
+    partial_stats.save(other)
     partial, err = _evaluate(capsys, *args, "--stats_in", other)
     assert partial["fid"] == first["fid"] and partial["kid_mean"] is None and partial["num_real_samples"] is None
     assert "holds no `features`, so KID is not computed" in err and "computed from 64x64 images" in err
-    assert "records no network; read as keras_sagan's older Keras InceptionV3 file" in err
 
-    np.savez(other, mu=np.zeros(2048), sigma=np.eye(2048), image_size=32)  # keras_sagan's, of another size.
-    assert "the Inception features are 16-d" in _error(capsys, *args, "--stats_in", other)
+    # keras_sagan's older files came from the removed Keras InceptionV3: refused, saying what to do.
+    np.savez(other, mu=mu, sigma=sigma, image_size=32)
+    err = _error(capsys, *args, "--stats_in", other)
+    assert f"--stats_in={other!r}: was computed with Keras' InceptionV3, which keras_sagan no longer has" in err
+    assert "--inception fid (the 2015 Inception) or --inception fashion_mnist" in err
+    StatisticsFile(np.zeros(2048), np.eye(2048), provenance=saved.provenance).save(other)  # Another size.
+    assert "the Inception features are 128-d" in _error(capsys, *args, "--stats_in", other)
     assert "does not apply with --stats_in" in _error(capsys, *args, "--stats_in", path, "--stats_out", other)
     missing = str(tmp_path / "no.npz")
     assert f"--stats_in={missing!r}: cannot read real statistics: no such file" in _error(
@@ -220,18 +216,13 @@ def test_inception_weights(models, tmp_path, monkeypatch, capsys):
     args = ["--model", models[1], "--data", "demo", "--num_samples", "10", "--batch_size", "10"]
     missing = str(tmp_path / "nope.h5")
     err = _error(capsys, *args, "--inception_weights", missing)
-    assert f"InceptionV3 weights file not found: {missing!r}" in err and inception_module.WEIGHTS_URL in err
-    assert "--inception_weights FILE" in err
-    # Default: the Keras cache, here empty.
-    (tmp_path / "keras_home").mkdir()
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    err = _error(capsys, *args)
-    assert f"not found in the Keras cache ['{tmp_path / 'keras_home' / 'models'}']" in err
-    assert inception_module.WEIGHTS_URL in err and "--inception_weights FILE" in err
+    assert f"domain classifier weights not found: {missing}" in err
+    err = _error(capsys, *args, "--inception", "fid", "--inception_weights", missing)
+    assert f"FID Inception weights file not found: {missing!r}" in err and networks.FID_WEIGHTS_URL in err
     # Random weights run, and say that the numbers mean nothing.
     results, err = _evaluate(capsys, *args, "--inception_weights", "random")
     assert results["inception_weights"] == "random" and np.isfinite(results["fid"])
-    assert "warning: --inception_weights random: a randomly initialised keras Inception network" in err
+    assert "warning: --inception_weights random: a randomly initialised fashion_mnist network" in err
 
 
 def test_conditional_saved_model_gets_labels(tmp_path, weights, capsys):
@@ -263,7 +254,7 @@ def test_help_lists_every_option_with_its_default(capsys):
         ("--stats_in", "Default None"),
         ("--num_samples", "Default 50000"),
         ("--batch_size", "Default 100"),
-        ("--inception_weights", "Default None: the Keras cache"),
+        ("--inception_weights", "Default None: for fid the Keras cache"),
         ("--stats_out", "Default None"),
         ("--seed", "Default 0"),
         ("--data_dir", "Default None"),
@@ -286,25 +277,25 @@ def test_prdc_k(baseline, capsys):
 
 
 def test_the_fid_network_and_statistics_of_another_network(models, baseline, tmp_path, capsys, monkeypatch):
-    """`--inception fid`: the 2015 network, with random weights; its statistics refuse `keras`."""
-    from keras_sagan.metrics import fid_extractor
+    """`--inception fid`: the 2015 network, with random weights; its statistics refuse `fashion_mnist`."""
+    from keras_sagan.metrics import fid_network
 
     # One network for the whole test: the CLI's own path, with the ~10 s build done once.
-    built = {"bilinear": fid_extractor.fid_inception("random")}
+    built = {"bilinear": fid_network.fid_inception("random")}
     built["clean"] = copy.copy(built["bilinear"])  # The same network, with clean-fid's resize.
     built["clean"].resize_method, built["clean"]._forwards = "clean", {}
-    monkeypatch.setattr(fid_extractor, "fid_inception", lambda weights, resize: built[resize])
+    monkeypatch.setattr(fid_network, "fid_inception", lambda weights, resize: built[resize])
     args = ["--model", models[1], "--num_samples", "4", "--batch_size", "4", "--prdc_k", "2"]
     stats = str(tmp_path / "fid_real.npz")
     fid_random = ["--inception", "fid", "--inception_weights", "random"]
     results, err = _evaluate(capsys, *args, "--data", "demo", *fid_random, "--stats_out", stats)
     assert results["inception"] == "fid" and all(np.isfinite(results[key]) for key in METRICS)
-    assert "randomly initialised fid Inception network" in err
+    assert "randomly initialised fid network" in err
     assert StatisticsFile.load(stats).provenance["extractor"]["network"] == "inception-2015-12-05/pool3"
-    err = _error(capsys, *args, "--stats_in", stats, "--inception_weights", baseline[0][-1])  # The keras stand-in.
-    assert "was computed with inception-2015-12-05/pool3, not keras.applications.InceptionV3/avg_pool" in err
+    err = _error(capsys, *args, "--stats_in", stats, "--inception_weights", baseline[0][-1])  # fashion_mnist.
+    assert "was computed with inception-2015-12-05/pool3, not fashion_mnist_classifier/features" in err
     assert "pass --inception fid" in err
-    # A TTUR / pytorch-fid file (mu and sigma only) is the 2015 network's: accepted with fid, not with keras.
+    # A TTUR / pytorch-fid file (mu and sigma only) is the 2015 network's: accepted with fid, not fashion_mnist.
     ttur = str(tmp_path / "fid_stats_cifar10_train.npz")
     saved = StatisticsFile.load(stats)
     np.savez(ttur, mu=saved.mu, sigma=saved.sigma)
@@ -315,18 +306,16 @@ def test_the_fid_network_and_statistics_of_another_network(models, baseline, tmp
     # the clean resize computes is tested against clean-fid in test_metrics_fid_inception.py.)
     err = _error(capsys, *args, "--stats_in", stats, *fid_random, "--inception_resize", "clean")
     assert "was computed with another resize (bilinear; now clean); mixing them makes FID meaningless" in err
-    err = _error(capsys, *args, "--data", "demo", "--inception", "keras", "--inception_resize", "clean")
-    assert "--inception keras resizes only 'bilinear'; received: resize='clean'" in err
-    keras_weights = ["--inception_weights", baseline[0][-1]]
-    assert "was computed with inception-2015-12-05/pool3" in _error(capsys, *args, "--stats_in", ttur, *keras_weights)
+    err = _error(capsys, *args, "--data", "demo", "--inception", "fashion_mnist", "--inception_resize", "clean")
+    assert "--inception fashion_mnist resizes only 'bilinear'; received: resize='clean'" in err
+    small_weights = ["--inception_weights", baseline[0][-1]]
+    assert "was computed with inception-2015-12-05/pool3" in _error(capsys, *args, "--stats_in", ttur, *small_weights)
 
 
 def test_fid_weights_offline_is_one_line(models, tmp_path, monkeypatch, capsys):
-    from keras_sagan.metrics import fid_extractor
-
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     url = "http://127.0.0.1:9/pt_inception-2015-12-05-6726825d.pth"  # Refused at once: never the network.
-    monkeypatch.setattr(fid_extractor, "WEIGHTS_URL", url)
+    monkeypatch.setattr(networks, "FID_WEIGHTS_URL", url)
     assert cli.main(["evaluate", "--model", models[1], "--data", "demo", "--inception", "fid"]) == cli.EXIT_ERROR
     out, err = capsys.readouterr()
     attempt, error = err.splitlines()  # Keras' "Downloading data from URL", then the one-line error.
@@ -335,7 +324,7 @@ def test_fid_weights_offline_is_one_line(models, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_real_inception_v3_with_random_weights_in_a_process(models, tmp_path):
+def test_the_fid_network_with_random_weights_in_a_process(models, tmp_path):
     """The smoke-test path as a user runs it: stdout is only the JSON, progress is on stderr."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "OPENBLAS_NUM_THREADS": "1"}  # See test_loop_eval.py.
     args = ["--model", models[1], "--data", "demo", "--num_samples", "10", "--batch_size", "10"]

@@ -172,7 +172,7 @@ BAD = [
     ("eval_every", -1, "an int >= 0 (0 = no evaluation)"),
     ("eval_num_samples", 1, "an int >= 2"),
     ("eval_stats", "", "None or a file path"),
-    ("inception", "tf", "one of ('fid', 'keras', 'fashion_mnist')"),
+    ("inception", "keras", "one of ('fid', 'fashion_mnist')"),
     ("inception_weights", 3, "None or a file path"),
 ]
 

@@ -8,18 +8,21 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from inception_stub import TINY_FEATURES, tiny_weights_file, use_tiny_inception
+from small_network import SMALL_FEATURES, small_weights_file
 from tensorboard.backend.event_processing import event_accumulator
 from training_loop_helpers import EXAMPLE, TINY_FLAGS, tiny_config
 
-from keras_sagan.metrics import inception as inception_module
-from keras_sagan.metrics import service
+from keras_sagan.metrics import feature_stats
+from keras_sagan.metrics.feature_stats import StatisticsFile
+from keras_sagan.metrics.networks import DOMAIN_NETWORK, file_sha256
 from keras_sagan.training import loop
 
 
 def _config(model_dir, **overrides):
-    # --inception keras: the 16-d stand-in replaces Keras' InceptionV3 (the FID network has its own tests).
-    return tiny_config(model_dir, **{"eval_every": 2, "eval_num_samples": 10, "inception": "keras", **overrides})
+    # --inception fashion_mnist: the small network (the FID network has its own tests).
+    return tiny_config(
+        model_dir, **{"eval_every": 2, "eval_num_samples": 10, "inception": "fashion_mnist", **overrides}
+    )
 
 
 @pytest.mark.parametrize(
@@ -46,11 +49,12 @@ def test_evaluation_is_off_by_default(tmp_path):
 
 
 def test_callback_settings_and_cached_real_statistics(tmp_path, monkeypatch):
-    use_tiny_inception(monkeypatch)
-    weights = tiny_weights_file(tmp_path / "tiny.weights.h5")
+    weights = small_weights_file(tmp_path / "small.weights.h5")
     calls = []
-    compute = service.compute_dataset_statistics
-    monkeypatch.setattr(service, "compute_dataset_statistics", lambda *a, **k: calls.append(k) or compute(*a, **k))
+    compute = feature_stats.compute_dataset_statistics
+    monkeypatch.setattr(
+        feature_stats, "compute_dataset_statistics", lambda *a, **k: calls.append(k) or compute(*a, **k)
+    )
     config = _config(tmp_path / "run", inception_weights=weights, ema_decay=0.9)
 
     callbacks = loop.make_callbacks(config, loop.make_manager(config, tf.train.Checkpoint()))
@@ -59,10 +63,10 @@ def test_callback_settings_and_cached_real_statistics(tmp_path, monkeypatch):
     callback = callbacks[-2]
     assert (callback.every_n_steps, callback.num_samples, callback.batch_size, callback.seed) == (2, 10, 10, 0)
     assert callback.log_dir == os.path.join(config.model_dir, "logs", "eval")
-    assert callback.extractor.weights == weights
+    assert callback.extractor.weights_sha256 == file_sha256(weights)
     cache = os.path.join(config.model_dir, loop.REAL_STATS_FILENAME)
     with np.load(cache) as data:
-        assert int(data["count"]) == 10 and data["features"].shape == (10, TINY_FEATURES)
+        assert int(data["count"]) == 10 and data["features"].shape == (10, SMALL_FEATURES)
         np.testing.assert_allclose(callback.real_statistics[0], data["mu"])
         np.testing.assert_array_equal(callback.real_features_for_kid, data["features"])
     assert calls == [{"num_samples": 10, "keep_features": 10, "progress": False}]
@@ -72,40 +76,43 @@ def test_callback_settings_and_cached_real_statistics(tmp_path, monkeypatch):
     np.testing.assert_array_equal(again.real_statistics[1], callback.real_statistics[1])
     assert len(calls) == 1
     more = loop.make_evaluation_callback(_config(tmp_path / "run", inception_weights=weights, eval_num_samples=20))
-    assert len(calls) == 2 and more.real_features_for_kid.shape == (20, TINY_FEATURES)
+    assert len(calls) == 2 and more.real_features_for_kid.shape == (20, SMALL_FEATURES)
     random = loop.make_evaluation_callback(_config(tmp_path / "run", inception_weights="random", eval_num_samples=20))
     loop.make_evaluation_callback(_config(tmp_path / "run", inception_weights="random", eval_num_samples=20))
-    assert len(calls) == 4 and random.extractor.weights is None
+    assert len(calls) == 4 and random.extractor.weights_sha256 == "random"
 
 
 def test_eval_stats_file_replaces_the_computation(tmp_path, monkeypatch):
-    use_tiny_inception(monkeypatch)
-    monkeypatch.setattr(service, "compute_dataset_statistics", None)  # Must not be called.
+    monkeypatch.setattr(feature_stats, "compute_dataset_statistics", None)  # Must not be called.
     rng = np.random.default_rng(0)
-    features = rng.standard_normal((12, TINY_FEATURES)).astype("float32")
+    features = rng.standard_normal((12, SMALL_FEATURES)).astype("float32")
     with_features = tmp_path / "with_features.npz"
-    np.savez(with_features, mu=features.mean(0), sigma=np.cov(features, rowvar=False), features=features)
+    provenance = {"extractor": {"network": DOMAIN_NETWORK}}
+    StatisticsFile(features.mean(0), np.cov(features, rowvar=False), 12, features, provenance).save(with_features)
     callback = loop.make_evaluation_callback(
         _config(tmp_path / "run", eval_stats=str(with_features), inception_weights="random")
     )
     np.testing.assert_allclose(callback.real_statistics[0], features.mean(0))
     np.testing.assert_array_equal(callback.real_features_for_kid, features)
-    # keras_sagan's older mu/sigma/count file: FID works, KID is not computed.
+    # Without features: FID works, KID is not computed.
     mu_sigma = tmp_path / "mu_sigma.npz"
-    np.savez(mu_sigma, mu=np.zeros(TINY_FEATURES), sigma=np.eye(TINY_FEATURES), count=np.int64(12))
+    StatisticsFile(np.zeros(SMALL_FEATURES), np.eye(SMALL_FEATURES), 12, provenance=provenance).save(mu_sigma)
     callback = loop.make_evaluation_callback(
         _config(tmp_path / "run", eval_stats=str(mu_sigma), inception_weights="random")
     )
     assert callback.real_features_for_kid is None
-    # pytorch-fid style (mu and sigma only): the 2015 network's statistics, refused with Keras' network.
-    np.savez(mu_sigma, mu=np.zeros(TINY_FEATURES), sigma=np.eye(TINY_FEATURES))
-    with pytest.raises(ValueError, match=r"mu_sigma.npz': was computed with inception-2015-12-05/pool3, not keras"):
+    # keras_sagan's older mu/sigma/count file came from the removed Keras InceptionV3: refused.
+    np.savez(mu_sigma, mu=np.zeros(SMALL_FEATURES), sigma=np.eye(SMALL_FEATURES), count=np.int64(12))
+    with pytest.raises(ValueError, match=r"mu_sigma.npz': was computed with Keras' InceptionV3, which keras_sagan"):
+        loop.make_evaluation_callback(_config(tmp_path / "run", eval_stats=str(mu_sigma), inception_weights="random"))
+    # pytorch-fid style (mu and sigma only): the 2015 network's statistics, refused with another network.
+    np.savez(mu_sigma, mu=np.zeros(SMALL_FEATURES), sigma=np.eye(SMALL_FEATURES))
+    with pytest.raises(ValueError, match=r"mu_sigma.npz': was computed with inception-2015-12-05/pool3, not fashion"):
         loop.make_evaluation_callback(_config(tmp_path / "run", eval_stats=str(mu_sigma), inception_weights="random"))
     assert not os.path.exists(tmp_path / "run" / loop.REAL_STATS_FILENAME)
 
 
 def test_missing_or_wrong_files_raise_naming_the_setting(tmp_path, monkeypatch):
-    use_tiny_inception(monkeypatch)
     missing = str(tmp_path / "missing.npz")
     with pytest.raises(ValueError, match=f"eval_stats='{missing}': cannot read real statistics"):
         loop.make_evaluation_callback(_config(tmp_path, eval_stats=missing, inception_weights="random"))
@@ -114,24 +121,22 @@ def test_missing_or_wrong_files_raise_naming_the_setting(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"wrong_keys.npz': cannot read real statistics: it holds \['mean'\]"):
         loop.make_evaluation_callback(_config(tmp_path, eval_stats=str(wrong_keys), inception_weights="random"))
     wrong_dim = tmp_path / "wrong_dim.npz"
-    np.savez(wrong_dim, mu=np.zeros(2048), sigma=np.eye(2048), count=np.int64(3))
-    with pytest.raises(ValueError, match=r"holds mu \(2048,\).*the Inception features are 16-d"):
+    StatisticsFile(np.zeros(2048), np.eye(2048), 3, provenance={"extractor": {"network": DOMAIN_NETWORK}}).save(
+        wrong_dim
+    )
+    with pytest.raises(ValueError, match=r"holds mu \(2048,\).*the Inception features are 128-d"):
         loop.make_evaluation_callback(_config(tmp_path, eval_stats=str(wrong_dim), inception_weights="random"))
 
     nope = str(tmp_path / "nope.h5")
-    with pytest.raises(ValueError, match=f"weights file not found: '{nope}'.*--inception_weights"):
+    with pytest.raises(ValueError, match=f"^domain classifier weights not found: {nope}; "):
         loop.make_evaluation_callback(_config(tmp_path, inception_weights=nope))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_keras_home"))
-    with pytest.raises(ValueError) as info:
-        loop.make_evaluation_callback(_config(tmp_path))
-    message = str(info.value)
-    assert message.startswith("InceptionV3 ImageNet weights not found in") and "\n" not in message
-    assert inception_module.WEIGHTS_URL in message and "--inception_weights FILE" in message
+    with pytest.raises(ValueError, match=f"^FID Inception weights file not found: '{nope}'; download https://"):
+        loop.make_evaluation_callback(_config(tmp_path, inception="fid", inception_weights=nope))
 
 
 @pytest.mark.slow
 def test_tiny_run_logs_eval_fid_to_tensorboard(tmp_path):
-    """The example script with a real (random) InceptionV3: eval/* at step 2 in logs/eval."""
+    """The example script with the 2015 FID Inception network (random weights): eval/* at step 2 in logs/eval."""
     model_dir = tmp_path / "run"
     args = [
         *TINY_FLAGS,

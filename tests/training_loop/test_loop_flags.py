@@ -8,13 +8,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from inception_stub import TINY_FEATURES, tiny_weights_file, use_tiny_inception
+from small_network import SMALL_FEATURES, small_weights_file
 from tensorflow.python.framework import config as tf_config
 from training_loop_helpers import TINY_FLAGS
 
 import keras_sagan.data
-from keras_sagan.metrics import InceptionFeatureExtractor, service
-from keras_sagan.metrics.networks import KERAS_NETWORK
+from keras_sagan.metrics import StatisticsFile
+from keras_sagan.metrics import callback as callback_module
+from keras_sagan.metrics.domain import DomainClassifierExtractor
+from keras_sagan.metrics.networks import DOMAIN_NETWORK
 from keras_sagan.run_directory import RunDirectory
 from keras_sagan.training import callbacks as callbacks_lib
 from keras_sagan.training import config as config_lib
@@ -83,12 +85,11 @@ def _rollbacks(config, monkeypatch):
 
 
 def _evaluation(config, monkeypatch):
-    """make_callbacks' EvaluationCallback, with a stand-in InceptionV3, run from the model dir (relative paths).
+    """make_callbacks' EvaluationCallback, with the small Fashion-MNIST network, run from the model dir.
 
     Evaluation settings the case leaves at their defaults become small ones (random weights)."""
-    use_tiny_inception(monkeypatch)
     monkeypatch.chdir(config.model_dir)
-    small = {"eval_every": 2, "eval_num_samples": 10, "inception_weights": "random", "inception": "keras"}
+    small = {"eval_every": 2, "eval_num_samples": 10, "inception_weights": "random", "inception": "fashion_mnist"}
     config = dataclasses.replace(
         config, **{k: v for k, v in small.items() if getattr(config, k) == getattr(DEFAULT, k)}
     )
@@ -129,20 +130,20 @@ def _real_count(config):
 
 def _given_stats(config, monkeypatch):
     monkeypatch.chdir(config.model_dir)
-    np.savez("given_stats.npz", mu=np.full(TINY_FEATURES, 7.0), sigma=np.eye(TINY_FEATURES), count=np.int64(9))
+    provenance = {"extractor": {"network": DOMAIN_NETWORK}}
+    StatisticsFile(np.full(SMALL_FEATURES, 7.0), np.eye(SMALL_FEATURES), 9, provenance=provenance).save(
+        "given_stats.npz"
+    )
     callback = _evaluation(config, monkeypatch)
     return callback.real_statistics[0][0] == 7.0 and not os.path.exists(loop.REAL_STATS_FILENAME)
 
 
 def _given_weights(config, monkeypatch):
-    use_tiny_inception(monkeypatch)
     monkeypatch.chdir(config.model_dir)
-    saved = tiny_weights_file("tiny.weights.h5")
+    saved = small_weights_file("small.weights.h5")
     extractor = _evaluation(config, monkeypatch).extractor
-    expected = InceptionFeatureExtractor(weights=saved).model.get_weights()
-    return extractor.weights == saved and all(
-        np.array_equal(a, b) for a, b in zip(extractor.model.get_weights(), expected)
-    )
+    expected = DomainClassifierExtractor(saved).model.get_weights()
+    return all(np.array_equal(a, b) for a, b in zip(extractor.model.get_weights(), expected))
 
 
 class _Stop(Exception):
@@ -150,18 +151,18 @@ class _Stop(Exception):
 
 
 def _given_network(config, monkeypatch):
-    """--inception=keras builds Keras' network; the default asks make_extractor for the FID network."""
-    keras_network = _evaluation(config, monkeypatch).extractor.network == KERAS_NETWORK
+    """--inception=fashion_mnist builds the small network; the default asks make_extractor for the FID network."""
+    small_network = _evaluation(config, monkeypatch).extractor.network == DOMAIN_NETWORK
     asked = []
 
     def record(weights, network):
         asked.append(network)
         raise _Stop
 
-    monkeypatch.setattr(service, "make_extractor", record)
+    monkeypatch.setattr(callback_module, "make_extractor", record)
     with pytest.raises(_Stop):
         loop.make_evaluation_callback(dataclasses.replace(config, inception=DEFAULT.inception, eval_every=2))
-    return keras_network and asked == ["fid"]
+    return small_network and asked == ["fid"]
 
 
 # flag argv, TrainConfig field, expected value, check(config, monkeypatch) of the effect.
@@ -233,8 +234,8 @@ CASES = [
     ("--eval_num_samples=8", "eval_num_samples", 8,
      lambda c, m: _evaluation(c, m).num_samples == 8 and _real_count(c) == 8),
     ("--eval_stats=given_stats.npz", "eval_stats", "given_stats.npz", _given_stats),
-    ("--inception_weights=tiny.weights.h5", "inception_weights", "tiny.weights.h5", _given_weights),
-    ("--inception=keras", "inception", "keras", _given_network),
+    ("--inception_weights=small.weights.h5", "inception_weights", "small.weights.h5", _given_weights),
+    ("--inception=fashion_mnist", "inception", "fashion_mnist", _given_network),
 ]  # fmt: skip
 
 

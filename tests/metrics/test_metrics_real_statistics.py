@@ -1,5 +1,5 @@
-"""The evaluation service: make_extractor's weights and errors, real_statistics and its cache, and
-make_evaluation_callback's wiring (a 16-d stand-in for InceptionV3; nothing is downloaded)."""
+"""make_extractor's networks, weights and errors; real_statistics and its cache; make_evaluation_callback's
+wiring (the small Fashion-MNIST network with random weights; nothing is downloaded)."""
 
 import hashlib
 import os
@@ -7,8 +7,8 @@ import os
 import keras
 import numpy as np
 import pytest
-from inception_stub import TINY_FEATURES, tiny_weights_file, use_tiny_inception
 from metrics_testing import tiny_extractor
+from small_network import SMALL_FEATURES, small_weights_file
 
 from keras_sagan.data import DataSpec
 from keras_sagan.errors import UsageError
@@ -16,17 +16,16 @@ from keras_sagan.metrics import (
     RANDOM_WEIGHTS,
     EvaluationCallback,
     StatisticsFile,
+    feature_stats,
     make_evaluation_callback,
     make_extractor,
     real_statistics,
-    service,
 )
-from keras_sagan.metrics import extractor as extractor_module
-from keras_sagan.metrics import inception as inception_module
+from keras_sagan.metrics.networks import DOMAIN_NETWORK, file_sha256
 
 
 class CountingExtractor:
-    """A small keras extractor with the provenance attributes of `InceptionFeatureExtractor`; counts its calls."""
+    """A small keras extractor with the provenance attributes of `make_extractor`'s networks; counts its calls."""
 
     network = "tiny"
     feature_dim = 16
@@ -42,88 +41,62 @@ class CountingExtractor:
 
     def __call__(self, images):
         self.calls += 1
-        images = keras.ops.image.resize(images, (8, 8))  # Any image size, as InceptionV3 takes.
+        images = keras.ops.image.resize(images, (8, 8))  # Any image size, as the feature networks take.
         return keras.ops.convert_to_numpy(self.model(images, training=False))
-
-
-@pytest.fixture
-def tiny_inception(monkeypatch):
-    use_tiny_inception(monkeypatch)
 
 
 # -- make_extractor -------------------------------------------------------------------------------
 
 
 def test_make_extractor_builds_the_fid_network_by_default(monkeypatch):
-    from keras_sagan.metrics import fid_extractor
+    from keras_sagan.metrics import fid_network
 
     built = []
-    monkeypatch.setattr(fid_extractor, "fid_inception", lambda weights, resize: built.append((weights, resize)))
+    monkeypatch.setattr(fid_network, "fid_inception", lambda weights, resize: built.append((weights, resize)))
     make_extractor(RANDOM_WEIGHTS)
     make_extractor("w.pth", "fid", "clean")
     assert built == [(RANDOM_WEIGHTS, "bilinear"), ("w.pth", "clean")]
     with pytest.raises(
-        UsageError,
-        match=r"^`--inception` must be one of \('fid', 'keras', 'fashion_mnist'\); "
-        r"received: --inception='tf'$",
+        UsageError, match=r"^`--inception` must be one of \('fid', 'fashion_mnist'\); received: --inception='keras'$"
     ):
-        make_extractor(None, "tf")
-    with pytest.raises(UsageError, match="--inception keras resizes only 'bilinear'; received: resize='clean'"):
-        make_extractor(None, "keras", "clean")
+        make_extractor(None, "keras")
+    with pytest.raises(UsageError, match="--inception fashion_mnist resizes only 'bilinear'; received: resize='clean'"):
+        make_extractor(None, "fashion_mnist", "clean")
 
 
-def test_make_extractor_random_and_file_weights(tiny_inception, tmp_path):
-    random = make_extractor(RANDOM_WEIGHTS, "keras")
-    assert random.weights is None and random.weights_sha256 == "random"
-    assert (random.network, random.image_size, random.resize_method) == (
-        "keras.applications.InceptionV3/avg_pool",
-        299,
-        "bilinear",
-    )
-    path = tiny_weights_file(tmp_path / "tiny.weights.h5")
-    from_file = make_extractor(path, "keras")
+def test_the_evaluate_flag_offers_exactly_the_networks():
+    from keras_sagan.cli.evaluate import INCEPTION_CHOICES
+    from keras_sagan.metrics import networks
+
+    assert INCEPTION_CHOICES == networks.CHOICES == ("fid", "fashion_mnist")
+
+
+def test_make_extractor_random_and_file_weights(tmp_path):
+    random = make_extractor(RANDOM_WEIGHTS, "fashion_mnist")
+    assert (random.network, random.image_size, random.weights_sha256) == (DOMAIN_NETWORK, 32, "random")
+    path = small_weights_file(tmp_path / "small.weights.h5")
+    from_file = make_extractor(path, "fashion_mnist")
     with open(path, "rb") as f:
         assert from_file.weights_sha256 == hashlib.sha256(f.read()).hexdigest()
-    assert from_file.feature_dim == TINY_FEATURES
-    images = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
-    again = make_extractor(path, "keras")
-    np.testing.assert_array_equal(from_file(images), again(images))  # The same file: the same network.
+    assert from_file.feature_dim == SMALL_FEATURES
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    again = make_extractor(path, "fashion_mnist")
+    for ours, theirs in zip(from_file(images), again(images)):  # The same file: the same network.
+        np.testing.assert_array_equal(ours, theirs)
+    assert not np.array_equal(from_file(images)[0], random(images)[0])
 
 
-def test_make_extractor_finds_the_keras_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    (tmp_path / "models").mkdir()
-    cached = tmp_path / "models" / "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
-    cached.write_bytes(b"")
-    built = []
-    monkeypatch.setattr(extractor_module, "InceptionFeatureExtractor", lambda weights: built.append(weights))
-    make_extractor(None, "keras")
-    assert built == [str(cached)]
-
-
-def test_make_extractor_errors_are_one_line_and_name_the_flag(tiny_inception, tmp_path, monkeypatch):
+def test_make_extractor_errors_are_one_line(tmp_path):
     missing = str(tmp_path / "nope.h5")
-    with pytest.raises(UsageError) as info:
-        make_extractor(missing, "keras")
-    message = str(info.value)
-    assert message.startswith(f"InceptionV3 weights file not found: {missing!r}; download ")
-    assert inception_module.WEIGHTS_URL in message and "--inception_weights FILE" in message and "\n" not in message
-
-    (tmp_path / "empty_home").mkdir()
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_home"))
-    with pytest.raises(UsageError) as info:
-        make_extractor(None, "keras")
-    message = str(info.value)
-    assert message.startswith(
-        f"InceptionV3 ImageNet weights not found in the Keras cache ['{tmp_path}/empty_home/models']"
-    )
-    assert "--inception_weights FILE" in message
-
+    with pytest.raises(UsageError, match=f"^domain classifier weights not found: {missing}; "):
+        make_extractor(missing, "fashion_mnist")
+    with pytest.raises(UsageError, match=f"^FID Inception weights file not found: '{missing}'; download https://"):
+        make_extractor(missing, "fid")
     garbage = tmp_path / "garbage.h5"
     garbage.write_bytes(b"not an HDF5 file\n" * 10)
     with pytest.raises(UsageError) as info:
-        make_extractor(str(garbage), "keras")
-    assert str(info.value).startswith(f"cannot load InceptionV3 weights from {str(garbage)!r} (")
+        make_extractor(str(garbage), "fashion_mnist")
+    assert str(info.value).startswith(f"cannot load the Fashion-MNIST network's weights from {str(garbage)!r} (")
     assert "--inception_weights FILE" in str(info.value) and "\n" not in str(info.value)
 
 
@@ -229,7 +202,7 @@ def _callback_kwargs(tmp_path, **overrides):
         "num_samples": 10,
         "stats_path": None,
         "inception_weights": RANDOM_WEIGHTS,
-        "inception": "keras",
+        "inception": "fashion_mnist",
         "cache_path": str(tmp_path / "run" / "real_stats.npz"),
         "log_dir": str(tmp_path / "run" / "logs" / "eval"),
         "seed": 0,
@@ -237,16 +210,18 @@ def _callback_kwargs(tmp_path, **overrides):
     return {**kwargs, **overrides}
 
 
-def test_make_evaluation_callback_computes_and_caches(tiny_inception, tmp_path, capsys, monkeypatch):
-    weights = tiny_weights_file(tmp_path / "tiny.weights.h5")
+def test_make_evaluation_callback_computes_and_caches(tmp_path, capsys, monkeypatch):
+    weights = small_weights_file(tmp_path / "small.weights.h5")
     calls = []
-    compute = service.compute_dataset_statistics
-    monkeypatch.setattr(service, "compute_dataset_statistics", lambda *a, **k: calls.append(k) or compute(*a, **k))
+    compute = feature_stats.compute_dataset_statistics
+    monkeypatch.setattr(
+        feature_stats, "compute_dataset_statistics", lambda *a, **k: calls.append(k) or compute(*a, **k)
+    )
     kwargs = _callback_kwargs(tmp_path, inception_weights=weights)
     callback = make_evaluation_callback(DataSpec(), **kwargs)
     assert isinstance(callback, EvaluationCallback)
     assert (callback.every_n_steps, callback.num_samples, callback.batch_size, callback.seed) == (2, 10, 10, 0)
-    assert callback.log_dir == kwargs["log_dir"] and callback.extractor.weights == weights
+    assert callback.log_dir == kwargs["log_dir"] and callback.extractor.weights_sha256 == file_sha256(weights)
     cache = kwargs["cache_path"]
     assert capsys.readouterr().out == f"real statistics for evaluation: 10 demo images, saved to {cache}\n"
     stored = StatisticsFile.load(cache)
@@ -264,29 +239,32 @@ def test_make_evaluation_callback_computes_and_caches(tiny_inception, tmp_path, 
     assert len(calls) == 4
 
 
-def test_make_evaluation_callback_with_a_stats_file(tiny_inception, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(service, "compute_dataset_statistics", None)  # Must not be called.
-    features = np.random.default_rng(0).standard_normal((12, TINY_FEATURES)).astype("float32")
+def test_make_evaluation_callback_with_a_stats_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(feature_stats, "compute_dataset_statistics", None)  # Must not be called.
+    features = np.random.default_rng(0).standard_normal((12, SMALL_FEATURES)).astype("float32")
     path = tmp_path / "with_features.npz"
-    np.savez(path, mu=features.mean(0), sigma=np.cov(features, rowvar=False), features=features)
+    provenance = {"extractor": {"network": DOMAIN_NETWORK}, "image_size": 16}
+    StatisticsFile(features.mean(0), np.cov(features, rowvar=False), 12, features, provenance).save(path)
     callback = make_evaluation_callback(DataSpec(), **_callback_kwargs(tmp_path, stats_path=str(path)))
     np.testing.assert_allclose(callback.real_statistics[0], features.mean(0))
     np.testing.assert_array_equal(callback.real_features_for_kid, features)
-    assert "warning: eval_stats=" in capsys.readouterr().out  # It does not record its network.
-    np.savez(path, mu=np.zeros(TINY_FEATURES), sigma=np.eye(TINY_FEATURES))  # pytorch-fid style: the 2015 network.
-    with pytest.raises(UsageError, match="was computed with inception-2015-12-05/pool3, not keras.*--inception fid$"):
+    assert "warning: eval_stats=" in capsys.readouterr().out  # From 16x16 images; the generator's are 8x8.
+    np.savez(path, mu=np.zeros(SMALL_FEATURES), sigma=np.eye(SMALL_FEATURES))  # pytorch-fid style: the 2015 network.
+    with pytest.raises(UsageError, match="was computed with inception-2015-12-05/pool3, not fashion.*--inception fid$"):
         make_evaluation_callback(DataSpec(), **_callback_kwargs(tmp_path, stats_path=str(path)))
     assert not os.path.exists(tmp_path / "run" / "real_stats.npz")
 
 
-def test_make_evaluation_callback_errors_name_the_setting(tiny_inception, tmp_path):
+def test_make_evaluation_callback_errors_name_the_setting(tmp_path):
     missing = str(tmp_path / "missing.npz")
     with pytest.raises(UsageError, match=f"^eval_stats='{missing}': cannot read real statistics: no such file$"):
         make_evaluation_callback(DataSpec(), **_callback_kwargs(tmp_path, stats_path=missing))
     wrong_dim = tmp_path / "wrong_dim.npz"
-    np.savez(wrong_dim, mu=np.zeros(2048), sigma=np.eye(2048), count=np.int64(3))  # keras_sagan's older file.
-    with pytest.raises(UsageError, match=r"^eval_stats=.*holds mu \(2048,\).*the Inception features are 16-d"):
+    StatisticsFile(np.zeros(2048), np.eye(2048), 3, provenance={"extractor": {"network": DOMAIN_NETWORK}}).save(
+        wrong_dim
+    )
+    with pytest.raises(UsageError, match=r"^eval_stats=.*holds mu \(2048,\).*the Inception features are 128-d"):
         make_evaluation_callback(DataSpec(), **_callback_kwargs(tmp_path, stats_path=str(wrong_dim)))
     nope = str(tmp_path / "nope.h5")
-    with pytest.raises(UsageError, match=f"not found: '{nope}'.*--inception_weights FILE"):
+    with pytest.raises(UsageError, match=f"^domain classifier weights not found: {nope}; "):
         make_evaluation_callback(DataSpec(), **_callback_kwargs(tmp_path, inception_weights=nope))
