@@ -17,7 +17,6 @@ constant W / sigma (sigma from the stored `u`, no power iteration, no `u` left i
 BatchNorm's moving statistics become a constant scale and shift.
 """
 
-import contextlib
 import errno
 import importlib
 import json
@@ -34,6 +33,7 @@ import tensorflow as tf
 from keras_sagan import serving
 from keras_sagan.errors import UsageError, one_line
 from keras_sagan.loading import check_finite_generator, load_generator, read_marker, resolve_generator
+from keras_sagan.quiet import stderr_to
 from keras_sagan.run_directory import write_json_atomically
 from keras_sagan.serving import EXPORT_RECORD, MARKER_FILENAME, list_versions, serving_module
 
@@ -277,26 +277,13 @@ def export_onnx(generator_or_checkpoint, path: str | os.PathLike) -> str:
     )
 
 
-@contextlib.contextmanager
-def _stderr_to(log):
-    """Sends file descriptor 2 to `log` (TF's C++ logging and the converter's MLIR diagnostics go there)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    os.dup2(log.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _convert_litert(model, tmp, batch_size):
     from tensorflow.lite.python.convert_phase import ConverterError  # Not in TF's public API.
 
     builtins = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}  # Any LiteRT interpreter runs them.
     with tempfile.TemporaryFile() as log:
         try:
-            with _stderr_to(log):  # A refused conversion prints pages of MLIR diagnostics: a one-line error instead.
+            with stderr_to(log):  # A refused conversion prints pages of MLIR diagnostics: a one-line error instead.
                 model.export(tmp, format="litert", verbose=False, input_signature=_input_signature(model),
                              target_spec=builtins)  # fmt: skip
         except ConverterError:
