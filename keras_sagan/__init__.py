@@ -24,7 +24,7 @@ _LAZY = {
     "export_litert": "keras_sagan.export",
     "export_onnx": "keras_sagan.export",
     "import_reference": "keras_sagan.reference",
-    "load_generator": "keras_sagan.loading",
+    "load_generator": "keras_sagan.export.loading",
     "TrainConfig": "keras_sagan.training.config",
     "train": "keras_sagan.training.loop",
 }

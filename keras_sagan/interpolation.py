@@ -153,7 +153,7 @@ def walk(generator, seed_a: int, seed_b: int, frames: int, mode: str = "slerp", 
     generator: a SavedModel takes integer labels only.
 
     Args:
-        generator: a `keras_sagan.loading.LoadedGenerator`.
+        generator: a `keras_sagan.export.loading.LoadedGenerator`.
         seed_a, seed_b: int. The seeds of the two end images.
         frames: int in [`MIN_FRAMES`, `MAX_FRAMES`].
         mode: str. `"lerp"` or `"slerp"` in z. Defaults to `"slerp"`.

@@ -11,7 +11,7 @@ import os
 import sys
 
 from keras_sagan.export import ExportError
-from keras_sagan.loading import (
+from keras_sagan.export.loading import (
     ModelLoadError,
     build_network,
     check_finite_generator,

@@ -1,7 +1,7 @@
 """What a served generator is: its inference graph and the TF Serving base-path layout.
 
 `serving_module(generator)` is the `tf.Module` that `keras_sagan.export.export_generator` saves
-as a TF Serving SavedModel and that `keras_sagan.loading` runs in-process for a Keras generator,
+as a TF Serving SavedModel and that `keras_sagan.export.loading` runs in-process for a Keras generator,
 so both paths give the same images. Signatures (method `tensorflow/serving/predict`):
 
 - `serving_default`: inputs `z` float32 `[batch, z_dim]` (and `labels` int32 `[batch]` for a

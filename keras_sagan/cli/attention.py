@@ -49,8 +49,8 @@ def run(args) -> None:
     if not math.isfinite(args.truncation):
         raise UsageError(bad_value("--truncation", args.truncation, "a finite number (<= 0: no truncation)"))
     from keras_sagan import attention_maps, serving
+    from keras_sagan.export.loading import load_generator_variants
     from keras_sagan.interpolation import check_label
-    from keras_sagan.loading import load_generator_variants
 
     loaded = pick_variant(load_generator_variants(args.model), args.weights)
     if loaded.keras_generator is None:

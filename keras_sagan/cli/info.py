@@ -18,7 +18,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> None:
-    from keras_sagan import loading, serving
+    from keras_sagan import serving
+    from keras_sagan.export import loading
 
     kind, path = loading.resolve(args.model)
     if kind == "run":

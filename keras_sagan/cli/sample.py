@@ -1,4 +1,4 @@
-"""`keras-sagan sample`: a PNG grid of seeded images from any model `keras_sagan.loading` reads."""
+"""`keras-sagan sample`: a PNG grid of seeded images from any model `keras_sagan.export.loading` reads."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def run(args) -> None:
     import numpy as np
 
     from keras_sagan import images, serving
-    from keras_sagan.loading import load_generator
+    from keras_sagan.export.loading import load_generator
 
     if args.interpolate:
         return run_interpolation(args)
@@ -107,7 +107,7 @@ def run(args) -> None:
 def run_interpolation(args) -> None:
     """`--interpolate SEED_A SEED_B`: `--frames` images from one seed's sample to the other's, as a GIF."""
     from keras_sagan import interpolation
-    from keras_sagan.loading import load_generator
+    from keras_sagan.export.loading import load_generator
 
     interpolation.check_frames(args.frames)
     check_arguments(args)

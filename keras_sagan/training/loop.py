@@ -39,7 +39,7 @@ from keras_sagan import backend
 from keras_sagan.backend import tensorflow as tf_backend
 from keras_sagan.data import validate_global_batch
 from keras_sagan.export import export_generator
-from keras_sagan.loading import read_export_step
+from keras_sagan.export.loading import read_export_step
 from keras_sagan.metrics import make_evaluation_callback as _make_evaluation_callback
 from keras_sagan.run_directory import REAL_STATS_FILENAME, make_checkpoint, restore_checkpoint, restore_latest
 from keras_sagan.serving import latest_version_path

@@ -16,8 +16,8 @@ from keras_sagan import serving
 from keras_sagan.errors import UsageError
 from keras_sagan.explorer.server import make_server
 from keras_sagan.explorer.session import MAX_GRID, Explorer, png_data_url
+from keras_sagan.export.loading import load_generator_variants
 from keras_sagan.images import to_uint8
-from keras_sagan.loading import load_generator_variants
 
 
 def decode(url):

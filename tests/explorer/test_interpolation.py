@@ -9,9 +9,9 @@ from PIL import Image
 
 from keras_sagan import interpolation, serving
 from keras_sagan.errors import UsageError
+from keras_sagan.export.loading import load_generator
 from keras_sagan.images import to_uint8
 from keras_sagan.layers.conditional_batch_norm import ConditionalBatchNormalization
-from keras_sagan.loading import load_generator
 
 
 def test_lerp_is_the_straight_line():

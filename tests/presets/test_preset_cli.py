@@ -15,8 +15,9 @@ from run_fixtures import ema_sagan
 
 import keras_sagan
 import keras_sagan.preset_export
-from keras_sagan import cli, loading
+from keras_sagan import cli
 from keras_sagan.checkpoint_files import StateCheckpointManager
+from keras_sagan.export import loading
 from keras_sagan.models import presets
 from keras_sagan.run_directory import RunDirectory, StateCheckpoint
 from keras_sagan.training.sagan import SAGAN

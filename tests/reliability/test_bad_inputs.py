@@ -14,7 +14,7 @@ from cli_checks import cli_error  # noqa: E402
 import keras_sagan
 from keras_sagan.cli import train as train_cli
 from keras_sagan.export import ExportError, export_generator
-from keras_sagan.loading import ModelLoadError
+from keras_sagan.export.loading import ModelLoadError
 from keras_sagan.run_directory import RunDirectory, make_checkpoint
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": os.getcwd()}

@@ -14,7 +14,8 @@ from PIL import Image
 from run_fixtures import ema_sagan, write_run
 
 import keras_sagan
-from keras_sagan import cli, export, loading, serving
+from keras_sagan import cli, export, serving
+from keras_sagan.export import loading
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 

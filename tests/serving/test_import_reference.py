@@ -22,7 +22,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks
 import reference_model  # noqa: E402  (benchmarks/, after torch)
 from cli_checks import cli_error  # noqa: E402
 
-from keras_sagan import cli, export, loading  # noqa: E402
+from keras_sagan import cli, export  # noqa: E402
+from keras_sagan.export import loading  # noqa: E402
 from keras_sagan.models.generator import Generator  # noqa: E402
 from keras_sagan.models.presets import build_discriminator  # noqa: E402
 from keras_sagan.reference import import_reference  # noqa: E402

@@ -1,4 +1,4 @@
-"""`keras_sagan.loading.load_generator`: every kind of model path gives the same images, bad paths one line."""
+"""`keras_sagan.export.loading.load_generator`: every kind of model path gives the same images, bad paths one line."""
 
 import os
 
@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 from run_fixtures import ema_sagan, write_run
 
-from keras_sagan import export, loading
+from keras_sagan import export
+from keras_sagan.export import loading
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_sagan import loading, serving
+from keras_sagan import serving
+from keras_sagan.export import loading
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models")
 CONTAINER_ROOT = "/models/"  # where README.md's docker command mounts saved_models/

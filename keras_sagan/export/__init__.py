@@ -4,9 +4,9 @@ model (`export_onnx`) or a LiteRT/TFLite model (`export_litert`); `export_model`
 `export_generator` writes `base_path/<version>/`, the layout TF Serving's model server watches,
 with the `serving_default` and `sample` signatures of `keras_sagan.serving` (see there for their
 inputs and outputs). The SavedModel loads with plain `tf.saved_model.load`; keras_sagan is not
-needed to serve it. This module only writes: reading models back is `keras_sagan.loading`.
+needed to serve it. This module only writes: reading models back is `keras_sagan.export.loading`.
 
-A run directory can be exported too: `keras_sagan.loading` builds its generator from
+A run directory can be exported too: `keras_sagan.export.loading` builds its generator from
 `config.json` and restores the latest checkpoint, the EMA weights when it has them.
 
 ONNX and LiteRT files are written by Keras' own exporters (`model.export(format=...)`: tf2onnx
@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from keras_sagan import serving
 from keras_sagan.errors import UsageError, one_line
-from keras_sagan.loading import check_finite_generator, load_generator, read_marker, resolve_generator
+from keras_sagan.export.loading import check_finite_generator, load_generator, read_marker, resolve_generator
 from keras_sagan.quiet import stderr_to
 from keras_sagan.run_directory import write_json_atomically
 from keras_sagan.serving import EXPORT_RECORD, MARKER_FILENAME, list_versions, serving_module
