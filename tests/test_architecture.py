@@ -161,3 +161,5 @@ def test_the_command_line_starts_without_tensorflow_notices(tmp_path):
     assert result.stderr == f"error: no such model path: {tmp_path / 'missing'}\n"  # That line only.
     loaded = _modules_after("import keras_sagan")
     assert "tensorflow" not in loaded and "keras" not in loaded
+    loaded = _modules_after("import keras_sagan.export.formats")  # What `keras-sagan export` imports up front.
+    assert "tensorflow" not in loaded and "keras" not in loaded
