@@ -94,6 +94,13 @@ def test_sample_labels_on_unconditional_model(saved, tmp_path, capsys):
     assert not os.path.exists(tmp_path / "x.png")
 
 
+def test_an_os_error_keeps_its_errno_text_and_path(saved, tmp_path, capsys):
+    (tmp_path / "file").write_text("")  # `--out` under a file: `os.makedirs` cannot make that folder.
+    out = tmp_path / "file" / "x.png"
+    err = cli_error(capsys, ["sample", "--model", saved, "--num", "1", "--out", str(out)])
+    assert err == f"error: [Errno 17] File exists: '{tmp_path / 'file'}'\n"  # Was `error: FileExistsError`.
+
+
 def test_sample_num_above_cap(saved, tmp_path, capsys):
     err = cli_error(capsys, ["sample", "--model", saved, "--num", "5000", "--out", str(tmp_path / "x.png")])
     assert str(saved_model.MAX_IMAGES) in err
