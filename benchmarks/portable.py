@@ -88,17 +88,17 @@ def main():
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras_sagan
-    from keras_sagan import export
+    from keras_sagan.export import portable, saved_model
 
     overrides = {} if args.num_classes is None else {"num_classes": args.num_classes}
     generator = keras_sagan.build_generator(args.preset, **overrides)
     directory = tempfile.mkdtemp(prefix="portable_")
     files = {
-        "saved_model": export.export_generator(generator, os.path.join(directory, "saved_model")),
-        "onnx": export.export_onnx(generator, os.path.join(directory, "g.onnx")),
+        "saved_model": saved_model.export_generator(generator, os.path.join(directory, "saved_model")),
+        "onnx": portable.export_onnx(generator, os.path.join(directory, "g.onnx")),
     }
     for batch in BATCHES:
-        files[f"litert_b{batch}"] = export.export_litert(
+        files[f"litert_b{batch}"] = portable.export_litert(
             generator, os.path.join(directory, f"g_b{batch}.tflite"), batch
         )
     results = {

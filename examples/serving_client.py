@@ -53,7 +53,7 @@ def build_rest_request(z, labels=None, signature: str = "serving_default") -> di
 def build_rest_sample_request(num_images: int, seed: int, truncation: float = 0.0, labels=None) -> dict:
     """The JSON body of a `sample` call (scalar inputs need the columnar "inputs" format)."""
     inputs = {"num_images": int(num_images), "seed": int(seed), "truncation": float(truncation)}
-    if labels is not None:  # Conditional models only; [] draws classes from the seed.
+    if labels is not None:  # Conditional models only; [] cycles the classes from the seed.
         inputs["labels"] = [int(v) for v in np.asarray(labels).reshape(-1)]
     return {"signature_name": "sample", "inputs": inputs}
 

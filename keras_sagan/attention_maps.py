@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw
 
 from keras_sagan.errors import UsageError, bad_value
 from keras_sagan.images import attention_overlays, to_uint8, upscale
+from keras_sagan.models.sampling import sample
 
 
 @dataclasses.dataclass
@@ -105,8 +106,7 @@ def query_maps(generator, z, labels, row: int, col: int) -> tuple[np.ndarray, li
     check_has_attention(generator)
     size = generator.image_size
     row, col = check_query(row, col, size)
-    args = (z,) if labels is None else (z, labels)
-    images, attention = generator(*args, training=False, return_attention=True)
+    images, attention = sample(generator, z, labels, return_attention=True)
     maps = []
     for layer, weights in zip(generator.attention_layers, attention):
         weights = keras.ops.convert_to_numpy(keras.ops.cast(weights, "float32"))[0]

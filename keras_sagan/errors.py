@@ -14,6 +14,11 @@ EXIT_USAGE = 2
 """Exit status of the command line and the example for a bad input or an unusable file."""
 
 _SKIP_PREFIXES = ("graph execution error", "detected at node", "traceback", "file ", "additional grpc error")
+# TensorFlow's node and op markers (`[[{{node x}}]] [Op:y]`) and gRPC's JSON: skipped. A line that only starts with
+# `[` is kept: an `OSError` is `[Errno 28] No space left on device: 'path'`.
+_SKIP_STARTS = ("[[", "[Op:", "{", "}")
+# An eager op error opens with `{{function_node ...}}` and then says what went wrong, on the same line.
+_FUNCTION_NODE = re.compile(r"^\{\{function_node [^}]*\}\}\s*")
 
 
 class UsageError(ValueError):
@@ -23,8 +28,9 @@ class UsageError(ValueError):
 def one_line(error: BaseException | str, limit: int = 1000) -> str:
     """The first informative line of an error message, at most `limit` characters.
 
-    TensorFlow's op errors open with "Graph execution error:" and node traces; those lines are
-    skipped. A `tf.debugging` assertion's own message (`assertion failed: [...]`) is kept.
+    TensorFlow's op errors open with "Graph execution error:" and node traces; those lines, and the
+    `[[{{node ...}}]]` and `{{function_node ...}}` markers, are skipped. A `tf.debugging` assertion's own
+    message (`assertion failed: [...]`) is kept, as is an `OSError`'s `[Errno N] text: 'path'`.
     An empty message gives the exception's type name.
     """
     text = error if isinstance(error, str) else (getattr(error, "message", None) or str(error))
@@ -32,8 +38,8 @@ def one_line(error: BaseException | str, limit: int = 1000) -> str:
     if match:
         return " ".join(match.group(1).split())[:limit]
     for line in text.splitlines():
-        line = line.strip()
-        if line and not line.lower().startswith(_SKIP_PREFIXES) and not line.startswith(("[", "{", "}")):
+        line = _FUNCTION_NODE.sub("", line.strip())
+        if line and not line.lower().startswith(_SKIP_PREFIXES) and not line.startswith(_SKIP_STARTS):
             return " ".join(line.split())[:limit]
     return type(error).__name__ if not isinstance(error, str) else ""
 

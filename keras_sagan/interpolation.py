@@ -42,10 +42,10 @@ def check_frames(frames) -> int:
 
 
 def seed_z(seed: int, z_dim: int, truncation: float = 0.0) -> np.ndarray:
-    """The `(z_dim,)` float32 noise of seed `seed`: `serving.sample_z(1, z_dim, seed, truncation)[0]`."""
-    from keras_sagan import serving  # TensorFlow's stateless RNG: the same z as `sample` and TF Serving.
+    """The `(z_dim,)` float32 noise of seed `seed`: `saved_model.sample_z(1, z_dim, seed, truncation)[0]`."""
+    from keras_sagan.export import saved_model  # TensorFlow's stateless RNG: the same z as `sample` and TF Serving.
 
-    return np.asarray(serving.sample_z(1, z_dim, seed, truncation))[0]
+    return np.asarray(saved_model.sample_z(1, z_dim, seed, truncation))[0]
 
 
 def fractions(frames: int) -> np.ndarray:
@@ -153,7 +153,7 @@ def walk(generator, seed_a: int, seed_b: int, frames: int, mode: str = "slerp", 
     generator: a SavedModel takes integer labels only.
 
     Args:
-        generator: a `keras_sagan.loading.LoadedGenerator`.
+        generator: a `keras_sagan.export.loading.LoadedGenerator`.
         seed_a, seed_b: int. The seeds of the two end images.
         frames: int in [`MIN_FRAMES`, `MAX_FRAMES`].
         mode: str. `"lerp"` or `"slerp"` in z. Defaults to `"slerp"`.
@@ -162,24 +162,23 @@ def walk(generator, seed_a: int, seed_b: int, frames: int, mode: str = "slerp", 
     """
     import keras
 
-    from keras_sagan import serving
+    from keras_sagan.export import saved_model
     from keras_sagan.images import to_uint8
+    from keras_sagan.models.sampling import sample
 
     frames = check_frames(frames)
     check_label("label_a", label_a, generator.num_classes)
     check_label("label_b", label_b, generator.num_classes)
-    z_a, labels_a = serving.sample_inputs(1, generator.z_dim, generator.num_classes, seed_a, truncation, label_a)
-    z_b, labels_b = serving.sample_inputs(1, generator.z_dim, generator.num_classes, seed_b, truncation, label_b)
+    z_a, labels_a = saved_model.sample_inputs(1, generator.z_dim, generator.num_classes, seed_a, truncation, label_a)
+    z_b, labels_b = saved_model.sample_inputs(1, generator.z_dim, generator.num_classes, seed_b, truncation, label_b)
     z = interpolate_z(z_a[0], z_b[0], frames, mode)
-    if generator.num_classes is None:
-        images = generator(z)
-    elif labels_a[0] == labels_b[0]:
-        images = generator(z, np.full((frames,), labels_a[0], np.int32))
-    elif generator.keras_generator is None:
-        raise UsageError(
-            f"interpolating between classes {labels_a[0]} and {labels_b[0]} needs a run directory or a .keras "
-            "file: a SavedModel takes integer labels only"
-        )
-    else:
-        images = generator(z, class_weights(int(labels_a[0]), int(labels_b[0]), frames, generator.num_classes))
-    return keras.ops.convert_to_numpy(to_uint8(images))
+    # One class all along (repeated), or a blend from one class to the other; None when unconditional.
+    labels = None if labels_a is None else np.repeat(labels_a, frames)
+    if labels is not None and labels_a[0] != labels_b[0]:
+        if generator.keras_generator is None:
+            raise UsageError(
+                f"interpolating between classes {labels_a[0]} and {labels_b[0]} needs a run directory or a .keras "
+                "file: a SavedModel takes integer labels only"
+            )
+        labels = class_weights(int(labels_a[0]), int(labels_b[0]), frames, generator.num_classes)
+    return keras.ops.convert_to_numpy(to_uint8(sample(generator, z, labels)))

@@ -10,46 +10,44 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_sagan"
 
 # area -> keras_sagan areas it must not import. An area is the first path component under
-# keras_sagan/ ("layers", "models", ...) or a top-level module's name ("export", "loading", ...).
+# keras_sagan/ ("layers", "models", "export", ...) or a top-level module's name ("hubs", "quiet", ...).
 FORBIDDEN = {
-    "_lazy": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
-              "serving", "images", "errors", "reference"},
-    "errors": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
-               "serving", "images", "reference"},
-    "backend": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
-                "serving", "images", "torch_files", "reference"},
-    "run_lock": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
-                 "serving", "images", "errors", "reference", "backend", "checkpoint_files"},
-    "checkpoint_files": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading",
-                         "run_directory", "serving", "images", "reference"},
-    "torch_files": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading",
-                    "run_directory", "serving", "images", "reference"},
-    "images": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
-               "serving", "reference"},
-    "layers": {"models", "data", "training", "metrics", "cli", "export", "loading", "run_directory", "serving",
+    "_lazy": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
+              "images", "errors", "reference"},
+    "errors": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
+               "images", "reference"},
+    "backend": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
+                "images", "torch_files", "reference"},
+    "run_lock": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
+                 "images", "errors", "reference", "backend", "checkpoint_files"},
+    "checkpoint_files": {"layers", "models", "data", "training", "metrics", "cli", "export",
+                         "run_directory", "images", "reference"},
+    "torch_files": {"layers", "models", "data", "training", "metrics", "cli", "export",
+                    "run_directory", "images", "reference"},
+    "images": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
                "reference"},
-    "models": {"data", "training", "metrics", "cli", "export", "loading", "run_directory", "serving", "reference",
-               "preset_export"},
-    "hubs": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
-             "serving", "images", "reference", "preset_format", "preset_card", "preset_export", "checkpoint_files"},
-    "preset_format": {"data", "training", "metrics", "cli", "export", "loading", "run_directory", "serving",
-                      "reference", "preset_export"},
-    "preset_card": {"layers", "models", "data", "training", "metrics", "cli", "export", "loading", "run_directory",
-                    "serving", "reference", "preset_export"},
-    "preset_export": {"training", "metrics", "cli", "data", "reference"},
-    "data": {"training", "metrics", "cli", "export", "loading", "run_directory", "serving", "reference"},
+    "layers": {"models", "data", "training", "metrics", "cli", "export", "run_directory",
+               "reference"},
+    "models": {"data", "training", "metrics", "cli", "export", "run_directory", "reference"},
+    "hubs": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
+             "images", "reference", "preset_format", "preset_card", "checkpoint_files"},
+    "preset_format": {"data", "training", "metrics", "cli", "export", "run_directory",
+                      "reference"},
+    "preset_card": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
+                    "reference"},
+    "data": {"training", "metrics", "cli", "export", "run_directory", "reference"},
     "metrics": {"training", "cli", "export", "run_directory", "reference"},
-    "serving": {"data", "training", "metrics", "cli", "export", "loading", "run_directory", "reference"},
-    "run_directory": {"training", "metrics", "cli", "export", "loading", "reference"},
-    "loading": {"training", "metrics", "cli", "export", "reference"},
+    "run_directory": {"training", "metrics", "cli", "export", "reference"},
     "export": {"training", "metrics", "cli", "data", "reference"},
     "training": {"cli", "reference"},
     "reference": {"cli"},
-    "attention_maps": {"data", "training", "metrics", "cli", "export", "loading", "run_directory", "serving",
+    "attention_maps": {"data", "training", "metrics", "cli", "export", "run_directory",
                        "reference", "interpolation", "explorer"},
-    "interpolation": {"data", "training", "metrics", "cli", "export", "loading", "run_directory", "reference",
+    "interpolation": {"data", "training", "metrics", "cli", "run_directory", "reference",
                       "attention_maps", "explorer"},
-    "explorer": {"data", "training", "metrics", "cli", "export", "run_directory", "reference"},
+    "explorer": {"data", "training", "metrics", "cli", "run_directory", "reference"},
+    "quiet": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory", "images",
+              "errors", "reference", "backend"},
 }  # fmt: skip
 # Inside training/, the core (the model and its losses) must not import the application layer.
 TRAINING_CORE = {"sagan", "losses", "steps"}
@@ -152,14 +150,16 @@ def test_the_lazy_names_load_on_first_access():
     assert "keras_sagan.training.sagan" in loaded and "keras_sagan.training.loop" in loaded
 
 
-def test_the_command_line_sets_the_log_level_before_tensorflow_loads(tmp_path):
-    # TF prints its CPU-feature notice at log level < 2; the CLI sets 2 before the first TF import.
+def test_the_command_line_starts_without_tensorflow_notices(tmp_path):
+    # TF prints its start-up notices (absl, oneDNN, cudart_stub, cuInit); the CLI drops them (keras_sagan.quiet).
     env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run(
         [sys.executable, "-m", "keras_sagan", "info", "--model", str(tmp_path / "missing")],
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
-    assert result.returncode == 2 and "no such model path" in result.stderr
-    assert "rebuild TensorFlow with the appropriate compiler flags" not in result.stderr
+    assert result.returncode == 2
+    assert result.stderr == f"error: no such model path: {tmp_path / 'missing'}\n"  # That line only.
     loaded = _modules_after("import keras_sagan")
+    assert "tensorflow" not in loaded and "keras" not in loaded
+    loaded = _modules_after("import keras_sagan.export.formats")  # What `keras-sagan export` imports up front.
     assert "tensorflow" not in loaded and "keras" not in loaded

@@ -26,8 +26,8 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(HERE, "sampling_defaults.json"))
     args = parser.parse_args(argv)
 
-    from keras_sagan import loading
     from keras_sagan.checkpoint_files import checkpoint_children
+    from keras_sagan.export import loading
     from keras_sagan.metrics import certificate
     from keras_sagan.metrics.domain import DomainClassifierExtractor
     from keras_sagan.models import Generator

@@ -36,10 +36,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from keras_sagan import images as images_lib
-    from keras_sagan.export import export_generator
+    from keras_sagan.export.preset import load_run_networks
+    from keras_sagan.export.saved_model import export_generator
     from keras_sagan.metrics import certificate
     from keras_sagan.models import batch_norm_statistics
-    from keras_sagan.preset_export import load_run_networks
     from keras_sagan.preset_format import save_preset
     from keras_sagan.run_directory import RunDirectory, checkpoint_step
 

@@ -13,7 +13,7 @@ backend (`SUPPORTED`). What differs per backend lives here and in the two module
 - this module: the dispatch functions the layers call, `require_tensorflow` for features that need
   TensorFlow, and the one private Keras API (`float32_reads`).
 
-Each private API has a comment saying why, and a test in `tests/test_backend.py` that fails if the
+Each private API has a comment saying why, and a test in `tests/backend/test_backend_<name>.py` that fails if the
 hook breaks with a Keras or TensorFlow upgrade.
 """
 
@@ -85,7 +85,8 @@ def float32_reads():
     Private Keras API (`keras.src.backend.common.variables.AutocastScope`): under a mixed policy,
     Keras casts float32 variables read inside a layer call to float16/bfloat16, and there is no
     public way to read one in float32 there. The spectral-norm power iteration needs the float32
-    kernel. Tested in `tests/test_backend.py`.
+    kernel. Tested in `tests/backend/test_backend_tensorflow.py`
+    (`test_float32_reads_keep_a_variable_float32_inside_a_mixed_layer_call`).
     """
     from keras.src.backend.common.variables import AutocastScope
 
@@ -206,3 +207,15 @@ def input_gradient(fn, x, has_aux=False):
 
         return torch_backend.input_gradient(fn, x, has_aux)
     raise BackendError(bad_value("KERAS_BACKEND", name(), f"one of {SUPPORTED}"))
+
+
+def compile_inference(fn):
+    """`fn` compiled for repeated inference calls where the backend needs it: a `tf.function` on TensorFlow
+    (retraced only for new shapes; eager Keras is several times slower there), `fn` itself on JAX and torch,
+    whose eager calls dispatch cached kernels.
+    """
+    if is_tensorflow():
+        import tensorflow as tf
+
+        return tf.function(fn, reduce_retracing=True)
+    return fn

@@ -9,7 +9,7 @@ Imported only when the Keras backend is TensorFlow (through `keras_sagan.backend
 - the `tf.distribute` queries the SAGAN step needs (`num_replicas_in_sync`, `replica_slice`);
 - the private TensorFlow APIs: `in_multi_worker_mode` (a `tf.distribute` strategy's private
   query), `track_checkpoint_names` (`Trackable._track_trackable`) and the op-determinism switch
-  (`tensorflow.python.framework.config`). Each says why; `tests/test_backend.py` tests each.
+  (`tensorflow.python.framework.config`). Each says why; `tests/backend/test_backend_tensorflow.py` tests each.
 """
 
 import tensorflow as tf

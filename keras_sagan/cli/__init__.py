@@ -18,18 +18,19 @@ Each subcommand lives in its own module of this package and exposes `register(su
 which adds its `argparse` parser and sets `run=<function(args)>` on it. `train` is the
 exception: its flags are absl flags generated from `TrainConfig` (shared with
 `examples/train_celeba.py`), so `main` hands the words after `train` to
-`keras_sagan.cli.train.main` untouched. Nothing here imports TensorFlow at module level, so the
-log silencing in `main` takes effect. Failures print one line to stderr and exit with status 2.
+`keras_sagan.cli.train.main` untouched. Nothing here imports TensorFlow at module level, so `main`
+imports it first, through `keras_sagan.quiet.import_quietly` (TensorFlow's start-up notices dropped).
+Failures print one line to stderr and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import signal
 import sys
 
+from keras_sagan import quiet
 from keras_sagan.errors import EXIT_USAGE, UsageError, one_line
 
 EXIT_ERROR = EXIT_USAGE
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Runs the command line; returns the exit status (0, 2 on a bad input; `train` as documented there)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before anything imports TensorFlow.
+    quiet.import_quietly()  # Before anything imports Keras: TensorFlow's start-up notices stay off the screen.
     argv = list(sys.argv[1:] if argv is None else argv)
     from keras_sagan import backend
 

@@ -48,9 +48,11 @@ def run(args) -> None:
         raise UsageError(bad_value("--out", args.out, "a .png file path (not a directory)"))
     if not math.isfinite(args.truncation):
         raise UsageError(bad_value("--truncation", args.truncation, "a finite number (<= 0: no truncation)"))
-    from keras_sagan import attention_maps, serving
+    from keras_sagan import attention_maps
+    from keras_sagan.export import saved_model
+    from keras_sagan.export.loading import load_generator_variants
     from keras_sagan.interpolation import check_label
-    from keras_sagan.loading import load_generator_variants
+    from keras_sagan.models.sampling import sample
 
     loaded = pick_variant(load_generator_variants(args.model), args.weights)
     if loaded.keras_generator is None:
@@ -62,10 +64,12 @@ def run(args) -> None:
     attention_maps.check_has_attention(generator, args.model)
     row, col = attention_maps.parse_query(args.query, generator.image_size)
     check_label("--label", args.label, generator.num_classes)
-    z, labels = serving.sample_inputs(1, generator.z_dim, generator.num_classes, args.seed, args.truncation, args.label)
+    z, labels = saved_model.sample_inputs(
+        1, generator.z_dim, generator.num_classes, args.seed, args.truncation, args.label
+    )
     image, maps = attention_maps.query_maps(generator, z, labels, row, col)
     off = attention_maps.without_attention(generator)
-    image_off = (off(z, training=False) if labels is None else off(z, labels, training=False))[0]
+    image_off = sample(off, z, labels)[0]
     figure = attention_maps.attention_figure(image, image_off, maps, row, col)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     figure.save(args.out, format="PNG")

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
 
 
 def _keras_generator(model: str):
-    from keras_sagan import loading
+    from keras_sagan.export import loading
 
     loaded = loading.load_generator(model)
     if loaded.keras_generator is None:

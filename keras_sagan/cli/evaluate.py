@@ -4,7 +4,7 @@
     keras-sagan evaluate --model runs/celeba64_demo --stats_in real.npz --num_samples 5000 > fid.json
 
 The work is `keras_sagan.metrics` (`make_extractor`, `real_statistics`, `StatisticsFile`,
-`evaluate_generator`) on a generator from `keras_sagan.loading`. Progress and
+`evaluate_generator`) on a generator from `keras_sagan.export.loading`. Progress and
 warnings go to stderr; user errors are `UsageError`s (one line, exit status 2).
 """
 
@@ -146,7 +146,7 @@ def _json_value(value):
 
 
 def run(args) -> None:
-    from keras_sagan.loading import load_generator
+    from keras_sagan.export.loading import load_generator
     from keras_sagan.metrics import (
         RANDOM_WEIGHTS,
         StatisticsFile,

@@ -28,7 +28,7 @@ def run(args) -> None:
         raise UsageError(bad_value("--port", args.port, "an int in [0, 65535] (0: a free port)"))
     from keras_sagan.explorer.server import make_server
     from keras_sagan.explorer.session import Explorer
-    from keras_sagan.loading import load_generator_variants
+    from keras_sagan.export.loading import load_generator_variants
 
     explorer = Explorer(load_generator_variants(args.model))
     server = make_server(explorer, args.host, args.port)

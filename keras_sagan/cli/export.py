@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 
 from keras_sagan.errors import UsageError, bad_value, one_line
-
-FORMATS = ("saved_model", "onnx", "litert", "preset")  # keras_sagan.export.FORMATS; not imported: TF loads later.
+from keras_sagan.export.formats import FORMATS  # Imports no TensorFlow: the CLI's log set-up still comes first.
 
 
 def register(subparsers) -> None:
@@ -67,7 +66,7 @@ def read_metadata_file(path: str | None) -> dict | None:
 
 
 def run(args) -> None:
-    from keras_sagan.export import export_model
+    from keras_sagan.export.formats import export_model
 
     metadata = read_metadata_file(args.metadata)
     print(

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> None:
-    from keras_sagan import loading, serving
+    from keras_sagan.export import loading, saved_model
 
     kind, path = loading.resolve(args.model)
     if kind == "run":
@@ -50,7 +50,7 @@ def run(args) -> None:
     version = os.path.basename(os.path.abspath(path))
     print(f"saved_model: {os.path.abspath(path)}")
     print(f"version: {version if version.isdigit() else 'none (not in a numbered version directory)'}")
-    versions = serving.list_versions(base)
+    versions = saved_model.list_versions(base)
     if versions:
         print(f"versions in {base}: {versions}")
     marker = loading.read_marker(base)

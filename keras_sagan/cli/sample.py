@@ -1,4 +1,4 @@
-"""`keras-sagan sample`: a PNG grid of seeded images from any model `keras_sagan.loading` reads."""
+"""`keras-sagan sample`: a PNG grid of seeded images from any model `keras_sagan.export.loading` reads."""
 
 from __future__ import annotations
 
@@ -89,13 +89,14 @@ def check_arguments(args) -> None:
 def run(args) -> None:
     import numpy as np
 
-    from keras_sagan import images, serving
-    from keras_sagan.loading import load_generator
+    from keras_sagan import images
+    from keras_sagan.export import saved_model
+    from keras_sagan.export.loading import load_generator
 
     if args.interpolate:
         return run_interpolation(args)
-    if args.num < 1 or args.num > serving.MAX_IMAGES:
-        raise UsageError(f"--num must be in [1, {serving.MAX_IMAGES}]; received {args.num}")
+    if args.num < 1 or args.num > saved_model.MAX_IMAGES:
+        raise UsageError(f"--num must be in [1, {saved_model.MAX_IMAGES}]; received {args.num}")
     check_arguments(args)
     generator = load_generator(args.model)
     labels = parse_labels(args.labels, args.num)
@@ -107,7 +108,7 @@ def run(args) -> None:
 def run_interpolation(args) -> None:
     """`--interpolate SEED_A SEED_B`: `--frames` images from one seed's sample to the other's, as a GIF."""
     from keras_sagan import interpolation
-    from keras_sagan.loading import load_generator
+    from keras_sagan.export.loading import load_generator
 
     interpolation.check_frames(args.frames)
     check_arguments(args)

@@ -17,11 +17,11 @@ good checkpoint).
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from collections.abc import Sequence
 
+from keras_sagan import quiet
 from keras_sagan.errors import EXIT_USAGE, one_line
 
 PROG = "keras-sagan train"
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
 
 def _main(argv: Sequence[str] | None, prog: str) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before the imports below load TensorFlow.
+    quiet.import_quietly()  # Before the imports below load TensorFlow: its start-up notices dropped.
     from keras_sagan import backend
 
     try:

@@ -20,9 +20,11 @@ import keras
 import numpy as np
 from PIL import Image
 
-from keras_sagan import attention_maps, interpolation, serving
+from keras_sagan import attention_maps, interpolation
 from keras_sagan.errors import UsageError, bad_value
+from keras_sagan.export import saved_model
 from keras_sagan.images import to_uint8
+from keras_sagan.models.sampling import sample
 
 MAX_GRID = 64
 """Most images in one grid request."""
@@ -139,7 +141,7 @@ class Explorer:
         num = params.int("num", 1, MAX_GRID, 16)
         seed = params.int("seed", 0, 2**31 - 1, 0)
         truncation = params.float("truncation", 0.0)
-        return num, serving.sample_inputs(num, self.z_dim, self.num_classes, seed, truncation, self._label(params))
+        return num, saved_model.sample_inputs(num, self.z_dim, self.num_classes, seed, truncation, self._label(params))
 
     def samples(self, query: dict) -> dict:
         """`{"images": [data URL, ...], "labels": [...] or None}` for `seed`, `num`, `truncation`, `label`."""
@@ -147,7 +149,7 @@ class Explorer:
         _, generator = self._variant(params)
         _, (z, labels) = self._grid_inputs(params)
         with self._lock:
-            images = generator(z) if labels is None else generator(z, labels)
+            images = sample(generator, z, labels)
             pixels = keras.ops.convert_to_numpy(to_uint8(images))
         return {
             "images": [png_data_url(p) for p in pixels],
@@ -179,7 +181,7 @@ class Explorer:
             if name not in self._off:
                 self._off[name] = attention_maps.without_attention(generator.keras_generator)
             image, maps = attention_maps.query_maps(generator.keras_generator, z, labels, row, col)
-            off = self._off[name](z, training=False) if labels is None else self._off[name](z, labels, training=False)
+            off = sample(self._off[name], z, labels)
         pixels = keras.ops.convert_to_numpy(to_uint8(image))
         layers = []
         for layer_map in maps:

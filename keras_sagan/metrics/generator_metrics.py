@@ -15,6 +15,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_sagan import backend
 from keras_sagan.metrics.feature_stats import (
     MAX_KID_FEATURES,
     RealStatistics,
@@ -28,6 +29,7 @@ from keras_sagan.metrics.inception_score import inception_score
 from keras_sagan.metrics.kid import kernel_inception_distance
 from keras_sagan.metrics.networks import Extractor, extract_features
 from keras_sagan.metrics.prdc import DEFAULT_K, precision_recall_density_coverage
+from keras_sagan.models.sampling import class_cycle, sample
 
 PRDC_KEYS = ("precision", "recall", "density", "coverage")
 
@@ -45,28 +47,20 @@ def _is_dataset(value: Any) -> bool:
     return isinstance(value, Iterable)  # tf.data.Dataset included
 
 
-def _sampler(generator: keras.Model, labels_fn: Callable | None) -> Callable[[np.random.Generator, int], Any]:
-    """`draw(rng, n)`: `n` images of the generator in inference mode, from `N(0, I)` latents (and labels) of `rng`.
+def _sampler(generator: keras.Model, labels_fn: Callable | None) -> Callable[[np.random.Generator, int, int], Any]:
+    """`draw(rng, n, start)`: `n` images of the generator in inference mode, from `N(0, I)` latents of `rng`.
 
-    The one place evaluation decides how a generator is sampled: float32 latents, then (conditional
-    generators) int32 labels, uniform over the classes unless `labels_fn(rng, n)` gives them; the
-    call is traced once by `tf.function`.
+    The one place evaluation decides how a generator is sampled: float32 latents, then, for a conditional
+    generator, the package's label rule (`models.sampling.class_cycle` from image `start` on: balanced classes)
+    unless `labels_fn(rng, n)` gives the labels; the images come from `models.sampling.sample`.
     """
-    import tensorflow as tf  # Here, not at import: `keras_sagan.metrics` loads no TensorFlow on JAX or torch.
-
     z_dim = int(generator.z_dim)
     num_classes = getattr(generator, "num_classes", None)
-    if num_classes is None:
-        call = tf.function(lambda z: generator(z, training=False), reduce_retracing=True)
-        return lambda rng, n: call(rng.standard_normal((n, z_dim)).astype(np.float32))
-    call = tf.function(lambda z, y: generator(z, y, training=False), reduce_retracing=True)
+    call = backend.compile_inference(lambda z, labels: sample(generator, z, labels))
 
-    def draw(rng: np.random.Generator, n: int) -> Any:
+    def draw(rng: np.random.Generator, n: int, start: int) -> Any:
         z = rng.standard_normal((n, z_dim)).astype(np.float32)
-        if labels_fn is None:
-            labels = rng.integers(0, num_classes, size=(n,)).astype(np.int32)
-        else:
-            labels = np.asarray(labels_fn(rng, n))
+        labels = class_cycle(n, num_classes, start) if labels_fn is None else np.asarray(labels_fn(rng, n))
         return call(z, labels)
 
     return draw
@@ -94,7 +88,8 @@ def evaluate_generator(
     (int or None), called as `generator(z, labels, training=False)` when conditional and
     `generator(z, training=False)` otherwise, returning images `(B, H, W, 3)` in
     `[-1, 1]`. Latents are `N(0, I)` float32 drawn from `np.random.default_rng(seed)`;
-    labels (int32) are uniform over the classes unless `labels_fn` is given.
+    labels (int32) cycle through the classes (`models.sampling.class_cycle`: balanced) unless `labels_fn`
+    is given.
 
     Generated features are reduced to streaming statistics batch by batch; only the
     first `max_kid_features` are kept, for KID and for precision, recall, density and
@@ -168,7 +163,7 @@ def evaluate_generator(
             if isinstance(real_statistics, StatisticsFile) and real_features_for_kid is None:
                 real_features_for_kid = real_statistics.features
 
-    sample = _sampler(generator, labels_fn)
+    draw = _sampler(generator, labels_fn)
     rng = np.random.default_rng(seed)
     stats = None
     all_probs: list[np.ndarray] = []
@@ -176,7 +171,7 @@ def evaluate_generator(
     done = 0
     while done < num_samples:
         n = min(batch_size, num_samples - done)
-        features, logits = extract_features(extractor, sample(rng, n))
+        features, logits = extract_features(extractor, draw(rng, n, done))
         if stats is None:
             stats = StreamingStatistics(features.shape[1], keep=max_kid_features)
         stats.update(features)

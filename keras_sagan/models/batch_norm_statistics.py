@@ -28,7 +28,7 @@ from keras_sagan.errors import bad_value
 
 def batch_norm_layers(model) -> list:
     """The `keras.layers.BatchNormalization` layers of `model` (ours subclass Keras'), in creation order."""
-    # Keras has no public recursive layer walk for subclassed models; serving.py uses the same one.
+    # Keras has no public recursive layer walk for subclassed models (`Model.layers` is one level deep).
     return [
         layer
         for layer in model._flatten_layers(include_self=False, recursive=True)

@@ -38,11 +38,10 @@ import tensorflow as tf
 from keras_sagan import backend
 from keras_sagan.backend import tensorflow as tf_backend
 from keras_sagan.data import validate_global_batch
-from keras_sagan.export import export_generator
-from keras_sagan.loading import read_export_step
+from keras_sagan.export.loading import read_export_step
+from keras_sagan.export.saved_model import export_generator, latest_version_path
 from keras_sagan.metrics import make_evaluation_callback as _make_evaluation_callback
 from keras_sagan.run_directory import REAL_STATS_FILENAME, make_checkpoint, restore_checkpoint, restore_latest
-from keras_sagan.serving import latest_version_path
 from keras_sagan.training import callbacks as callbacks_lib
 from keras_sagan.training import distributed, resume
 from keras_sagan.training.builders import build_dataset, build_gan, configure_cpu_replicas, data_spec, make_strategy

@@ -2,8 +2,9 @@
 
 `TensorFlowStep` is mixed into `SAGAN` when the Keras backend is TensorFlow (`sagan._step_class`).
 `step_jax.JaxStep` is the same step in Keras' stateless JAX pattern; both have the semantics that
-`SAGAN`'s docstring states, and `tests/training/test_cross_backend.py` checks they give the same
-weights from the same state and noise.
+`SAGAN`'s docstring states, and `tests/cross_backend/test_cross_backend.py`
+(`test_one_sagan_step_from_the_same_state_and_noise_gives_the_same_weights`) checks they give the same weights from
+the same state and noise.
 """
 
 import tensorflow as tf

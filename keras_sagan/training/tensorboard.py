@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from keras_sagan.images import DEFAULT_QUERIES, attention_overlays, make_grid, save_grid, to_uint8, upscale
 from keras_sagan.layers import SpectralNormalization
+from keras_sagan.models.sampling import sample
 from keras_sagan.training.steps import IntervalMeans, StepCallback, Throughput, current_step
 
 SCALAR_TAGS = {"d_loss": "loss/d", "g_loss": "loss/g", "d_real": "d/real", "d_fake": "d/fake"}
@@ -29,24 +30,17 @@ def fixed_noise(num_samples: int, z_dim: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((num_samples, z_dim)).astype(np.float32)
 
 
-def _sample_labels(generator, num_samples):
-    if generator.num_classes is None:
-        return None
-    return np.arange(num_samples, dtype=np.int32) % generator.num_classes
-
-
 def generate(generator, z: np.ndarray, return_attention: bool = False):
     """Runs `generator` in inference mode (`training=False`) on `z` and returns uint8 NumPy images.
 
-    A class-conditional generator gets labels `0, 1, 2, ...` (cycling). With
-    `return_attention=True`, also returns the list of attention maps as NumPy arrays.
+    Through `models.sampling.sample`: a class-conditional generator gets its label rule, classes
+    `0, 1, 2, ...` (cycling). With `return_attention=True`, also returns the list of attention maps
+    as NumPy arrays.
     """
-    labels = _sample_labels(generator, len(z))
-    args = (z,) if labels is None else (z, labels)
     if return_attention:
-        images, maps = generator(*args, training=False, return_attention=True)
+        images, maps = sample(generator, z, return_attention=True)
         return _pixels(images), [np.asarray(keras.ops.convert_to_numpy(m), dtype=np.float32) for m in maps]
-    return _pixels(generator(*args, training=False))
+    return _pixels(sample(generator, z))
 
 
 def _pixels(images):

@@ -51,7 +51,7 @@ def conditional(tmp_path_factory):
 @pytest.fixture(scope="session")
 def saved_model(unconditional, tmp_path_factory):
     """The unconditional generator exported as a TF Serving SavedModel (its version directory)."""
-    from keras_sagan.export import export_generator
+    from keras_sagan.export.saved_model import export_generator
 
     return export_generator(unconditional[0], str(tmp_path_factory.mktemp("export") / "g"))
 

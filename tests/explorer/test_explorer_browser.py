@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_sagan import serving
+from keras_sagan.export.saved_model import sample_z
 from keras_sagan.images import to_uint8
 from keras_sagan.interpolation import seed_z
 
@@ -109,7 +109,7 @@ def test_clicking_a_pixel_shows_every_layers_map_for_it(page, unconditional, tmp
     panel = page.find_element("id", "attention")
     assert (panel.get_attribute("data-row"), panel.get_attribute("data-col")) == ("10", "21")
     # Independently: the grid's z for sample 3 (seed 0, 8 images) and the full maps of the generator.
-    z = serving.sample_z(8, 16, 0, 0.0).numpy()[3:4]
+    z = sample_z(8, 16, 0, 0.0).numpy()[3:4]
     _, maps = generator(z, training=False, return_attention=True)
     overlays = page.find_elements("css selector", "img.attention-map")
     for overlay, full, resolution, cell in zip(overlays, maps, (8, 16), ((2, 5), (5, 10))):

@@ -6,7 +6,7 @@ from cli_checks import cli_error
 from PIL import Image
 
 from keras_sagan import cli
-from keras_sagan.loading import load_generator
+from keras_sagan.export.loading import load_generator
 
 
 def test_attention_writes_one_figure_and_prints_each_layer(unconditional, tmp_path, capsys):

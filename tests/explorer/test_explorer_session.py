@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_sagan import serving
 from keras_sagan.errors import UsageError
 from keras_sagan.explorer.server import make_server
 from keras_sagan.explorer.session import MAX_GRID, Explorer, png_data_url
+from keras_sagan.export.loading import load_generator_variants
+from keras_sagan.export.saved_model import sample_labels, sample_z
 from keras_sagan.images import to_uint8
-from keras_sagan.loading import load_generator_variants
 
 
 def decode(url):
@@ -32,8 +32,8 @@ def conditional_explorer(conditional):
 def test_samples_are_the_sample_signatures_draws(conditional, conditional_explorer):
     generator, _ = conditional
     result = conditional_explorer.samples({"seed": ["5"], "num": ["3"], "truncation": ["0.7"]})
-    z = serving.sample_z(3, 16, 5, 0.7).numpy()
-    labels = serving.sample_labels(3, 3, 5).numpy()
+    z = sample_z(3, 16, 5, 0.7).numpy()
+    labels = sample_labels(3, 3, 5).numpy()
     assert result["labels"] == labels.tolist()
     expected = keras.ops.convert_to_numpy(to_uint8(generator(z, labels, training=False)))
     np.testing.assert_array_equal(np.stack([decode(url) for url in result["images"]]), expected)
@@ -53,7 +53,7 @@ def test_attention_of_a_grid_sample(conditional, conditional_explorer):
     generator, _ = conditional
     query = {"seed": ["5"], "num": ["3"], "index": ["2"], "row": ["7"], "col": ["30"], "label": ["1"]}
     result = conditional_explorer.attention(query)
-    z = serving.sample_z(3, 16, 5, 0.0).numpy()[2:3]
+    z = sample_z(3, 16, 5, 0.0).numpy()[2:3]
     images, maps = generator(z, np.array([1]), training=False, return_attention=True)
     (layer,) = result["layers"]
     assert layer["query"] == [3, 15] and layer["key_side"] == 8 and layer["gamma"] == pytest.approx(0.5)
@@ -92,7 +92,7 @@ def test_a_saved_model_samples_but_has_no_maps(saved_model, unconditional):
     explorer = Explorer(load_generator_variants(saved_model))
     assert explorer.info()["attention_unavailable"].startswith("a SavedModel")
     result = explorer.samples({"seed": ["1"], "num": ["2"]})
-    expected = keras.ops.convert_to_numpy(to_uint8(unconditional[0](serving.sample_z(2, 16, 1, 0.0), training=False)))
+    expected = keras.ops.convert_to_numpy(to_uint8(unconditional[0](sample_z(2, 16, 1, 0.0), training=False)))
     np.testing.assert_array_equal(np.stack([decode(url) for url in result["images"]]), expected)
     with pytest.raises(UsageError, match="SavedModel, for sampling only"):
         explorer.attention({"row": ["0"], "col": ["0"]})
@@ -105,7 +105,7 @@ def test_a_run_with_ema_offers_both_generators(ema_run):
     explorer = Explorer(variants)
     ema = explorer.samples({"seed": ["0"], "num": ["1"]})["images"]
     live = explorer.samples({"seed": ["0"], "num": ["1"], "variant": ["live"]})["images"]
-    z = serving.sample_z(1, variants["live"].z_dim, 0, 0.0).numpy()
+    z = sample_z(1, variants["live"].z_dim, 0, 0.0).numpy()
     for urls, generator in ((ema, variants["ema"]), (live, variants["live"])):
         expected = keras.ops.convert_to_numpy(to_uint8(generator.keras_generator(z, training=False)))
         np.testing.assert_array_equal(decode(urls[0]), expected[0])

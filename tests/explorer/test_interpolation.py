@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_sagan import interpolation, serving
+from keras_sagan import interpolation
 from keras_sagan.errors import UsageError
+from keras_sagan.export.loading import load_generator
+from keras_sagan.export.saved_model import sample_z
 from keras_sagan.images import to_uint8
 from keras_sagan.layers.conditional_batch_norm import ConditionalBatchNormalization
-from keras_sagan.loading import load_generator
 
 
 def test_lerp_is_the_straight_line():
@@ -126,5 +127,5 @@ def test_walk_ends_are_the_seeds_samples(unconditional, conditional):
 
 
 def test_seed_z_is_the_sample_signatures_noise():
-    np.testing.assert_array_equal(interpolation.seed_z(7, 16, 0.5), serving.sample_z(1, 16, 7, 0.5).numpy()[0])
+    np.testing.assert_array_equal(interpolation.seed_z(7, 16, 0.5), sample_z(1, 16, 7, 0.5).numpy()[0])
     assert np.abs(interpolation.seed_z(7, 16, 0.5)).max() <= 0.5

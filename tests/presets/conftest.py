@@ -8,7 +8,7 @@ from run_fixtures import ema_sagan, write_run
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
     """`{"gan", "run", "preset", "z", "ema_images"}`: a tiny EMA run (TF checkpoint) and its exported preset."""
-    from keras_sagan.preset_export import export_preset
+    from keras_sagan.export.preset import export_preset
 
     root = tmp_path_factory.mktemp("exported")
     gan = ema_sagan()

@@ -14,9 +14,10 @@ from PIL import Image
 from run_fixtures import ema_sagan
 
 import keras_sagan
-import keras_sagan.preset_export
-from keras_sagan import cli, loading
+import keras_sagan.export.preset
+from keras_sagan import cli
 from keras_sagan.checkpoint_files import StateCheckpointManager
+from keras_sagan.export import loading
 from keras_sagan.models import presets
 from keras_sagan.run_directory import RunDirectory, StateCheckpoint
 from keras_sagan.training.sagan import SAGAN
@@ -133,7 +134,7 @@ def test_savedmodel_cannot_become_a_preset(exported, tmp_path, capsys):
 def test_keras_file_becomes_a_generator_only_preset(exported, tmp_path):
     keras_file = str(tmp_path / "g.keras")
     exported["gan"].ema_generator.save(keras_file)
-    folder = keras_sagan.preset_export.export_preset(keras_file, str(tmp_path / "p"))
+    folder = keras_sagan.export.preset.export_preset(keras_file, str(tmp_path / "p"))
     generator = keras_sagan.Generator.from_preset(folder)
     np.testing.assert_array_equal(np.asarray(generator(exported["z"], training=False)), exported["ema_images"])
     assert json.load(open(os.path.join(folder, "metadata.json")))["networks"] == ["generator"]

@@ -15,7 +15,8 @@ from hub_caches import lay_out_hf_cache, lay_out_kaggle_cache
 from huggingface_hub import constants as hf_constants
 
 import keras_sagan
-from keras_sagan import cli, hubs, loading
+from keras_sagan import cli, hubs
+from keras_sagan.export import loading
 from keras_sagan.hubs import HubError
 from keras_sagan.models import presets
 

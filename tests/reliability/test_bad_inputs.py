@@ -1,8 +1,8 @@
 """The reliability issue's bad inputs and broken runs, as a user meets them on the command line: each is
 one line on stderr naming the value and what is accepted, exit status 2 (3 for a diverged run)."""
 
+import fcntl
 import os
-import socket
 import subprocess
 import sys
 
@@ -12,9 +12,11 @@ import tensorflow as tf
 from cli_checks import cli_error  # noqa: E402
 
 import keras_sagan
+from keras_sagan.atomic_file import temporary_name
 from keras_sagan.cli import train as train_cli
-from keras_sagan.export import ExportError, export_generator
-from keras_sagan.loading import ModelLoadError
+from keras_sagan.export.formats import ExportError
+from keras_sagan.export.loading import ModelLoadError
+from keras_sagan.export.saved_model import EXPORT_LOCK, MARKER_FILENAME, export_generator
 from keras_sagan.run_directory import RunDirectory, make_checkpoint
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": os.getcwd()}
@@ -86,35 +88,39 @@ def _with_sample(load, outputs):
     return patched
 
 
-def test_export_removes_stray_temporaries_of_killed_exports_only(generator, tmp_path):
+def test_export_removes_the_temporaries_of_killed_exports(generator, tmp_path):
     base = tmp_path / "base"
     base.mkdir()
-    host = socket.gethostname()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    try:
-        strays = [f".tmp-{'a' * 32}", f".tmp-{host}-{int(dead.stdout)}-{'b' * 32}"]
-        kept = [f".tmp-{host}-{live.pid}-{'c' * 32}", f".tmp-otherhost-1-{'d' * 32}"]
-        for name in strays + kept:
-            (base / name).mkdir()
-        path = export_generator(generator, base)
-    finally:
-        live.kill()
-        live.wait()
-    assert sorted(os.listdir(base)) == sorted(["1", "keras_sagan_model.json", *kept])
-    assert os.path.basename(path) == "1"
+    # A killed export's `atomic_directory` temporary, and the names of exports before it (`.tmp-<hex>`, with host/pid).
+    strays = [os.path.basename(temporary_name(base / "1")), f".tmp-{'a' * 32}", f".tmp-host-1-{'b' * 32}"]
+    for name in strays:
+        (base / name).mkdir()
+    assert os.path.basename(export_generator(generator, base)) == "1"
+    assert sorted(os.listdir(base)) == sorted(["1", EXPORT_LOCK, MARKER_FILENAME])
+
+
+def test_an_export_into_a_base_path_being_written_is_one_line_and_keeps_its_temporary(generator, tmp_path):
+    base = tmp_path / "base"
+    base.mkdir()
+    running = base / os.path.basename(temporary_name(base / "1"))
+    running.mkdir()
+    with open(base / EXPORT_LOCK, "a") as held:  # Another export's lock (a second open file conflicts, as a process).
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ExportError, match=r"another export is writing to .*base \(it holds .*\.lock\); wait"):
+            export_generator(generator, base)
+    assert running.is_dir() and not (base / "1").exists()
 
 
 def test_an_export_without_space_is_one_line_and_leaves_nothing(generator, tmp_path, monkeypatch):
     def full_disk(module, path, signatures=None):
-        os.makedirs(path)
+        os.makedirs(path, exist_ok=True)
         raise tf.errors.ResourceExhaustedError(None, None, "saved_model.pb; No space left on device\ndetail")
 
     monkeypatch.setattr(tf.saved_model, "save", full_disk)
     with pytest.raises(ExportError) as info:
         export_generator(generator, tmp_path / "base")
     assert "\n" not in str(info.value) and "no space left" in str(info.value)
-    assert os.listdir(tmp_path / "base") == ["keras_sagan_model.json"]
+    assert sorted(os.listdir(tmp_path / "base")) == sorted([EXPORT_LOCK, MARKER_FILENAME])
 
 
 def test_sigint_while_tensorflow_loads_is_one_line(monkeypatch, capsys):

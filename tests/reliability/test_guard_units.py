@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import keras_sagan
-from keras_sagan.loading import ModelLoadError, check_finite_generator, nonfinite_variables
+from keras_sagan.export.loading import ModelLoadError, check_finite_generator, nonfinite_variables
 from keras_sagan.metrics.fid_network import FIDInceptionExtractor
 from keras_sagan.run_directory import RunDirectory, make_checkpoint
 from keras_sagan.training.callbacks import CheckpointSaveError, CheckpointSaver

@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras_sagan import cli
 from keras_sagan.cli import train as train_cli
 from keras_sagan.errors import UsageError
-from keras_sagan.loading import read_export_step
+from keras_sagan.export.loading import read_export_step
 from keras_sagan.training import loop
 from keras_sagan.training.config import TrainConfig
 

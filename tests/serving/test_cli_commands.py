@@ -14,7 +14,8 @@ from PIL import Image
 from run_fixtures import ema_sagan, write_run
 
 import keras_sagan
-from keras_sagan import cli, export, loading, serving
+from keras_sagan import cli
+from keras_sagan.export import loading, saved_model
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -41,7 +42,7 @@ def _z():
 
 def test_export_from_checkpoint_uses_ema(run, saved, capsys):
     _, gan = run
-    assert serving.list_versions(saved) == [1]
+    assert saved_model.list_versions(saved) == [1]
     images = tf.saved_model.load(os.path.join(saved, "1")).signatures["serving_default"](z=tf.constant(_z()))
     np.testing.assert_allclose(images["images"].numpy(), np.asarray(gan.ema_generator(_z(), training=False)), atol=1e-5)
     assert not np.allclose(images["images"].numpy(), np.asarray(gan.generator(_z(), training=False)), atol=1e-3)
@@ -93,9 +94,16 @@ def test_sample_labels_on_unconditional_model(saved, tmp_path, capsys):
     assert not os.path.exists(tmp_path / "x.png")
 
 
+def test_an_os_error_keeps_its_errno_text_and_path(saved, tmp_path, capsys):
+    (tmp_path / "file").write_text("")  # `--out` under a file: `os.makedirs` cannot make that folder.
+    out = tmp_path / "file" / "x.png"
+    err = cli_error(capsys, ["sample", "--model", saved, "--num", "1", "--out", str(out)])
+    assert err == f"error: [Errno 17] File exists: '{tmp_path / 'file'}'\n"  # Was `error: FileExistsError`.
+
+
 def test_sample_num_above_cap(saved, tmp_path, capsys):
     err = cli_error(capsys, ["sample", "--model", saved, "--num", "5000", "--out", str(tmp_path / "x.png")])
-    assert str(serving.MAX_IMAGES) in err
+    assert str(saved_model.MAX_IMAGES) in err
 
 
 def test_info_saved_model(saved, capsys):
@@ -145,7 +153,7 @@ def test_bad_checkpoints(run, tmp_path, capsys):
             json.dump({"generator": run[1].generator.get_config() | change}, f)
         err = cli_error(capsys, ["export", "--checkpoint", str(tmp_path / "mismatch"), "--out", str(tmp_path / "out")])
         assert "does not match the generator described by config.json" in err
-    assert serving.list_versions(tmp_path / "out") == []
+    assert saved_model.list_versions(tmp_path / "out") == []
 
 
 def test_module_entry_point(saved, tmp_path):
@@ -173,7 +181,7 @@ def test_module_entry_point(saved, tmp_path):
 
 def test_sample_conditional_labels(tmp_path, capsys):
     generator = keras_sagan.build_generator("cifar10_32", conv_dim=4, num_classes=10)
-    base = export.export_generator(generator, tmp_path / "cifar")
+    base = saved_model.export_generator(generator, tmp_path / "cifar")
     out = str(tmp_path / "c.png")
     assert cli.main(["sample", "--model", base, "--num", "3", "--labels", "4", "--out", out]) == 0
     assert cli.main(["sample", "--model", base, "--num", "3", "--labels", "4,4", "4", "--out", out + "2.png"]) == 0

@@ -21,7 +21,8 @@ from PIL import Image
 from run_fixtures import ema_sagan, write_run
 
 import keras_sagan
-from keras_sagan import cli, export
+from keras_sagan import cli
+from keras_sagan.export import saved_model
 from keras_sagan.metrics import StatisticsFile, networks
 from keras_sagan.metrics.domain import FEATURE_DIM, DomainClassifierExtractor
 
@@ -49,7 +50,7 @@ def models(tmp_path_factory):
     run = str(tmp_path_factory.mktemp("runs") / "celeba")
     write_run(run, gan, checkpoint_number=1)
     saved = str(tmp_path_factory.mktemp("saved") / "celeba")
-    export.export_generator(run, saved)
+    saved_model.export_generator(run, saved)
     return run, saved
 
 
@@ -228,7 +229,7 @@ def test_inception_weights(models, tmp_path, monkeypatch, capsys):
 def test_conditional_saved_model_gets_labels(tmp_path, weights, capsys):
     generator = keras_sagan.build_generator("cifar10_32", conv_dim=4, num_classes=10)
     base = str(tmp_path / "cifar")
-    export.export_generator(generator, base)
+    saved_model.export_generator(generator, base)
     args = ["--data", "demo", "--num_samples", "10", "--batch_size", "5", "--inception_weights", weights]
     results, _ = _evaluate(capsys, "--model", base, *args)
     assert np.isfinite(results["fid"])

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import keras_sagan
-from keras_sagan import export, serving
+from keras_sagan.export import saved_model
 
 NUM_CLASSES = 10
 
@@ -17,7 +17,7 @@ def generator():
 
 @pytest.fixture(scope="module")
 def loaded(generator, tmp_path_factory):
-    return tf.saved_model.load(export.export_generator(generator, tmp_path_factory.mktemp("cond") / "cifar"))
+    return tf.saved_model.load(saved_model.export_generator(generator, tmp_path_factory.mktemp("cond") / "cifar"))
 
 
 def _sample(loaded, num_images, seed, labels, truncation=0.0):
@@ -64,14 +64,15 @@ def test_bad_labels(loaded, labels, message):
 def test_sample_with_labels(loaded):
     labels = [1, 2, 3]
     images = _sample(loaded, 3, 5, labels, truncation=0.8)
-    z = serving.sample_z(tf.constant(3), 128, tf.constant(5, tf.int64), tf.constant(0.8))
+    z = saved_model.sample_z(tf.constant(3), 128, tf.constant(5, tf.int64), tf.constant(0.8))
     direct = loaded.signatures["serving_default"](z=z, labels=tf.constant(labels))["images"].numpy()
     np.testing.assert_allclose(images, direct, atol=1e-6)
     with pytest.raises(tf.errors.InvalidArgumentError, match="one entry per row"):
         _sample(loaded, 4, 5, labels)
 
 
-def test_sample_empty_labels_draws_them_from_the_seed(loaded):
-    a = _sample(loaded, 6, 5, [])
-    np.testing.assert_array_equal(a, _sample(loaded, 6, 5, []))
-    assert a.shape == (6, 32, 32, 3)
+def test_sample_without_labels_cycles_the_classes_from_the_seed(loaded):
+    # models.sampling's rule: image i of seed s gets class (s + i) mod 10; seed 13 starts at class 3.
+    a = _sample(loaded, 12, 13, [])
+    np.testing.assert_array_equal(a, _sample(loaded, 12, 13, [3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4]))
+    assert a.shape == (12, 32, 32, 3)

@@ -13,7 +13,8 @@ from cli_checks import cli_error  # noqa: E402
 from run_fixtures import ema_sagan, write_run
 
 import keras_sagan
-from keras_sagan import cli, export
+from keras_sagan import cli
+from keras_sagan.export import formats, portable
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 RUNNER = os.path.join(os.path.dirname(__file__), "run_portable.py")
@@ -67,10 +68,10 @@ def exported(request, tmp_path_factory):
     for layer in generator.attention_layers:
         layer.gamma.assign(0.7)  # Attention contributes.
     directory = tmp_path_factory.mktemp(request.param)
-    onnx_path = export.export_onnx(generator, directory / "g.onnx")
+    onnx_path = portable.export_onnx(generator, directory / "g.onnx")
     # The resnet generators need a fixed batch for LiteRT (test_litert_dynamic_batch_...).
     batch = None if generator.architecture == "dcgan" else 4
-    litert_path = export.export_litert(generator, directory / "g.tflite", batch_size=batch)
+    litert_path = portable.export_litert(generator, directory / "g.tflite", batch_size=batch)
     return generator, onnx_path, litert_path
 
 
@@ -189,9 +190,9 @@ def test_failed_export_leaves_no_file(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("converter crashed")
 
-    monkeypatch.setattr(type(export.serving.inference_model(generator)), "export", fail)
+    monkeypatch.setattr(type(portable.inference_model(generator)), "export", fail)
     with pytest.raises(RuntimeError, match="converter crashed"):
-        export.export_onnx(generator, tmp_path / "g.onnx")
+        portable.export_onnx(generator, tmp_path / "g.onnx")
     assert os.listdir(tmp_path) == []
 
 
@@ -225,7 +226,7 @@ def test_missing_exporter_names_the_package(tmp_path):
 def test_inference_model_reads_no_u_and_equals_the_generator():
     generator = keras_sagan.build_generator("cifar10_32", conv_dim=8, z_dim=Z_DIM, num_classes=10)
     inputs = _inputs(generator)
-    model = export.serving.inference_model(generator)
+    model = portable.inference_model(generator)
     before = model(inputs)
     # Spectral norm is folded into the copy's kernels: scrambling every u it still holds changes nothing.
     scrambled = [v for v in model.variables if v.path.endswith("/u")]
@@ -241,5 +242,5 @@ def test_inference_model_reads_no_u_and_equals_the_generator():
 def test_cli_formats_are_the_exporters_and_the_package_exports_them():
     from keras_sagan.cli import export as export_command
 
-    assert export_command.FORMATS == export.FORMATS  # The command lists them without importing TensorFlow.
-    assert keras_sagan.export_onnx is export.export_onnx and keras_sagan.export_litert is export.export_litert
+    assert export_command.FORMATS == formats.FORMATS  # The command lists them without importing TensorFlow.
+    assert keras_sagan.export_onnx is portable.export_onnx and keras_sagan.export_litert is portable.export_litert

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_sagan import images, serving
+from keras_sagan import images
+from keras_sagan.export import saved_model
 
 
 def _z(num, seed, truncation, z_dim=64):
-    return serving.sample_z(tf.constant(num), z_dim, tf.constant(seed, tf.int64), tf.constant(truncation)).numpy()
+    return saved_model.sample_z(tf.constant(num), z_dim, tf.constant(seed, tf.int64), tf.constant(truncation)).numpy()
 
 
 def test_shape_dtype_determinism():

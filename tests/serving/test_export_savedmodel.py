@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import keras_sagan
-from keras_sagan import export, serving
+from keras_sagan.export import saved_model
 
 Z_DIM = 128
 IMAGE_SIZE = 32
@@ -25,7 +25,7 @@ def generator():
 
 @pytest.fixture(scope="module")
 def exported(generator, tmp_path_factory):
-    return export.export_generator(generator, tmp_path_factory.mktemp("export") / "demo")
+    return saved_model.export_generator(generator, tmp_path_factory.mktemp("export") / "demo")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_layout(exported):
     assert os.path.basename(exported) == "1"
     assert os.path.isfile(os.path.join(exported, "saved_model.pb"))
     assert os.path.isdir(os.path.join(exported, "variables"))
-    marker = os.path.join(os.path.dirname(exported), serving.MARKER_FILENAME)
+    marker = os.path.join(os.path.dirname(exported), saved_model.MARKER_FILENAME)
     with open(marker, encoding="utf-8") as f:
         assert json.load(f)["generator"]["conv_dim"] == 8
 
@@ -183,9 +183,9 @@ def _sample(loaded, num_images, seed, truncation=0.0):
     )
 
 
-@pytest.mark.parametrize("num_images", [0, -3, serving.MAX_IMAGES + 1])
+@pytest.mark.parametrize("num_images", [0, -3, saved_model.MAX_IMAGES + 1])
 def test_sample_num_images_cap(loaded, num_images):
-    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"num_images must be in \[1, {serving.MAX_IMAGES}\]"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"num_images must be in \[1, {saved_model.MAX_IMAGES}\]"):
         _sample(loaded, num_images, 0)
 
 
@@ -194,7 +194,7 @@ def test_sample_is_serving_default_on_sample_z(loaded):
         outputs = _sample(loaded, 4, 7, truncation)
         assert outputs["images"].shape == (4, IMAGE_SIZE, IMAGE_SIZE, 3)
         assert outputs["images_uint8"].dtype == tf.uint8
-        z = serving.sample_z(tf.constant(4), Z_DIM, tf.constant(7, tf.int64), tf.constant(truncation))
+        z = saved_model.sample_z(tf.constant(4), Z_DIM, tf.constant(7, tf.int64), tf.constant(truncation))
         direct = loaded.signatures["serving_default"](z=z)["images"]
         np.testing.assert_allclose(outputs["images"].numpy(), direct.numpy(), atol=1e-6)
 

@@ -22,7 +22,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks
 import reference_model  # noqa: E402  (benchmarks/, after torch)
 from cli_checks import cli_error  # noqa: E402
 
-from keras_sagan import cli, export, loading  # noqa: E402
+from keras_sagan import cli  # noqa: E402
+from keras_sagan.export import loading, saved_model  # noqa: E402
 from keras_sagan.models.generator import Generator  # noqa: E402
 from keras_sagan.models.presets import build_discriminator  # noqa: E402
 from keras_sagan.reference import import_reference  # noqa: E402
@@ -162,7 +163,7 @@ def test_inference_mode_after_convergence_and_served_images(reference, tmp_path)
         expected = g(torch.from_numpy(z))[0].permute(0, 2, 3, 1).numpy()  # eval: one more power iteration
     generator = loading.load_generator(out).keras_generator
     np.testing.assert_allclose(np.asarray(generator(z, training=False)), expected, atol=1e-4)
-    version = export.export_generator(out, tmp_path / "served")
+    version = saved_model.export_generator(out, tmp_path / "served")
     served = tf.saved_model.load(version).signatures["serving_default"](z=tf.constant(z))["images"].numpy()
     np.testing.assert_allclose(served, expected, atol=1e-4)
 

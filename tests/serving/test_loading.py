@@ -1,4 +1,4 @@
-"""`keras_sagan.loading.load_generator`: every kind of model path gives the same images, bad paths one line."""
+"""`keras_sagan.export.loading.load_generator`: every kind of model path gives the same images, bad paths one line."""
 
 import os
 
@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from run_fixtures import ema_sagan, write_run
 
-from keras_sagan import export, loading
+from keras_sagan.export import loading, saved_model
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def paths(tmp_path_factory):
     run_dir = str(root / "run")
     write_run(run_dir, gan)
     base = str(root / "saved")
-    version = export.export_generator(gan, base)
+    version = saved_model.export_generator(gan, base)
     keras_file = str(root / "g.keras")
     gan.ema_generator.save(keras_file)
     z = np.random.RandomState(3).randn(3, gan.generator.z_dim).astype("float32")

@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 import keras_sagan
-from keras_sagan import export
+from keras_sagan.export import saved_model
 
 _PATH = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "serving_client.py")
 _spec = importlib.util.spec_from_file_location("serving_client", _PATH)
@@ -21,7 +21,7 @@ _spec.loader.exec_module(client)
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     generator = keras_sagan.build_generator("celeba64", image_size=32, conv_dim=8)
-    return tf.saved_model.load(export.export_generator(generator, tmp_path_factory.mktemp("client") / "demo"))
+    return tf.saved_model.load(saved_model.export_generator(generator, tmp_path_factory.mktemp("client") / "demo"))
 
 
 @pytest.fixture(scope="module")

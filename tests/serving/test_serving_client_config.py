@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_sagan import loading, serving
+from keras_sagan.export import loading, saved_model
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models")
 CONTAINER_ROOT = "/models/"  # where README.md's docker command mounts saved_models/
@@ -35,7 +35,7 @@ def test_models_config_parses_and_readme_names_each_model():
 def test_shipped_models_serve():
     for config in _configs():
         base = os.path.join(ROOT, config.base_path[len(CONTAINER_ROOT) :])
-        versions = serving.list_versions(base)
+        versions = saved_model.list_versions(base)
         if not versions:
             pytest.skip(f"{base} has no exported version yet")
         path = os.path.join(base, str(versions[-1]))

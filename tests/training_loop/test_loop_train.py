@@ -115,7 +115,7 @@ def test_rerun_resumes_and_continues_the_step_count(first_run, capsys):
     again = loop.train(tiny_config(config.model_dir, steps=8, ema_decay=0.9))
     assert again.initial_step == again.step == 8 and again.logs == {}
     assert again.export_path == result.export_path
-    assert sorted(os.listdir(export_dir)) == ["1", "2", "keras_sagan_model.json"]
+    assert sorted(os.listdir(export_dir)) == [".keras_sagan_export.lock", "1", "2", "keras_sagan_model.json"]
     assert "nothing to train" in capsys.readouterr().out
 
 

@@ -25,9 +25,9 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from keras_sagan import serving
 from keras_sagan.checkpoint_files import nonfinite_variables  # noqa: F401  (re-exported)
 from keras_sagan.errors import UsageError, one_line
+from keras_sagan.export import saved_model as serving  # The layout it reads; the graph `sample` runs.
 from keras_sagan.models.generator import Generator
 from keras_sagan.run_directory import (
     CHECKPOINT_EMA_GENERATOR,
@@ -283,22 +283,26 @@ class LoadedGenerator:
         return f"<LoadedGenerator {self.description}>"
 
     def __call__(self, z, labels=None, training=False):
-        """Images in [-1, 1] `(batch, H, W, 3)` for `z` (and `labels`), in inference mode.
+        """Images in [-1, 1] `(batch, H, W, 3)` for `z` (and `labels`), in inference mode. To sample with the
+        package's label rule when no labels are given, call `keras_sagan.models.sampling.sample(this, z)`.
 
         `training` exists so that this object can stand in for a Keras generator; it must be False.
         """
         if training:
             raise ValueError("`training` must be False; received: training=True (a loaded generator only infers)")
         if self.keras_generator is not None:
-            args = (z,) if labels is None else (z, labels)
-            return self.keras_generator(*args, training=False)
+            return self.keras_generator(z, labels, training=False)
         inputs = {"z": tf.convert_to_tensor(z, tf.float32)}  # A SavedModel: its serving_default signature.
-        if labels is not None:
+        if self.num_classes is not None:  # Its signature takes `labels`; an unconditional model's does not.
             inputs["labels"] = tf.convert_to_tensor(labels, tf.int32)
         return self._signatures["serving_default"](**inputs)["images"]
 
     def sample(self, num_images: int, seed: int = 0, truncation: float = 0.0, labels=None) -> dict:
-        """The `sample` signature's outputs (`images`, `images_uint8`) for `num_images` seeded images."""
+        """The `sample` signature's outputs (`images`, `images_uint8`) for `num_images` seeded images.
+
+        Without `labels`, a conditional model's image `i` gets class `(seed + i) mod num_classes`
+        (`keras_sagan.models.sampling.class_cycle`).
+        """
         labels = list(labels or [])
         if labels and self.num_classes is None:
             raise ModelLoadError(f"{self.path} is an unconditional model; labels do not apply")

@@ -1,15 +1,16 @@
-"""What a served generator is: its inference graph and the TF Serving base-path layout.
+"""TF Serving SavedModels: the served graph (`serving_module`), the base-path layout, and `export_generator`.
 
-`serving_module(generator)` is the `tf.Module` that `keras_sagan.export.export_generator` saves
-as a TF Serving SavedModel and that `keras_sagan.loading` runs in-process for a Keras generator,
-so both paths give the same images. Signatures (method `tensorflow/serving/predict`):
+`serving_module(generator)` is the `tf.Module` that `export_generator` saves and that
+`keras_sagan.export.loading` runs in-process for a Keras generator, so both paths give the same images.
+Signatures (method `tensorflow/serving/predict`):
 
 - `serving_default`: inputs `z` float32 `[batch, z_dim]` (and `labels` int32 `[batch]` for a
   class-conditional generator); outputs `images` float32 `[batch, H, W, 3]` in [-1, 1] and
   `images_uint8` uint8 `[batch, H, W, 3]`, `clip(round((images + 1) * 127.5), 0, 255)`.
 - `sample`: scalar inputs `num_images` int32 (1 to `MAX_IMAGES`), `seed` int64 and `truncation`
-  float32 (and `labels` int32 `[num_images]` for a conditional generator, or `[0]` to draw
-  classes uniformly from the seed); `z` is drawn inside the graph by `sample_z`. Same outputs.
+  float32 (and `labels` int32 `[num_images]` for a conditional generator, or `[0]` for the classes of
+  `keras_sagan.models.sampling.class_cycle`: image `i` gets `(seed + i) mod num_classes`); `z` is drawn
+  inside the graph by `sample_z`. Same outputs.
 - `attention` (only for a generator with attention layers): inputs `z` (and `labels`) as
   `serving_default`'s, and scalar int32 `row` and `col`, a query pixel of the image. Outputs `images`,
   `images_uint8`, and per attention layer `<name>` float32 `[batch, k, k]` (where that pixel's cell
@@ -18,27 +19,37 @@ so both paths give the same images. Signatures (method `tensorflow/serving/predi
 
 The graph calls the generator with `training=False`: BatchNorm uses its moving statistics and
 spectral normalisation its stored `u` without updating it, so the same inputs always give the
-same images.
+same images. The SavedModel loads with plain `tf.saved_model.load`; keras_sagan is not needed to serve it.
 
-A TF Serving base path holds numbered version directories (`list_versions`) and a
-`MARKER_FILENAME` file with the generator config that every version shares.
-
-`inference_model(generator, batch_size=None)` is the same inference graph as a functional Keras
-model with named inputs (`z`, and `labels` for a conditional generator) and outputs (`images`,
-`images_uint8`), which Keras' ONNX and LiteRT exporters convert (`keras_sagan.export`).
+`export_generator` writes `base_path/<version>/`, the layout TF Serving's model server watches: numbered
+version directories (`list_versions`) and a `MARKER_FILENAME` file with the generator config that every
+version shares. A version is written through `keras_sagan.atomic_file.atomic_directory` (a temporary beside
+it, renamed into place) while the export holds `base_path`'s lock (`EXPORT_LOCK`, a `RunLock`), so a temporary
+found by the lock's holder was left by a killed export and is removed.
 
 No XLA option: on the 2-core CPU this was measured on, `jit_compile=True` made the exported
 function slower (64x64 conv_dim 64 generator: 25 vs 19 ms at batch 1, 182 vs 152 ms at batch 16,
 750 vs 579 ms at batch 64; the small 32x32 models too), so the functions run without it.
 """
 
+import errno
+import json
 import math
 import os
+import shutil
+import sys
 
+import numpy as np
 import tensorflow as tf
 
+from keras_sagan.atomic_file import atomic_directory, is_temporary
+from keras_sagan.errors import one_line
+from keras_sagan.export import loading  # A module (not names): loading imports this module too.
+from keras_sagan.export.formats import ExportError
 from keras_sagan.images import to_uint8
-from keras_sagan.layers.spectral_normalization import SpectralNormalization
+from keras_sagan.models.sampling import class_cycle
+from keras_sagan.run_directory import write_json_atomically
+from keras_sagan.run_lock import RunLock
 
 MAX_IMAGES = 1024
 """Largest `num_images` the `sample` signature accepts."""
@@ -48,9 +59,19 @@ MARKER_FILENAME = "keras_sagan_model.json"
 EXPORT_RECORD = os.path.join("assets.extra", "keras_sagan_export.json")
 """Inside a version directory: `{"step": the training step of the exported weights}` (TF Serving ignores it)."""
 
-# Second halves of the stateless seeds: z and random labels use separate streams.
-_Z_STREAM = 0
-_LABEL_STREAM = 1
+EXPORT_LOCK = ".keras_sagan_export.lock"
+"""In a base path: the lock an export holds while it writes a version (TF Serving ignores the file)."""
+
+# Names of temporaries left by exports of keras_sagan before `atomic_file` (`.tmp-<hex>`, `.tmp-<host>-<pid>-<hex>`).
+_OLD_TEMPORARY = ".tmp-"
+# Config keys that name an instance rather than describe the model.
+_IDENTITY_KEYS = ("name", "trainable", "dtype")
+
+_Z_STREAM = 0  # The second half of `sample_z`'s stateless seed.
+
+
+class _Busy(Exception):
+    """`RunLock`'s error when another export holds a base path's lock (told as a one-line `ExportError`)."""
 
 
 def sample_z(num_images, z_dim: int, seed, truncation) -> tf.Tensor:
@@ -87,29 +108,24 @@ def sample_z(num_images, z_dim: int, seed, truncation) -> tf.Tensor:
 
 
 def sample_labels(num_images, num_classes: int, seed) -> tf.Tensor:
-    """`(num_images,)` int32 classes drawn uniformly from `seed`: the `sample` signature's labels when none
-    are given. A seed stream separate from `sample_z`'s, so the same seed gives the same z either way."""
-    return tf.random.stateless_uniform(
-        [num_images],
-        tf.stack([tf.cast(seed, tf.int64), tf.constant(_LABEL_STREAM, tf.int64)]),
-        minval=0,
-        maxval=num_classes,
-        dtype=tf.int32,
-    )
+    """`(num_images,)` int32 classes `(seed + i) mod num_classes`: `keras_sagan.models.sampling.class_cycle` in
+    TensorFlow ops, for the `sample` signature's graph (where `num_images` and `seed` are tensors)."""
+    start = tf.math.floormod(tf.cast(seed, tf.int64), num_classes)
+    return tf.cast(tf.math.floormod(start + tf.range(tf.cast(num_images, tf.int64)), num_classes), tf.int32)
 
 
 def sample_inputs(num_images: int, z_dim: int, num_classes, seed: int, truncation: float = 0.0, label=None):
     """`(z, labels)` as NumPy: the inputs the `sample` signature draws for these arguments.
 
     `labels` is None for an unconditional model (`num_classes` None); otherwise `label` for every
-    image, or, when `label` is None, the classes `sample_labels` draws from `seed`.
+    image, or, when `label` is None, `class_cycle(num_images, num_classes, start=seed)`.
     """
     z = sample_z(num_images, z_dim, seed, truncation).numpy()
     if num_classes is None:
         return z, None
     if label is None:
-        return z, sample_labels(num_images, num_classes, seed).numpy()
-    return z, tf.fill([num_images], tf.cast(label, tf.int32)).numpy()
+        return z, class_cycle(num_images, num_classes, start=seed)
+    return z, np.full((num_images,), label, np.int32)
 
 
 def _tf_variable(variable):
@@ -205,9 +221,7 @@ class _ServingModule(tf.Module):
             ]
         ):
             z = tf.ensure_shape(z, [None, z_dim])
-        if labels is None:
-            args = (z,)
-        else:
+        if labels is not None:
             num_classes = self.num_classes
             checks = [
                 tf.debugging.assert_equal(
@@ -220,11 +234,10 @@ class _ServingModule(tf.Module):
             ]
             with tf.control_dependencies(checks):
                 labels = tf.identity(labels)
-            args = (z, labels)
         if query is None:
-            images = self._call_generator(*args, training=False)
+            images = self._call_generator(z, labels, training=False)
         else:
-            images, maps = self._call_generator(*args, training=False, return_attention=True)
+            images, maps = self._call_generator(z, labels, training=False, return_attention=True)
         images = tf.cast(images, tf.float32)
         outputs = {"images": images, "images_uint8": to_uint8(images)}
         if query is not None:
@@ -254,8 +267,8 @@ class _ServingModule(tf.Module):
     def _sample_conditional(self, num_images, seed, truncation, labels):
         num_images = self._check_num_images(num_images)
         z = sample_z(num_images, self.z_dim, seed, truncation)
-        random_labels = sample_labels(num_images, self.num_classes, seed)
-        labels = tf.cond(tf.size(labels) > 0, lambda: labels, lambda: random_labels)
+        cycled = sample_labels(num_images, self.num_classes, seed)
+        labels = tf.cond(tf.size(labels) > 0, lambda: labels, lambda: cycled)
         return self._generate(z, labels)
 
 
@@ -267,86 +280,6 @@ def serving_module(generator) -> tf.Module:
     if not generator.built:
         generator.build()
     return _ServingModule(generator)
-
-
-def _plain_layer(layer):
-    """`layer` with spectral norm folded: an SN wrapper becomes its inner layer holding W / sigma."""
-    import keras
-
-    if isinstance(layer, SpectralNormalization):
-        inner = layer.layer
-        target = inner.embeddings if isinstance(inner, keras.layers.Embedding) else inner.kernel
-        target.assign(keras.ops.cast(layer.normalized_kernel(training=False), target.dtype))
-        return inner
-    if isinstance(layer, keras.Sequential) and any(isinstance(x, SpectralNormalization) for x in layer.layers):
-        return keras.Sequential([_plain_layer(x) for x in layer.layers], name=layer.name)
-    return layer
-
-
-def _fold_spectral_norm(model):
-    """Replaces, in place, every SN wrapper held by a layer of `model` (attribute or list item) by `_plain_layer`.
-
-    The attributes are set past Keras' tracking (`object.__setattr__`): a built layer refuses new
-    sub-layers, and this copy is only ever called for export. The inner layers' variables stay
-    reachable through the wrappers, which nothing calls any more.
-    """
-    import keras
-
-    for layer in list(model._flatten_layers(include_self=True, recursive=True)):
-        for name, value in list(vars(layer).items()):
-            if name.startswith("_"):
-                continue
-            if isinstance(value, list):
-                for index, item in enumerate(value):
-                    plain = _plain_layer(item) if isinstance(item, keras.layers.Layer) else item
-                    if plain is not item:
-                        list.__setitem__(value, index, plain)
-            elif isinstance(value, keras.layers.Layer):
-                plain = _plain_layer(value)
-                if plain is not value:
-                    object.__setattr__(layer, name, plain)
-
-
-def inference_model(generator, batch_size: int | None = None):
-    """A functional `keras.Model` of `generator`'s inference graph, for Keras' exporters.
-
-    Inputs `{"z": float32 (batch, z_dim)}`, plus `"labels": int32 (batch,)` for a conditional
-    generator; outputs `{"images": float32 (batch, H, W, 3) in [-1, 1], "images_uint8": uint8}`
-    (the serving signatures' outputs). The generator runs with `training=False`: spectral norm
-    divides by sigma from the stored `u` (no power iteration, no update), BatchNorm uses its
-    moving statistics.
-
-    The model holds a copy of `generator` (same config and weights) in which:
-    - every `SpectralNormalization` wrapper is replaced by its inner layer, whose kernel is set to
-      `W / sigma` (`normalized_kernel(training=False)`: sigma from the stored `u`). The graph then
-      has no power iteration and reads no `u`, whatever the exporter folds. (Left to TFLite's
-      converter, some W / sigma were not folded, and a conv with a computed filter needs TF's
-      Select ops);
-    - attention computes the whole map (`query_chunk_size=None`): the blocked path's run-time
-      block sizes and `map_fn` loops would otherwise become ONNX `Loop` / TFLite `While` ops.
-    The images are the generator's inference output (within float32 rounding).
-
-    Args:
-        generator: a built `Generator`.
-        batch_size: int or None. A fixed batch dimension, or None for a dynamic one.
-    """
-    import keras
-
-    if not generator.built:
-        generator.build()
-    config = {**generator.get_config(), "query_chunk_size": None}
-    copy = type(generator).from_config(config)
-    copy.build()
-    copy.set_weights(generator.get_weights())
-    _fold_spectral_norm(copy)
-    inputs = {"z": keras.Input((generator.z_dim,), batch_size=batch_size, name="z", dtype="float32")}
-    if generator.num_classes is None:
-        images = copy(inputs["z"], training=False)
-    else:
-        inputs["labels"] = keras.Input((), batch_size=batch_size, name="labels", dtype="int32")
-        images = copy(inputs["z"], inputs["labels"], training=False)
-    images = keras.ops.cast(images, "float32")
-    return keras.Model(inputs, {"images": images, "images_uint8": to_uint8(images)}, name="keras_sagan_inference")
 
 
 def latest_version_path(base_path: str) -> str | None:
@@ -362,3 +295,134 @@ def list_versions(base_path: str) -> list[int]:
     return sorted(
         int(name) for name in os.listdir(base_path) if name.isdigit() and os.path.isdir(os.path.join(base_path, name))
     )
+
+
+def _comparable_config(config):
+    config = json.loads(json.dumps(config))  # tuples -> lists, as on disk
+    return {k: v for k, v in config.items() if k not in _IDENTITY_KEYS}
+
+
+def _check_marker(base_path, config):
+    """Refuses a base_path whose versions hold another model; writes the marker."""
+    marker = os.path.join(base_path, MARKER_FILENAME)
+    versions = list_versions(base_path)
+    if os.path.isfile(marker):
+        existing = (loading.read_marker(base_path) or {}).get("generator", {})
+        if versions and _comparable_config(existing) != _comparable_config(config):
+            raise ExportError(
+                f"{base_path} holds versions {versions} of a different model "
+                f"(generator config in {marker} differs: {_comparable_config(existing)} "
+                f"vs {_comparable_config(config)}); export to another base path"
+            )
+    elif versions:
+        raise ExportError(
+            f"{base_path} holds versions {versions} with no {MARKER_FILENAME}: not a keras_sagan export; "
+            "export to another base path"
+        )
+    write_json_atomically(marker, {"generator": config})
+
+
+def remove_stray_temporaries(base_path: str) -> list[str]:
+    """Removes the temporaries of killed exports in `base_path`; returns their paths. Call it holding `EXPORT_LOCK`:
+    no other export is writing then, so every temporary is a stray (`atomic_file.is_temporary`, and the `.tmp-`
+    names of keras_sagan's exports before it)."""
+    names = sorted(os.listdir(base_path)) if os.path.isdir(base_path) else []
+    removed = [os.path.join(base_path, n) for n in names if is_temporary(n) or n.startswith(_OLD_TEMPORARY)]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def export_generator(
+    generator_or_checkpoint, base_path: str | os.PathLike, version: int | None = None, step: int | None = None
+) -> str:
+    """Writes a generator as a TF Serving SavedModel at `base_path/<version>/`.
+
+    The SavedModel is written into a temporary directory beside the version
+    (`atomic_file.atomic_directory`) and renamed into place, so a failed export
+    leaves no partial version. An existing version is never overwritten. The
+    export holds `base_path`'s `EXPORT_LOCK` meanwhile: a second export into the
+    same base path is refused in one line, and temporaries of killed exports
+    are removed. `base_path` gets a
+    `keras_sagan_model.json` marker holding the generator config; exporting a
+    different model (config other than in name, trainable or dtype) into a
+    base path that already has versions is refused.
+
+    Args:
+        generator_or_checkpoint: a `Generator`; a `SAGAN` (its
+            `ema_generator` when present, else its `generator`); or any path
+            `keras_sagan.export.loading.load_generator` reads but a SavedModel
+            (a run directory: its newest readable checkpoint, the EMA weights
+            when present; a `.keras` file; a preset).
+        base_path: str. The model's base directory, as in TF Serving's
+            `base_path`. Created if missing.
+        version: int >= 1 or None. None picks one more than the highest
+            existing version (1 for the first).
+        step: int or None. The training step of the weights, recorded in
+            the version (`EXPORT_RECORD`) so that a rerun can tell
+            whether the latest version is up to date. None: the checkpoint's
+            step when exporting a run directory, else unrecorded.
+
+    Returns:
+        The path of the written version directory.
+
+    Example:
+
+    >>> path = keras_sagan.export_generator(generator, "saved_models/celeba64_demo")
+    >>> images = tf.saved_model.load(path).signatures["serving_default"](z=z)["images"]
+    """
+    if isinstance(generator_or_checkpoint, (str, os.PathLike)):
+        loaded = loading.load_generator(generator_or_checkpoint)  # One-line errors; falls back past unreadable ones.
+        step = loaded.step if step is None else step
+    generator = loading.resolve_generator(
+        loaded if isinstance(generator_or_checkpoint, (str, os.PathLike)) else generator_or_checkpoint
+    )
+    loading.check_finite_generator(generator, "the generator to export")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise ValueError(f"version must be None or an int >= 1; received {version!r}.")
+    base_path = os.path.abspath(os.fspath(base_path))
+    os.makedirs(base_path, exist_ok=True)
+    lock = RunLock(os.path.join(base_path, EXPORT_LOCK), error=_Busy, warn=lambda line: print(line, file=sys.stderr))
+    try:
+        lock.acquire()
+    except _Busy:
+        raise ExportError(
+            f"another export is writing to {base_path} (it holds {lock.path}); wait for it to end, "
+            "or export to another base path"
+        ) from None
+    with lock:
+        remove_stray_temporaries(base_path)
+        return _write_version(generator, base_path, version, step)
+
+
+def _write_version(generator, base_path, version, step):
+    config = generator.get_config()
+    _check_marker(base_path, config)
+    if version is None:
+        versions = list_versions(base_path)
+        version = versions[-1] + 1 if versions else 1
+    target = os.path.join(base_path, str(version))
+    if os.path.exists(target):
+        raise ExportError(f"Version {version} already exists at {target}; refusing to overwrite it")
+    module = serving_module(generator)
+    signatures = {
+        "serving_default": module.serving_default.get_concrete_function(),
+        "sample": module.sample.get_concrete_function(),
+    }
+    if hasattr(module, "attention"):  # a generator with attention layers: maps for one query pixel
+        signatures["attention"] = module.attention.get_concrete_function()
+    try:
+        with atomic_directory(target) as tmp:
+            tf.saved_model.save(module, tmp, signatures=signatures)
+            if step is not None:
+                write_json_atomically(os.path.join(tmp, EXPORT_RECORD), {"step": int(step)})
+    except FileExistsError:  # `target` appeared meanwhile (written by a keras_sagan older than `EXPORT_LOCK`).
+        raise ExportError(f"Version {version} already exists at {target}; refusing to overwrite it") from None
+    except (tf.errors.OpError, OSError) as err:
+        full = isinstance(err, tf.errors.ResourceExhaustedError) or getattr(err, "errno", None) == errno.ENOSPC
+        raise ExportError(
+            f"cannot write the export to {base_path}"
+            + (" (no space left on the device)" if full else "")
+            + f": {one_line(err, 300)}; nothing was exported, the earlier versions are kept"
+        ) from None
+    return target

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-from keras_sagan.export import ExportError
-from keras_sagan.loading import (
+from keras_sagan.export.formats import ExportError
+from keras_sagan.export.loading import (
     ModelLoadError,
     build_network,
     check_finite_generator,
@@ -82,7 +82,7 @@ def export_preset(generator_or_checkpoint, preset_dir: str | os.PathLike, metada
 
     Example:
 
-    >>> keras_sagan.preset_export.export_preset("runs/celeba64_demo", "presets/celeba64_demo")
+    >>> keras_sagan.export.preset.export_preset("runs/celeba64_demo", "presets/celeba64_demo")
     """
     source, metadata = generator_or_checkpoint, dict(metadata or {})
     if isinstance(source, (str, os.PathLike)):
