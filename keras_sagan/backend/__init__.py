@@ -206,3 +206,32 @@ def input_gradient(fn, x, has_aux=False):
 
         return torch_backend.input_gradient(fn, x, has_aux)
     raise BackendError(bad_value("KERAS_BACKEND", name(), f"one of {SUPPORTED}"))
+
+
+# -- several processes: the chief and the barriers (JAX's `strategy="multihost"`) ---------------
+
+
+def process_index() -> int:
+    """This process's index in a multi-process JAX run; 0 alone and on the other backends.
+
+    TensorFlow's multi-worker runs name their chief through the strategy instead
+    (`keras_sagan.training.distributed.is_chief`).
+    """
+    if not is_jax():
+        return 0
+    from keras_sagan.backend import jax as jax_backend
+
+    return jax_backend.process_index()
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run's files: process 0 (always true in a single process)."""
+    return process_index() == 0
+
+
+def wait_for_processes(name: str) -> None:
+    """A barrier every process of a multi-process JAX run must reach; a no-op in a single process."""
+    if is_jax():
+        from keras_sagan.backend import jax as jax_backend
+
+        jax_backend.wait_for_processes(name)

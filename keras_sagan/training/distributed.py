@@ -32,6 +32,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from keras_sagan import backend
 from keras_sagan.errors import one_line
 
 WORKER_FAILURES = (
@@ -117,6 +118,8 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 def worker_index(strategy: tf.distribute.Strategy) -> tuple[int, int]:
     """`(index, count)` of this worker among the cluster's chief and workers; `(0, 1)` alone."""
+    if hasattr(strategy, "worker_index"):  # keras.distribution on JAX: the processes of a multihost run
+        return strategy.worker_index()
     if not is_multiworker(strategy):
         return 0, 1
     resolver = strategy.cluster_resolver
@@ -186,7 +189,14 @@ def _replica_all_gather(strategy):
 
 
 def gather_from_workers(strategy: tf.distribute.Strategy, value: int) -> list[int]:
-    """`value` from every replica of every worker, in replica order (a collective: all must call)."""
+    """`value` from every replica of every worker, in replica order (a collective: all must call).
+
+    On JAX (`strategy="multihost"`): from every process, in process order.
+    """
+    if backend.is_jax():
+        from keras_sagan.backend import jax as jax_backend
+
+        return jax_backend.gather_from_processes(value)
     return [int(v) for v in _replica_all_gather(strategy)(tf.constant(value, tf.int64)).numpy()]
 
 
@@ -210,6 +220,8 @@ def make_stop_agreement(strategy: tf.distribute.Strategy) -> Callable[[bool], bo
     A signal reaches the workers at different steps (or only one of them); stopping together
     keeps their collective ops matched, so the final checkpoint save cannot deadlock.
     """
+    if backend.is_jax():
+        return lambda stop: any(gather_from_workers(strategy, int(stop)))
     gather = _replica_all_gather(strategy)
     return lambda stop: bool(np.any(gather(tf.constant(int(stop), tf.int64)).numpy()))
 
