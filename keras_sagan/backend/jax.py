@@ -13,12 +13,14 @@ precision would lose softmax mass); on a CPU it is a plain einsum that holds the
 """
 
 import os
+import sys
+import threading
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from keras_sagan.errors import one_line
+from keras_sagan.errors import EXIT_USAGE, one_line
 
 # Map entries per chunk: 2**21 float32 entries (8 MiB) stay in a CPU's caches (the TensorFlow
 # path's block size, measured there). On a GPU, chunks are bounded by memory only: 2**27 entries
@@ -78,6 +80,7 @@ ENV_PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
 # Seconds without a peer's heartbeat before the coordination service declares it dead. JAX's
 # default is 100; a killed process is mostly seen sooner, by its broken collective connections.
 HEARTBEAT_TIMEOUT = 30
+JAX_TIMEOUT_MARGIN = 30  # JAX's own wait outlasts keras_sagan's by this many seconds (see initialize_processes).
 
 
 def _env_int(name):
@@ -118,21 +121,37 @@ def initialize_processes(coordinator_address=None, num_processes=None, process_i
         return jax.process_index(), jax.process_count()
     if os.environ.get("JAX_PLATFORMS", "cpu").split(",")[0] in ("", "cpu"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    failure = (
+        f"process {process_id} of {num_processes} could not join the run at coordinator {coordinator_address} "
+        f"within {timeout:g} s{{}}; start process 0 on that address (every process with the same "
+        "coordinator_address and num_processes) or raise coordinator_timeout"
+    )
+    # When its wait times out, JAX aborts the whole process from C++ with a stack trace, which
+    # Python cannot catch. So a watchdog ends the process first, with the one line and status 2;
+    # JAX's own limit is set later than the watchdog's.
+    joined = threading.Event()
+    watchdog = threading.Thread(target=_exit_unless, args=(joined, timeout, failure.format("")), daemon=True)
+    watchdog.start()
     try:
         jax.distributed.initialize(
             coordinator_address,
             num_processes,
             process_id,
-            initialization_timeout=max(1, int(round(timeout))),
+            initialization_timeout=int(timeout) + JAX_TIMEOUT_MARGIN,
             heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT,
         )
-    except Exception as err:  # XlaRuntimeError (DEADLINE_EXCEEDED, UNAVAILABLE, ...), ValueError, RuntimeError.
-        raise ValueError(
-            f"process {process_id} of {num_processes} could not join the run at coordinator {coordinator_address} "
-            f"within {timeout:g} s ({type(err).__name__}: {one_line(err, 200)}); start process 0 on that address "
-            "(every process with the same coordinator_address and num_processes) or raise coordinator_timeout"
-        ) from None
+    except Exception as err:  # A bad address or setting JAX checks before it waits.
+        raise ValueError(failure.format(f" ({type(err).__name__}: {one_line(err, 200)})")) from None
+    finally:
+        joined.set()
     return jax.process_index(), jax.process_count()
+
+
+def _exit_unless(event, timeout, message):
+    if not event.wait(timeout):
+        sys.stdout.flush()
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        os._exit(EXIT_USAGE)  # The command line's status for bad input.
 
 
 def process_index() -> int:

@@ -229,8 +229,24 @@ def make_stop_agreement(strategy: tf.distribute.Strategy) -> Callable[[bool], bo
 # -- failures ---------------------------------------------------------------------------------------
 
 
-def describe_failure(err: tf.errors.OpError, collective_timeout: float | None) -> str:
-    """A one-line reason for a `WORKER_FAILURES` error."""
+def is_peer_failure(strategy, err: BaseException) -> bool:
+    """Whether `err` ends a run of several workers or processes because a collective op failed.
+
+    TensorFlow: a `WORKER_FAILURES` error under `MultiWorkerMirroredStrategy`. JAX
+    (`strategy="multihost"`): any `JaxRuntimeError` with more than one process, such as gloo's
+    "Connection closed by peer" once another process died.
+    """
+    if backend.is_jax():
+        import jax
+
+        return isinstance(err, jax.errors.JaxRuntimeError) and worker_index(strategy)[1] > 1
+    return is_multiworker(strategy) and isinstance(err, WORKER_FAILURES)
+
+
+def describe_failure(err: BaseException, collective_timeout: float | None) -> str:
+    """A one-line reason for a peer failure (`is_peer_failure`)."""
+    if not isinstance(err, tf.errors.OpError):  # JAX: the runtime's own words say which op failed
+        return f"a peer process stopped, crashed or became unreachable ({type(err).__name__}: {one_line(err, 200)})"
     if isinstance(err, tf.errors.DeadlineExceededError):
         reason = f"a collective op waited longer than collective_timeout={collective_timeout}s (a peer is hung or slow)"
     else:

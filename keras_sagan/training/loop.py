@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from keras_sagan import backend
 from keras_sagan.backend import tensorflow as tf_backend
+from keras_sagan.checkpoint_files import checkpoint_step
 from keras_sagan.data import validate_global_batch
 from keras_sagan.export import export_generator
 from keras_sagan.loading import read_export_step
@@ -242,20 +243,30 @@ def _train(config: TrainConfig) -> TrainResult:
             gan = build_gan(config, strategy)
             try:
                 return _run(config, strategy, gan, chief, scratch)
-            except distributed.WORKER_FAILURES as err:
-                if not distributed.is_multiworker(strategy):
+            except Exception as err:
+                if not distributed.is_peer_failure(strategy, err):
                     raise
                 checkpoint = config.run_directory.latest_checkpoint()
+                step = _last_good_step(gan, checkpoint)
+                kind = "multi-worker" if backend.is_tensorflow() else "multi-process"
                 raise WorkerFailure(
-                    f"multi-worker training stopped at step {callbacks_lib.current_step(gan)}: "
+                    f"{kind} training stopped at step {step}: "
                     f"{distributed.describe_failure(err, config.collective_timeout)}; "
                     f"restart every worker to resume from {checkpoint or 'the start (no checkpoint yet)'}",
-                    callbacks_lib.current_step(gan),
+                    step,
                     checkpoint,
                 ) from None
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _last_good_step(gan, checkpoint: str | None) -> int:
+    """The step of `gan`; where a failed JAX collective left its variables unreadable, the checkpoint's."""
+    try:
+        return callbacks_lib.current_step(gan)
+    except Exception:  # The failed step's outputs re-raise its error when read.
+        return (checkpoint_step(checkpoint) or 0) if checkpoint else 0
 
 
 def _processes(config: TrainConfig) -> dict:
