@@ -7,10 +7,12 @@ backend (`SUPPORTED`). What differs per backend lives here and in the two module
   attention with its custom gradient, the fused BatchNorm kernel, `BiasAdd`, and every private
   TensorFlow API the package uses.
 - `backend/jax.py` (imported only on the JAX backend): memory-efficient attention (query chunks
-  under `jax.checkpoint`, so neither pass holds the whole map).
+  under `jax.checkpoint`, so neither pass holds the whole map), and joining a multi-process run
+  (`strategy="multihost"`) with its barriers.
 - `backend/torch.py` (imported only on the torch backend): the same chunks under
   `torch.utils.checkpoint`, and the input gradient with its graph kept.
-- this module: the dispatch functions the layers call, `require_tensorflow` for features that need
+- this module: the dispatch functions the layers call, the chief and the barriers of a
+  multi-process run (`is_chief`, `wait_for_processes`), `require_tensorflow` for features that need
   TensorFlow, and the one private Keras API (`float32_reads`).
 
 Each private API has a comment saying why, and a test in `tests/test_backend.py` that fails if the

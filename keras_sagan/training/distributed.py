@@ -21,6 +21,9 @@ launch commands.
   while its heartbeats go on is only caught by `CommunicationOptions(timeout_seconds=...)`
   (`collective_timeout`). `train` turns these errors into `WorkerFailure`.
 - **TPU** (`TPUStrategy` on the TPU attached to a Cloud TPU VM): see `make_tpu_strategy`.
+- **Multi-host JAX** (`strategy="multihost"`): the same roles over `keras.distribution`; the
+  gathers here then go through `keras_sagan.backend.jax`, a dead peer is a `JaxRuntimeError`
+  (`is_peer_failure`), and the chief is process 0 (`keras_sagan.backend.is_chief`).
 """
 
 from __future__ import annotations

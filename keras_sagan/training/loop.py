@@ -18,7 +18,8 @@ Distributed runs (`strategy="mirrored"`, `"multiworker"`, `"tpu"`) feed each rep
 the same global batches (`distributed.distribute_global_batches`), so they train on exactly the
 batches of a single-process run. Under `"multiworker"` only the chief writes files (see
 `keras_sagan.training.distributed`), and a failed worker ends the others' runs with
-`distributed.WorkerFailure`.
+`distributed.WorkerFailure`. `"multihost"` is the same on JAX: several processes (one per host)
+under `keras.distribution.DataParallel`, process 0 the chief (BUILD.md, "Multi-host JAX").
 """
 
 from __future__ import annotations
