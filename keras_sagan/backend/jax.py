@@ -122,6 +122,9 @@ def initialize_processes(coordinator_address=None, num_processes=None, process_i
         return jax.process_index(), jax.process_count()
     if os.environ.get("JAX_PLATFORMS", "cpu").split(",")[0] in ("", "cpu"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # Without it the coordination service aborts every process from C++ as soon as it sees a peer
+    # die; with it, the survivors' next collective fails in Python, and `train` says so in one line.
+    jax.config.update("jax_enable_recoverability", True)
     failure = (
         f"process {process_id} of {num_processes} could not join the run at coordinator {coordinator_address} "
         f"within {timeout:g} s{{}}; start process 0 on that address (every process with the same "

@@ -11,6 +11,7 @@ and saves the final weights to OUT.npz.
 import json
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -104,7 +105,7 @@ def test_two_processes_equal_one_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_process_fails_its_peer_and_a_restart_resumes(tmp_path):
+def test_killed_process_fails_its_peer_a_restart_resumes_and_ctrl_c_stops_both(tmp_path):
     run = tmp_path / "run"
     (port,) = free_ports(1)
     args = ["--strategy=multihost", f"--model_dir={run}", "--checkpoint_every=2", "--log_every=2",
@@ -134,13 +135,21 @@ def test_killed_process_fails_its_peer_and_a_restart_resumes(tmp_path):
         assert line.startswith("error: multi-process training stopped at step ") and "a peer process" in line, line
         assert line.endswith(f"resume from {run / 'checkpoints' / f'ckpt-{killed_at}.state.npz'}"), line
 
-        # 2. Restart both: they resume from the chief's checkpoint and finish.
-        start("second", killed_at + 2)
-        codes = procs.wait(["second0", "second1"], timeout=START_TIMEOUT)
-        assert codes == {"second0": 0, "second1": 0}, [procs.output(n)[1][-2000:] for n in codes]
-    for name in ("second0", "second1"):
-        assert re.search(rf"resumed from \S+ckpt-{killed_at}\.state\.npz at step {killed_at}\b", procs.output(name)[0])
-    assert latest_step(run) == killed_at + 2
+        # 2. Restart both: they resume from the chief's checkpoint.
+        start("second", 100000)
+        names = ["second0", "second1"]
+        wait_for(lambda: latest_step(run) > killed_at, procs, names, START_TIMEOUT, "new checkpoint")
+        for name in names:
+            resumed = rf"resumed from \S+ckpt-{killed_at}\.state\.npz at step {killed_at}\b"
+            assert re.search(resumed, procs.output(name)[0]), procs.output(name)[0][-2000:]
+
+        # 3. Ctrl-C on process 1 alone: both stop after the same step and the chief saves it.
+        procs.kill("second1", signal.SIGINT)
+        codes = procs.wait(names, timeout=FAILURE_TIMEOUT)
+        assert codes == {"second0": 143, "second1": 130}, [procs.output(n)[1][-2000:] for n in names]
+    interrupted = [re.findall(r"^interrupted: .* at step (\d+);", procs.output(n)[1], re.M) for n in names]
+    assert interrupted[0] == interrupted[1] == [str(latest_step(run))], interrupted
+    assert "another worker's signal" in procs.output("second0")[1]
 
 
 @pytest.mark.slow
@@ -188,6 +197,26 @@ def test_missing_settings_name_the_flags_and_keras_variables(monkeypatch):
 def test_bad_multihost_settings_are_one_line_errors(settings, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**settings)
+
+
+def test_with_several_workers_a_signal_stops_training_only_through_the_agreement():
+    from keras_sagan.training.callbacks import InterruptHandler
+
+    class Model:
+        stop_training = False
+
+    # A signal after this worker's agreement of a step: stopping then would leave the others one
+    # step ahead, in a collective op this worker never joins.
+    handler = InterruptHandler(print_fn=lambda line: None, agree=lambda stop: stop)
+    handler.set_model(Model())
+    handler._handle(signal.SIGINT, None)
+    assert handler.interrupted == "SIGINT" and not handler.model.stop_training
+    handler.on_train_batch_end(0)  # The next agreement: every worker stops after this step.
+    assert handler.model.stop_training
+    alone = InterruptHandler(print_fn=lambda line: None)  # One worker: at once.
+    alone.set_model(Model())
+    alone._handle(signal.SIGINT, None)
+    assert alone.model.stop_training
 
 
 @pytest.mark.tensorflow
