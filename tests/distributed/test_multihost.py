@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_checks import cli_error
 from test_multiworker import error_lines, free_ports, noise_driven_weights, processes, wait_for
 
 from keras_sagan import backend
@@ -227,6 +228,13 @@ def test_multihost_on_tensorflow_names_the_backend_and_what_works():
     )
     with pytest.raises(backend.BackendError, match=expected):
         builders.make_strategy("multihost")
+
+
+@pytest.mark.tensorflow
+def test_the_command_line_refuses_multihost_on_tensorflow_in_one_line(capsys, tmp_path):
+    err = cli_error(capsys, ["train", "--strategy=multihost", f"--model_dir={tmp_path / 'run'}"])
+    assert "on the tensorflow backend (multihost is JAX's multi-process run" in err
+    assert not (tmp_path / "run").exists()
 
 
 if __name__ == "__main__":
