@@ -133,10 +133,20 @@ class StateCheckpointManager:
         return found[-1] if found else None
 
     def save(self, checkpoint_number: int) -> str:
-        os.makedirs(self.directory, exist_ok=True)
-        path = self.checkpoint.save(os.path.join(self.directory, f"ckpt-{int(checkpoint_number)}{STATE_SUFFIX}"))
-        for old in self.checkpoints[: -self.max_to_keep] if self.max_to_keep else []:
-            os.remove(old)
+        """Saves `ckpt-<checkpoint_number>.state.npz`; returns its path.
+
+        In a multi-process JAX run only the chief (process 0) writes, and every process waits at a
+        barrier until it has written and rotated, so no process reads a half-rotated folder.
+        """
+        path = os.path.join(self.directory, f"ckpt-{int(checkpoint_number)}{STATE_SUFFIX}")
+        try:
+            if backend.is_chief():
+                os.makedirs(self.directory, exist_ok=True)
+                self.checkpoint.save(path)
+                for old in self.checkpoints[: -self.max_to_keep] if self.max_to_keep else []:
+                    os.remove(old)
+        finally:
+            backend.wait_for_processes(f"keras_sagan checkpoint {int(checkpoint_number)}")
         return path
 
 

@@ -9,7 +9,9 @@ runs out loses the least:
   `SAGAN.train_step` jitted (`jax.jit(..., donate_argnums=0)`), `bfloat16` = `mixed_bfloat16`;
 - `jax_imagenet128_b{64,256}_{float32,bfloat16}`: the conditional 1000-class resnet;
 - `torch_celeba64_b{64,256}_float32`: `benchmarks/reference_torch.py`'s model of the reference,
-  eager, on CUDA (the reference exists only at 64x64).
+  eager, on CUDA (the reference exists only at 64x64);
+- `kerastorch_celeba64_b{64,256}_float32`, `kerastorch_celeba64_b64_bfloat16`: keras_sagan's
+  `celeba64` on `KERAS_BACKEND=torch` (its eager torch step), on the same GPU as the torch rows.
 
 Each workload runs in its own process (`--child NAME`), so its peak memory is its own, a crash or
 out-of-memory loses only that workload, and a process that overruns is killed at its time limit.
@@ -41,7 +43,10 @@ WORKLOADS = [
     "jax_imagenet128_b256_bfloat16",
     "jax_celeba64_b256_bfloat16",
     "torch_celeba64_b256_float32",
+    "kerastorch_celeba64_b64_float32",
     "jax_celeba64_b64_float32",
+    "kerastorch_celeba64_b256_float32",
+    "kerastorch_celeba64_b64_bfloat16",
     "jax_celeba64_b256_float32",
     "jax_imagenet128_b64_bfloat16",
     "jax_imagenet128_b256_float32",
@@ -91,6 +96,8 @@ def run_child(name, args, timeout_s):
     """Runs one workload in a subprocess; returns its result dict, a failure said in `status`."""
     env = dict(os.environ)
     env.setdefault("KERAS_BACKEND", "jax")
+    if parse(name)[0] == "kerastorch":  # keras_sagan on the torch backend
+        env["KERAS_BACKEND"] = "torch"
     if args.cpu:
         env["JAX_PLATFORMS"] = "cpu"
     command = [sys.executable, os.path.abspath(__file__), "--child", name, "--iterations", str(args.iterations)]
@@ -113,14 +120,16 @@ def run_child(name, args, timeout_s):
 
 
 def cross_checks(workloads):
-    """XLA's FLOP count of keras_sagan's celeba64 step over torch's count of the same (detached) iteration."""
+    """keras_sagan's FLOP count of its celeba64 step (XLA's on JAX, torch's on torch) over the torch reference's
+    count of the same (detached) iteration."""
     checks = {}
-    for name, jax_row in workloads.items():
+    for name, row in workloads.items():
         framework, preset, batch, precision = parse(name)
         torch_row = workloads.get(f"torch_{preset}_b{batch}_float32", {})
-        if framework == "jax" and jax_row.get("flops_per_step") and torch_row.get("useful_flops_per_step"):
-            checks[f"{name}_xla_over_torch_useful_flops"] = (
-                jax_row["flops_per_step"] / torch_row["useful_flops_per_step"]
+        ours = framework in ("jax", "kerastorch")
+        if ours and row.get("flops_per_step") and torch_row.get("useful_flops_per_step"):
+            checks[f"{name}_{'xla' if framework == 'jax' else 'torch'}_over_torch_useful_flops"] = (
+                row["flops_per_step"] / torch_row["useful_flops_per_step"]
             )
     return checks
 

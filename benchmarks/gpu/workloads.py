@@ -1,7 +1,8 @@
 """One timed workload of the GPU benchmark, run in its own process (`run.py --child NAME`).
 
 A workload is a train step at one batch: keras_sagan's jitted JAX step (`jax`, float32 or
-`mixed_bfloat16`) or our PyTorch model of the reference on CUDA (`torch`, eager float32). Each
+`mixed_bfloat16`), keras_sagan's eager step on the torch backend (`kerastorch`, float32 or
+`mixed_bfloat16`), or our PyTorch model of the reference on CUDA (`torch`, eager float32). Each
 returns a JSON-ready dict: seconds per step, images/s, compile (or first-step) time apart, peak
 device memory, and the step's counted FLOPs.
 
@@ -188,11 +189,84 @@ def run_torch(batch, iterations, budget_s, tiny):
     }
 
 
+def run_keras_torch(preset, batch, precision, iterations, budget_s, tiny):
+    """Times keras_sagan's train step on the torch backend (eager, Keras' torch step pattern) on CUDA.
+
+    The same device, batch and FLOP counter as `run_torch`, so its rows sit beside our torch
+    reference model's: keras_sagan's torch step (fakes detached) against the reference's iteration.
+    """
+    import keras
+    import numpy as np
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import keras_sagan
+
+    if keras.backend.backend() != "torch":
+        raise RuntimeError(f"KERAS_BACKEND must be torch; received {keras.backend.backend()!r}")
+    cuda = torch.cuda.is_available()
+    if not cuda and not tiny:
+        raise RuntimeError("torch sees no CUDA device")
+    if tiny:  # as run_torch: one thread on a shared CPU
+        torch.set_num_threads(1)
+    keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    gan = keras_sagan.build_sagan(preset, seed=0, **(TINY[preset] if tiny else {}))
+    gan.compile()  # jit_compile "auto": eager on torch
+    size, classes = gan.generator.image_size, gan.num_classes
+    rng = np.random.default_rng(0)
+    images = keras.ops.convert_to_tensor(rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32"))
+    data = images if classes is None else (images, keras.ops.convert_to_tensor(rng.integers(0, classes, batch)))
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    with FlopCounterMode(display=False) as counter:  # also the first step
+        t0 = time.perf_counter()
+        logs = gan.train_step(data)
+        sync()
+        first_step_s = time.perf_counter() - t0
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(WARMUP):
+        logs = gan.train_step(data)
+    sync()
+
+    def run_chunk(steps):
+        nonlocal logs
+        for _ in range(steps):
+            logs = gan.train_step(data)
+        sync()
+
+    median, best, timed = _chunked_times(run_chunk, iterations, budget_s)
+    d_loss = float(keras.ops.convert_to_numpy(logs["d_loss"]))
+    return {
+        "seconds_per_step": median,
+        "seconds_per_step_min": best,
+        "timed_steps": timed,
+        "compile_s": None,  # eager: nothing is compiled
+        "first_step_s": first_step_s,
+        "peak_memory_bytes": torch.cuda.max_memory_allocated() if cuda else None,
+        "flops_per_step": float(counter.get_total_flops()),
+        "flops_source": "torch FlopCounterMode of one keras_sagan train step (fakes detached)",
+        "d_loss_finite": bool(np.isfinite(d_loss)),
+        "image_size": size,
+        "num_classes": classes,
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "torch": torch.__version__,
+        "keras": keras.__version__,
+        "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+        "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+    }
+
+
 def run(name, iterations, budget_s, tiny):
     """Runs workload `name`; returns its result dict (with `status`)."""
     framework, preset, batch, precision = parse(name)
     if framework == "jax":
         result = run_jax(preset, batch, precision, iterations, budget_s, tiny)
+    elif framework == "kerastorch":
+        result = run_keras_torch(preset, batch, precision, iterations, budget_s, tiny)
     else:
         result = run_torch(batch, iterations, budget_s, tiny)
     result.setdefault("status", "ok")

@@ -7,10 +7,12 @@ backend (`SUPPORTED`). What differs per backend lives here and in the two module
   attention with its custom gradient, the fused BatchNorm kernel, `BiasAdd`, and every private
   TensorFlow API the package uses.
 - `backend/jax.py` (imported only on the JAX backend): memory-efficient attention (query chunks
-  under `jax.checkpoint`, so neither pass holds the whole map).
+  under `jax.checkpoint`, so neither pass holds the whole map), and joining a multi-process run
+  (`strategy="multihost"`) with its barriers.
 - `backend/torch.py` (imported only on the torch backend): the same chunks under
   `torch.utils.checkpoint`, and the input gradient with its graph kept.
-- this module: the dispatch functions the layers call, `require_tensorflow` for features that need
+- this module: the dispatch functions the layers call, the chief and the barriers of a
+  multi-process run (`is_chief`, `wait_for_processes`), `require_tensorflow` for features that need
   TensorFlow, and the one private Keras API (`float32_reads`).
 
 Each private API has a comment saying why, and a test in `tests/backend/test_backend_<name>.py` that fails if the
@@ -219,3 +221,32 @@ def compile_inference(fn):
 
         return tf.function(fn, reduce_retracing=True)
     return fn
+
+
+# -- several processes: the chief and the barriers (JAX's `strategy="multihost"`) ---------------
+
+
+def process_index() -> int:
+    """This process's index in a multi-process JAX run; 0 alone and on the other backends.
+
+    TensorFlow's multi-worker runs name their chief through the strategy instead
+    (`keras_sagan.training.distributed.is_chief`).
+    """
+    if not is_jax():
+        return 0
+    from keras_sagan.backend import jax as jax_backend
+
+    return jax_backend.process_index()
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run's files: process 0 (always true in a single process)."""
+    return process_index() == 0
+
+
+def wait_for_processes(name: str) -> None:
+    """A barrier every process of a multi-process JAX run must reach; a no-op in a single process."""
+    if is_jax():
+        from keras_sagan.backend import jax as jax_backend
+
+        jax_backend.wait_for_processes(name)

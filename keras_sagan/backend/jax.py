@@ -1,6 +1,7 @@
-"""JAX-only fast path: attention that never holds the whole `N x N_key` map.
+"""JAX-only code: attention that never holds the whole `N x N_key` map, and multi-process runs.
 
-Imported only when the Keras backend is JAX (through `keras_sagan.backend`).
+Imported only when the Keras backend is JAX (through `keras_sagan.backend`), or by
+`strategy="multihost"` (`initialize_processes` and the barriers at the end of this file).
 
 Queries are cut into chunks that run one after another (`jax.lax.map`), and each chunk's
 computation is wrapped in `jax.checkpoint`, so the backward pass recomputes a chunk's map instead
@@ -12,8 +13,15 @@ bfloat16, and SAGAN's softmax runs in float32 (each map row has up to N entries,
 precision would lose softmax mass); on a CPU it is a plain einsum that holds the whole map.
 """
 
+import os
+import sys
+import threading
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from keras_sagan.errors import EXIT_USAGE, one_line
 
 # Map entries per chunk: 2**21 float32 entries (8 MiB) stay in a CPU's caches (the TensorFlow
 # path's block size, measured there). On a GPU, chunks are bounded by memory only: 2**27 entries
@@ -62,3 +70,116 @@ def chunked_attention(queries, keys, values, queries_per_block=None):
     out = jax.lax.map(attend_chunk, chunks)  # (num_chunks, B, chunk, C), one chunk at a time
     out = jnp.swapaxes(out, 0, 1).reshape(batch, num_chunks * chunk, v.shape[-1])[:, :num_queries]
     return out.astype(out_dtype)
+
+
+# -- several processes (`strategy="multihost"`) ---------------------------------------------------
+
+# Keras' names for the cluster settings (`keras.distribution.initialize` reads the same variables).
+ENV_JOB_ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
+ENV_NUM_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
+ENV_PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
+# Seconds without a peer's heartbeat before the coordination service declares it dead. JAX's
+# default is 100; a killed process is mostly seen sooner, by its broken collective connections.
+HEARTBEAT_TIMEOUT = 30
+JAX_TIMEOUT_MARGIN = 30  # JAX's own wait outlasts keras_sagan's by this many seconds (see initialize_processes).
+
+
+def _env_int(name):
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"the environment variable {name} must be an int; received: {name}={text!r}") from None
+
+
+def initialize_processes(coordinator_address=None, num_processes=None, process_id=None, timeout=60.0):
+    """Joins this process to a multi-process JAX run; returns `(process_index, process_count)`.
+
+    Arguments left None come from Keras' `KERAS_DISTRIBUTION_*` variables, as in
+    `keras.distribution.initialize`, whose work this does (`jax.distributed.initialize`). It is
+    not called itself because it takes no time limit: with a coordinator that never answers it
+    waits JAX's default 300 s. Here `timeout` seconds bound the wait, and every failure is a
+    one-line `ValueError`. Must run before JAX runs anything. On CPU devices, cross-process
+    collectives go through gloo (JAX's CPU default has none).
+    """
+    import jax.distributed
+
+    if coordinator_address is None:
+        addresses = os.environ.get(ENV_JOB_ADDRESSES, "").strip()
+        coordinator_address = addresses.split(",")[0].strip() or None  # Keras: the first job coordinates.
+    num_processes = _env_int(ENV_NUM_PROCESSES) if num_processes is None else num_processes
+    process_id = _env_int(ENV_PROCESS_ID) if process_id is None else process_id
+    settings = {"coordinator_address": coordinator_address, "num_processes": num_processes, "process_id": process_id}
+    missing = [name for name, value in settings.items() if value is None]
+    if missing:
+        raise ValueError(
+            f"strategy='multihost' needs {', '.join(missing)}: set the flag(s), or Keras' variables "
+            f"{ENV_JOB_ADDRESSES}, {ENV_NUM_PROCESSES} and {ENV_PROCESS_ID}"
+        )
+    if jax.distributed.is_initialized():
+        return jax.process_index(), jax.process_count()
+    if os.environ.get("JAX_PLATFORMS", "cpu").split(",")[0] in ("", "cpu"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # Without it the coordination service aborts every process from C++ as soon as it sees a peer
+    # die; with it, the survivors' next collective fails in Python, and `train` says so in one line.
+    jax.config.update("jax_enable_recoverability", True)
+    failure = (
+        f"process {process_id} of {num_processes} could not join the run at coordinator {coordinator_address} "
+        f"within {timeout:g} s{{}}; start process 0 on that address (every process with the same "
+        "coordinator_address and num_processes) or raise coordinator_timeout"
+    )
+    # When its wait times out, JAX aborts the whole process from C++ with a stack trace, which
+    # Python cannot catch. So a watchdog ends the process first, with the one line and status 2;
+    # JAX's own limit is set later than the watchdog's.
+    joined = threading.Event()
+    watchdog = threading.Thread(target=_exit_unless, args=(joined, timeout, failure.format("")), daemon=True)
+    watchdog.start()
+    try:
+        jax.distributed.initialize(
+            coordinator_address,
+            num_processes,
+            process_id,
+            initialization_timeout=int(timeout) + JAX_TIMEOUT_MARGIN,
+            heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT,
+        )
+    except Exception as err:  # A bad address or setting JAX checks before it waits.
+        raise ValueError(failure.format(f" ({type(err).__name__}: {one_line(err, 200)})")) from None
+    finally:
+        joined.set()
+    return jax.process_index(), jax.process_count()
+
+
+def _exit_unless(event, timeout, message):
+    if not event.wait(timeout):
+        sys.stdout.flush()
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        os._exit(EXIT_USAGE)  # The command line's status for bad input.
+
+
+def process_index() -> int:
+    """This process's index among the run's processes (0 alone)."""
+    return jax.process_index()
+
+
+def process_count() -> int:
+    return jax.process_count()
+
+
+def wait_for_processes(name: str) -> None:
+    """Blocks until every process reaches the barrier `name` (all processes must call it)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def gather_from_processes(value: int) -> list[int]:
+    """`value` from every process, in process order (all processes must call it)."""
+    if jax.process_count() == 1:
+        return [int(value)]
+    from jax.experimental import multihost_utils
+
+    gathered = multihost_utils.process_allgather(np.asarray([value], np.int64))
+    return [int(v) for v in np.asarray(gathered).reshape(-1)]

@@ -17,6 +17,7 @@ good checkpoint).
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -54,6 +55,7 @@ def run(config) -> int:
     """Runs `train(config)` and returns the exit status (see the module docstring)."""
     from absl import logging
 
+    from keras_sagan import backend
     from keras_sagan.training.distributed import WorkerFailure
     from keras_sagan.training.loop import ExportInterrupted, TrainingDiverged, TrainingInterrupted, train
 
@@ -69,7 +71,13 @@ def run(config) -> int:
         print(f"interrupted: {err}", file=sys.stderr, flush=True)
         return 128 + signal.SIGINT.value
     except WorkerFailure as err:
-        return _error(err, EXIT_WORKER_FAILURE)
+        status = _error(err, EXIT_WORKER_FAILURE)
+        if backend.is_jax():
+            # JAX's exit handler waits at a shutdown barrier for the dead process, then aborts
+            # with a C++ stack trace: the line above is the whole story, so leave at once.
+            sys.stdout.flush()
+            os._exit(status)
+        return status
     except TrainingDiverged as err:
         return _error(err, EXIT_DIVERGED)
     except KeyboardInterrupt:

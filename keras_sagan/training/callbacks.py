@@ -181,9 +181,10 @@ class CheckpointSaveError(UsageError):
 class InterruptHandler(keras.callbacks.Callback):
     """Turns SIGINT (Ctrl-C) and SIGTERM during `fit()` into a clean stop after the current step.
 
-    The first signal sets `interrupted` and `model.stop_training`; `fit()` then ends after the
-    running step, and `CheckpointSaver.on_train_end` saves. A second signal raises
-    `KeyboardInterrupt` at once. The previous handlers are back after training. Handlers can
+    The first signal sets `interrupted` and `model.stop_training` (with `agree`, the next
+    agreement sets it, on every worker at the same step); `fit()` then ends after the running
+    step, and `CheckpointSaver.on_train_end` saves. A second signal raises `KeyboardInterrupt`
+    at once. The previous handlers are back after training. Handlers can
     only be installed from the main thread; elsewhere this callback does nothing.
 
     With several workers, a signal reaches them at different steps, or reaches only one. `agree`
@@ -216,7 +217,9 @@ class InterruptHandler(keras.callbacks.Callback):
         if self.interrupted is not None:
             raise KeyboardInterrupt
         self.interrupted = signal.Signals(signum).name
-        if self.model is not None:
+        # With several workers only the agreement stops training: a signal landing between this
+        # worker's agreement and fit()'s check of `stop_training` would stop it one step early.
+        if self.model is not None and self.agree is None:
             self.model.stop_training = True
         self.print_fn(
             f"{self.interrupted} received: saving a checkpoint after this step (send it again to abort at once)"

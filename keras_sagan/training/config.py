@@ -37,7 +37,9 @@ from keras_sagan.training.losses import LOSSES
 from keras_sagan.training.sagan import EMA_STATISTICS, TTUR
 
 MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
-STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu", "multihost")
+MULTIHOST_FIELDS = ("coordinator_address", "num_processes", "process_id")
+"""The settings of `strategy="multihost"` (each may come from Keras' `KERAS_DISTRIBUTION_*` variables instead)."""
 JIT_COMPILE_CHOICES = ("auto", True, False)
 DEMO_IMAGE_SIZE = 32
 """Image size used for `dataset="demo"` when `image_size` is not given: the demo faces are 25x25."""
@@ -161,7 +163,8 @@ class TrainConfig:
         "tf.distribute strategy. mirrored: all GPUs, else all logical CPUs; multiworker: "
         "MultiWorkerMirroredStrategy over the cluster in the TF_CONFIG environment variable (run the same "
         "command on every worker; model_dir on a filesystem all of them share); tpu: TPUStrategy on the TPU "
-        "of a Cloud TPU VM. See BUILD.md, 'Distributed training'.",
+        "of a Cloud TPU VM; multihost (JAX): keras.distribution.DataParallel over the devices of every process of "
+        "a multi-process JAX run (see coordinator_address). See BUILD.md, 'Distributed training'.",
         choices=STRATEGIES,
     )
     cpu_replicas: int | None = _runtime(
@@ -175,6 +178,28 @@ class TrainConfig:
         "strategy='multiworker' only: seconds a collective op may wait for the other workers before the run "
         "fails (catches a hung worker); unset: no limit (a dead or stopped worker is still caught within "
         "seconds by TF's heartbeats). Set it above the chief's longest pause (samples, evaluation).",
+        check=(lambda v: v > 0, "a number of seconds > 0"),
+    )
+    coordinator_address: str | None = _runtime(
+        None,
+        "strategy='multihost' only: host:port of process 0, the coordinator (the same on every process); unset: the "
+        "first address of KERAS_DISTRIBUTION_JOB_ADDRESSES.",
+    )
+    num_processes: int | None = _runtime(
+        None,
+        "strategy='multihost' only: the number of processes of the run; unset: KERAS_DISTRIBUTION_NUM_PROCESSES.",
+        check=_AT_LEAST_1,
+    )
+    process_id: int | None = _runtime(
+        None,
+        "strategy='multihost' only: this process's index, 0 to num_processes - 1 (0 is the chief, which writes the "
+        "run's files); unset: KERAS_DISTRIBUTION_PROCESS_ID.",
+        check=_AT_LEAST_0,
+    )
+    coordinator_timeout: float = _runtime(
+        60.0,
+        "strategy='multihost' only: seconds a process waits for all the others to join before it fails with one "
+        "line (a missing or unreachable coordinator).",
         check=(lambda v: v > 0, "a number of seconds > 0"),
     )
     # -- output
@@ -253,6 +278,13 @@ class TrainConfig:
                 f"None or 1 with strategy={self.strategy!r} (one CPU device per worker: start more workers instead)"
             )
             raise UsageError(bad_value("cpu_replicas", self.cpu_replicas, expected))
+        if self.strategy != "multihost":
+            for name in MULTIHOST_FIELDS:
+                if getattr(self, name) is not None:
+                    raise UsageError(bad_value(name, getattr(self, name), "unset unless strategy='multihost'"))
+        elif None not in (self.num_processes, self.process_id) and self.process_id >= self.num_processes:
+            expected = f"an int from 0 to num_processes - 1 = {self.num_processes - 1}"
+            raise UsageError(bad_value("process_id", self.process_id, expected))
 
     # -- views and serialisation -----------------------------------------------------------------
 

@@ -21,6 +21,9 @@ launch commands.
   while its heartbeats go on is only caught by `CommunicationOptions(timeout_seconds=...)`
   (`collective_timeout`). `train` turns these errors into `WorkerFailure`.
 - **TPU** (`TPUStrategy` on the TPU attached to a Cloud TPU VM): see `make_tpu_strategy`.
+- **Multi-host JAX** (`strategy="multihost"`): the same roles over `keras.distribution`; the
+  gathers here then go through `keras_sagan.backend.jax`, a dead peer is a `JaxRuntimeError`
+  (`is_peer_failure`), and the chief is process 0 (`keras_sagan.backend.is_chief`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from keras_sagan import backend
 from keras_sagan.errors import one_line
 
 WORKER_FAILURES = (
@@ -117,6 +121,8 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 def worker_index(strategy: tf.distribute.Strategy) -> tuple[int, int]:
     """`(index, count)` of this worker among the cluster's chief and workers; `(0, 1)` alone."""
+    if hasattr(strategy, "worker_index"):  # keras.distribution on JAX: the processes of a multihost run
+        return strategy.worker_index()
     if not is_multiworker(strategy):
         return 0, 1
     resolver = strategy.cluster_resolver
@@ -186,7 +192,14 @@ def _replica_all_gather(strategy):
 
 
 def gather_from_workers(strategy: tf.distribute.Strategy, value: int) -> list[int]:
-    """`value` from every replica of every worker, in replica order (a collective: all must call)."""
+    """`value` from every replica of every worker, in replica order (a collective: all must call).
+
+    On JAX (`strategy="multihost"`): from every process, in process order.
+    """
+    if backend.is_jax():
+        from keras_sagan.backend import jax as jax_backend
+
+        return jax_backend.gather_from_processes(value)
     return [int(v) for v in _replica_all_gather(strategy)(tf.constant(value, tf.int64)).numpy()]
 
 
@@ -210,6 +223,8 @@ def make_stop_agreement(strategy: tf.distribute.Strategy) -> Callable[[bool], bo
     A signal reaches the workers at different steps (or only one of them); stopping together
     keeps their collective ops matched, so the final checkpoint save cannot deadlock.
     """
+    if backend.is_jax():
+        return lambda stop: any(gather_from_workers(strategy, int(stop)))
     gather = _replica_all_gather(strategy)
     return lambda stop: bool(np.any(gather(tf.constant(int(stop), tf.int64)).numpy()))
 
@@ -217,8 +232,24 @@ def make_stop_agreement(strategy: tf.distribute.Strategy) -> Callable[[bool], bo
 # -- failures ---------------------------------------------------------------------------------------
 
 
-def describe_failure(err: tf.errors.OpError, collective_timeout: float | None) -> str:
-    """A one-line reason for a `WORKER_FAILURES` error."""
+def is_peer_failure(strategy, err: BaseException) -> bool:
+    """Whether `err` ends a run of several workers or processes because a collective op failed.
+
+    TensorFlow: a `WORKER_FAILURES` error under `MultiWorkerMirroredStrategy`. JAX
+    (`strategy="multihost"`): any `JaxRuntimeError` with more than one process, such as gloo's
+    "Connection closed by peer" once another process died.
+    """
+    if backend.is_jax():
+        import jax
+
+        return isinstance(err, jax.errors.JaxRuntimeError) and worker_index(strategy)[1] > 1
+    return is_multiworker(strategy) and isinstance(err, WORKER_FAILURES)
+
+
+def describe_failure(err: BaseException, collective_timeout: float | None) -> str:
+    """A one-line reason for a peer failure (`is_peer_failure`)."""
+    if not isinstance(err, tf.errors.OpError):  # JAX: the runtime's own words say which op failed
+        return f"a peer process stopped, crashed or became unreachable ({type(err).__name__}: {one_line(err, 200)})"
     if isinstance(err, tf.errors.DeadlineExceededError):
         reason = f"a collective op waited longer than collective_timeout={collective_timeout}s (a peer is hung or slow)"
     else:

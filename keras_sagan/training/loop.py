@@ -18,7 +18,8 @@ Distributed runs (`strategy="mirrored"`, `"multiworker"`, `"tpu"`) feed each rep
 the same global batches (`distributed.distribute_global_batches`), so they train on exactly the
 batches of a single-process run. Under `"multiworker"` only the chief writes files (see
 `keras_sagan.training.distributed`), and a failed worker ends the others' runs with
-`distributed.WorkerFailure`.
+`distributed.WorkerFailure`. `"multihost"` is the same on JAX: several processes (one per host)
+under `keras.distribution.DataParallel`, process 0 the chief (BUILD.md, "Multi-host JAX").
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import tensorflow as tf
 
 from keras_sagan import backend
 from keras_sagan.backend import tensorflow as tf_backend
+from keras_sagan.checkpoint_files import checkpoint_step
 from keras_sagan.data import validate_global_batch
 from keras_sagan.export.loading import read_export_step
 from keras_sagan.export.saved_model import export_generator, latest_version_path
@@ -144,7 +146,9 @@ def make_callbacks(
     guard = guard or DivergenceGuard()
     interrupt = callbacks_lib.InterruptHandler(agree=agree_to_stop)
     if not chief:
-        saver = callbacks_lib.CheckpointSaver(manager, every=config.checkpoint_every, discard=True, guard=guard)
+        # On TF its scratch copy is discarded; on JAX its manager writes nothing and waits for the chief's save.
+        discard = backend.is_tensorflow()
+        saver = callbacks_lib.CheckpointSaver(manager, every=config.checkpoint_every, discard=discard, guard=guard)
         callbacks = [guard, interrupt, saver]
         if not config.progress_bar:
             callbacks.insert(2, callbacks_lib.ProgressLogger(config.steps, config.batch_size, every=config.log_every))
@@ -227,7 +231,7 @@ def train(config: TrainConfig) -> TrainResult:
 
 def _train(config: TrainConfig) -> TrainResult:
     # First: MultiWorkerMirroredStrategy must start its server before TF runs any op.
-    strategy = make_strategy(config.strategy, config.collective_timeout)
+    strategy = make_strategy(config.strategy, config.collective_timeout, _processes(config))
     validate_global_batch(config.batch_size, strategy.num_replicas_in_sync)  # Before building anything.
     chief = distributed.is_chief(strategy)
     scratch = None if chief else tempfile.mkdtemp(prefix="keras_sagan_worker_")
@@ -239,15 +243,17 @@ def _train(config: TrainConfig) -> TrainResult:
             gan = build_gan(config, strategy)
             try:
                 return _run(config, strategy, gan, chief, scratch)
-            except distributed.WORKER_FAILURES as err:
-                if not distributed.is_multiworker(strategy):
+            except Exception as err:
+                if not distributed.is_peer_failure(strategy, err):
                     raise
                 checkpoint = config.run_directory.latest_checkpoint()
+                step = _last_good_step(gan, checkpoint)
+                kind = "multi-worker" if backend.is_tensorflow() else "multi-process"
                 raise WorkerFailure(
-                    f"multi-worker training stopped at step {callbacks_lib.current_step(gan)}: "
+                    f"{kind} training stopped at step {step}: "
                     f"{distributed.describe_failure(err, config.collective_timeout)}; "
                     f"restart every worker to resume from {checkpoint or 'the start (no checkpoint yet)'}",
-                    callbacks_lib.current_step(gan),
+                    step,
                     checkpoint,
                 ) from None
     finally:
@@ -255,13 +261,34 @@ def _train(config: TrainConfig) -> TrainResult:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _last_good_step(gan, checkpoint: str | None) -> int:
+    """The step of `gan`; where a failed JAX collective left its variables unreadable, the checkpoint's."""
+    try:
+        return callbacks_lib.current_step(gan)
+    except Exception:  # The failed step's outputs re-raise its error when read.
+        return (checkpoint_step(checkpoint) or 0) if checkpoint else 0
+
+
+def _processes(config: TrainConfig) -> dict:
+    """The multi-process settings of `strategy="multihost"` (`make_strategy`'s `processes`)."""
+    return {
+        "coordinator_address": config.coordinator_address,
+        "num_processes": config.num_processes,
+        "process_id": config.process_id,
+        "timeout": config.coordinator_timeout,
+    }
+
+
 def _warn(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
 def _chief_checkpoint(config, manager, chief, step):
-    """The chief's latest checkpoint; a non-chief names the one the chief saves at `step` (no race)."""
-    if chief or step == 0:
+    """The chief's latest checkpoint; a non-chief names the one the chief saves at `step` (no race).
+
+    On JAX every process may read the folder: each save ends at a barrier after the chief's write.
+    """
+    if chief or step == 0 or not backend.is_tensorflow():
         return manager.latest_checkpoint
     return config.run_directory.checkpoint_path(step)
 
@@ -305,7 +332,7 @@ def _run(config, strategy, gan, chief, scratch):
     remaining = config.steps - initial_step
     if remaining > 0:
         save_manager = manager
-        if not chief:  # Takes part in every save; its copy is discarded (distributed.py).
+        if not chief and backend.is_tensorflow():  # Takes part in every save; its copy is discarded.
             save_manager = tf.train.CheckpointManager(checkpoint, scratch, max_to_keep=1)
         agree = distributed.make_stop_agreement(strategy) if workers > 1 else None
         guard = DivergenceGuard(print_fn=lambda line: None)  # TrainingDiverged tells it.
@@ -325,7 +352,9 @@ def _run(config, strategy, gan, chief, scratch):
                 break
             good = restored  # The last checkpoint saved, the chief's name for it on every worker.
             if saver.saved:
-                good = saver.saved[-1][1] if chief else config.run_directory.checkpoint_path(saver.saved[-1][0])
+                good = saver.saved[-1][1]  # The chief's path (on TF, a non-chief's scratch copy is gone):
+                if not chief and backend.is_tensorflow():
+                    good = config.run_directory.checkpoint_path(saver.saved[-1][0])
             if rollbacks == config.divergence_rollbacks or good is None:
                 raise TrainingDiverged(guard.diverged, good, rollbacks)
             g_lr, d_lr = rollback(gan, lambda path: restore_checkpoint(checkpoint, path), good)

@@ -89,6 +89,25 @@ def test_cpu_mode_times_jax_and_torch_without_tensorflow(tmp_path):
     assert torch_row["flops_per_step"] > 1.2 * torch_row["useful_flops_per_step"]
 
 
+@pytest.mark.slow
+def test_cpu_mode_times_keras_sagan_on_the_torch_backend_beside_the_reference(tmp_path):
+    args = ("--only", "kerastorch_celeba64_b64_float32", "--only", "torch_celeba64_b64_float32")
+    results, stdout = _run(tmp_path, *args, "--iterations", "5", "--step-budget-s", "1e6")
+    workloads = results["workloads"]
+    assert list(workloads) == ["kerastorch_celeba64_b2_float32", "torch_celeba64_b2_float32"]
+    ours, reference = workloads["kerastorch_celeba64_b2_float32"], workloads["torch_celeba64_b2_float32"]
+    assert ours["status"] == "ok" and reference["status"] == "ok", (ours["status"], reference["status"])
+    assert ours["tensorflow_imported"] is False and ours["d_loss_finite"] and ours["keras"] == "3.15.1"
+    assert ours["timed_steps"] == 5 and ours["compile_s"] is None and "kerastorch_celeba64_b2_float32" in stdout
+    # The same network and iteration (fakes detached), counted by torch's FlopCounterMode in keras_sagan's
+    # torch step and in the reference model: the counts agree where the two compute the same thing.
+    ratio = ours["flops_per_step"] / reference["useful_flops_per_step"]
+    assert 0.9 < ratio < 1.1, ratio
+    assert results["cross_checks"] == {
+        "kerastorch_celeba64_b2_float32_torch_over_torch_useful_flops": pytest.approx(ratio)
+    }
+
+
 def test_step_budget_ends_the_timed_steps_early(tmp_path):
     args = ("--only", "torch_celeba64_b64_float32", "--iterations", "1000", "--step-budget-s", "0.001")
     results, _ = _run(tmp_path, *args)

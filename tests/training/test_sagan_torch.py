@@ -45,4 +45,7 @@ def test_jit_compile_true_is_refused_and_auto_runs_eagerly():
 def test_mirrored_is_refused_on_torch_with_what_works():
     with pytest.raises(backend.BackendError, match=r"`strategy` must be one of \('default',\) on the torch backend"):
         builders.make_strategy("mirrored")
+    expected = r"on the torch backend .*jax for multihost\); received: strategy='multihost'$"
+    with pytest.raises(backend.BackendError, match=expected):
+        builders.make_strategy("multihost")
     assert builders.make_strategy("default").distribution is None

@@ -123,6 +123,26 @@ def _tpu(config, monkeypatch):
     return isinstance(resolver, tf.distribute.cluster_resolver.TPUClusterResolver) and initialised == [resolver]
 
 
+def _multihost(config, monkeypatch):
+    """The settings `make_strategy` hands to JAX's joining of the processes (recorded; nothing joins)."""
+    from keras_sagan.backend import jax as jax_backend
+
+    calls = []
+
+    class Recorded(Exception):
+        pass
+
+    def record(**kwargs):
+        calls.append(kwargs)
+        raise Recorded
+
+    monkeypatch.setattr(jax_backend, "initialize_processes", record)
+    monkeypatch.setattr(loop.backend, "is_jax", lambda: True)  # This suite runs on TensorFlow.
+    with pytest.raises(Recorded):
+        loop.make_strategy(config.strategy, config.collective_timeout, loop._processes(config))
+    return calls[0]
+
+
 def _real_count(config):
     with np.load(os.path.join(config.model_dir, loop.REAL_STATS_FILENAME)) as data:
         return int(data["count"])
@@ -213,6 +233,16 @@ CASES = [
     ("--strategy=tpu", "strategy", "tpu", _tpu),
     ("--collective_timeout=30", "collective_timeout", 30.0,
      lambda c, m: _multiworker(c, m).kwargs["communication_options"].timeout_seconds == 30.0),
+    ("--strategy=multihost", "strategy", "multihost",
+     lambda c, m: _multihost(c, m) == {"coordinator_address": None, "num_processes": None, "process_id": None,
+                                       "timeout": 60.0}),
+    ("--strategy=multihost --coordinator_address=10.0.0.1:1234", "coordinator_address", "10.0.0.1:1234",
+     lambda c, m: _multihost(c, m)["coordinator_address"] == "10.0.0.1:1234"),
+    ("--strategy=multihost --num_processes=4", "num_processes", 4,
+     lambda c, m: _multihost(c, m)["num_processes"] == 4),
+    ("--strategy=multihost --process_id=1", "process_id", 1, lambda c, m: _multihost(c, m)["process_id"] == 1),
+    ("--strategy=multihost --coordinator_timeout=5", "coordinator_timeout", 5.0,
+     lambda c, m: _multihost(c, m)["timeout"] == 5.0),
     ("--cpu_replicas=2", "cpu_replicas", 2, lambda c, m: _during_train(c, m)["cpu_replicas"] == 2),
     ("--progress_bar", "progress_bar", True, lambda c, m: "ProgressLogger" not in _callbacks(c)),
     ("--model_dir=/tmp/elsewhere", "model_dir", "/tmp/elsewhere",
@@ -270,7 +300,7 @@ def test_every_strategy_choice_has_a_case():
     fv = train_flags.new_flag_values()
     choices = set(fv["strategy"].parser.enum_values)
     assert choices == set(config_lib.STRATEGIES)
-    tested = {case[0].split("=")[1] for case in CASES if case[0].startswith("--strategy=")}
+    tested = {case[0].split()[0].split("=")[1] for case in CASES if case[0].startswith("--strategy=")}
     assert tested == choices - {DEFAULT.strategy}
 
 

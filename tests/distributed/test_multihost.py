@@ -1,0 +1,241 @@
+"""Multi-process JAX (`strategy="multihost"`): two processes on 127.0.0.1 with 2 CPU devices each.
+
+Every process is a subprocess on the JAX backend (whatever backend runs this file), in its own
+process group, killed in a `finally` (`test_multiworker.processes`). Every wait has a deadline.
+
+Run as a script, this file is the process of `test_two_processes_equal_one_process`:
+`python test_multihost.py OUT.npz '{"strategy": "multihost", ...}'` trains `TrainConfig(**settings)`
+and saves the final weights to OUT.npz.
+"""
+
+import json
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_checks import cli_error
+from test_multiworker import error_lines, free_ports, noise_driven_weights, processes, wait_for
+
+from keras_sagan import backend
+from keras_sagan.backend import jax as jax_backend
+from keras_sagan.training import builders
+from keras_sagan.training.config import TrainConfig
+
+TINY = {"conv_dim": 8, "z_dim": 16, "batch_size": 4, "num_samples": 4, "seed": 3}  # 32x32 demo faces
+TINY_FLAGS = [f"--{key}={value}" for key, value in TINY.items()]
+START_TIMEOUT = 300  # Seconds for two processes to import TF and JAX, meet and train a few steps (2 busy cores).
+FAILURE_TIMEOUT = 60  # Seconds for a process to fail once its peer is gone (measured: ~1).
+
+
+def _run_process(out, settings):
+    """The script mode: one training process; saves its generator/discriminator weights."""
+    from keras_sagan.training.loop import train
+
+    result = train(TrainConfig(**settings))
+    gan = result.gan
+    arrays = {f"generator/{i}": np.asarray(w) for i, w in enumerate(gan.generator.weights)}
+    arrays.update({f"discriminator/{i}": np.asarray(w) for i, w in enumerate(gan.discriminator.weights)})
+    np.savez(out, step=result.step, chief=result.chief, **arrays)
+
+
+def environment(devices):
+    """The JAX backend on `devices` CPU devices, and no cluster variables from outside."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KERAS_DISTRIBUTION_", "TF_CONFIG"))}
+    return {**env, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2",
+            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}  # fmt: skip
+
+
+def latest_step(model_dir):
+    names = [path.name for path in Path(model_dir, "checkpoints").glob("ckpt-*.state.npz")]
+    return max((int(re.match(r"ckpt-(\d+)", name).group(1)) for name in names), default=None)
+
+
+def _train_command(*args):
+    return [sys.executable, "-m", "keras_sagan", "train", *TINY_FLAGS, *args]
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_process(tmp_path):
+    steps = 4
+    common = {**TINY, "steps": steps, "log_every": 2, "sample_every": 2, "checkpoint_every": 2, "export_dir": ""}
+    (port,) = free_ports(1)
+    multi = {**common, "strategy": "multihost", "coordinator_address": f"127.0.0.1:{port}", "num_processes": 2}
+    with processes(tmp_path) as procs:
+        for index in range(2):
+            settings = {**multi, "process_id": index, "model_dir": str(tmp_path / "multi")}
+            procs.start(f"p{index}", [sys.executable, __file__, str(tmp_path / f"p{index}.npz"), json.dumps(settings)],
+                        environment(devices=2))  # fmt: skip
+        single = {**common, "model_dir": str(tmp_path / "single")}  # One process, one device.
+        procs.start("single", [sys.executable, __file__, str(tmp_path / "single.npz"), json.dumps(single)],
+                    environment(devices=1))  # fmt: skip
+        codes = procs.wait(["p0", "p1", "single"], timeout=2 * START_TIMEOUT)
+    assert codes == {"p0": 0, "p1": 0, "single": 0}, [procs.output(n)[1][-2000:] for n in codes]
+
+    p0, p1, one = (np.load(tmp_path / f"{name}.npz") for name in ("p0", "p1", "single"))
+    assert [bool(r["chief"]) for r in (p0, p1, one)] == [True, False, True]
+    assert [int(r["step"]) for r in (p0, p1, one)] == [steps] * 3
+    names = [name for name in p0.files if name not in ("step", "chief")]
+    assert len(names) > 50 and set(names) == set(one.files) - {"step", "chief"}
+    for name in names:  # Replicated variables: both processes hold the same values.
+        np.testing.assert_array_equal(p1[name], p0[name], err_msg=name)
+    # The same weights as one process with the same global batch, except the biases a BatchNorm
+    # cancels (their gradient is rounding noise that Adam scales to ~lr; test_multiworker.py).
+    gan = builders.build_gan(TrainConfig(**TINY), builders.make_strategy("default"))
+    noise_driven = noise_driven_weights(gan.generator, "generator")
+    differences = {name: float(np.max(np.abs(p0[name] - one[name]))) for name in names}
+    exact = {name: d for name, d in differences.items() if name not in noise_driven}
+    worst = max(exact, key=exact.get)
+    print(f"max |2 processes - 1 process| = {exact[worst]:.3g} ({worst})")
+    assert exact[worst] <= 1e-5, (worst, exact[worst])
+    assert max(differences[name] for name in noise_driven) <= 1e-3
+    earlier = np.load(tmp_path / "multi" / "checkpoints" / "ckpt-2.state.npz")
+    assert not np.allclose(earlier["generator/0000"], p0["generator/0"], atol=1e-4)  # Steps 3-4 moved them.
+
+    # Only the chief wrote the run's files.
+    run = tmp_path / "multi"
+    assert len(list((run / "logs").glob("events.out.tfevents.*"))) == 1
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step_000002.png", "step_000004.png"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["ckpt-2.state.npz", "ckpt-4.state.npz"]
+    assert "worker 0 of 2 (chief)" in procs.output("p0")[0] and "worker 1 of 2" in procs.output("p1")[0]
+    assert "global batch 4 over 4 replica(s)" in procs.output("p1")[0]
+
+
+@pytest.mark.slow
+def test_killed_process_fails_its_peer_a_restart_resumes_and_ctrl_c_stops_both(tmp_path):
+    run = tmp_path / "run"
+    (port,) = free_ports(1)
+    args = ["--strategy=multihost", f"--model_dir={run}", "--checkpoint_every=2", "--log_every=2",
+            "--sample_every=1000", "--export_dir="]  # fmt: skip
+    by_flags = [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", "--process_id=0"]
+    # Process 1 takes Keras' variables instead of flags (every job address; the first one coordinates).
+    by_env = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port},127.0.0.1:1",
+              "KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "1"}  # fmt: skip
+
+    def start(prefix, steps):
+        procs.start(f"{prefix}0", _train_command(*args, *by_flags, f"--steps={steps}"), environment(2))
+        procs.start(f"{prefix}1", _train_command(*args, f"--steps={steps}"), {**environment(2), **by_env})
+
+    with processes(tmp_path) as procs:
+        # 1. Kill process 1 once the chief saved a checkpoint: the chief fails fast, in one line.
+        start("first", 100000)
+        wait_for(lambda: latest_step(run) is not None, procs, ["first0", "first1"], START_TIMEOUT, "checkpoint")
+        procs.kill("first1")
+        started = time.monotonic()
+        code = procs.wait(["first0"], timeout=FAILURE_TIMEOUT)["first0"]
+        print(f"process 0 failed {time.monotonic() - started:.1f} s after process 1 was killed")
+        stdout, stderr = procs.output("first0")
+        assert code == 1, stderr[-3000:]
+        assert "Traceback" not in stderr + stdout and "Check failure" not in stderr
+        (line,) = error_lines(stderr)
+        killed_at = latest_step(run)
+        assert line.startswith("error: multi-process training stopped at step ") and "a peer process" in line, line
+        assert line.endswith(f"resume from {run / 'checkpoints' / f'ckpt-{killed_at}.state.npz'}"), line
+
+        # 2. Restart both: they resume from the chief's checkpoint.
+        start("second", 100000)
+        names = ["second0", "second1"]
+        wait_for(lambda: latest_step(run) > killed_at, procs, names, START_TIMEOUT, "new checkpoint")
+        for name in names:
+            resumed = rf"resumed from \S+ckpt-{killed_at}\.state\.npz at step {killed_at}\b"
+            assert re.search(resumed, procs.output(name)[0]), procs.output(name)[0][-2000:]
+
+        # 3. Ctrl-C on process 1 alone: both stop after the same step and the chief saves it.
+        procs.kill("second1", signal.SIGINT)
+        codes = procs.wait(names, timeout=FAILURE_TIMEOUT)
+        assert codes == {"second0": 143, "second1": 130}, [procs.output(n)[1][-2000:] for n in names]
+    interrupted = [re.findall(r"^interrupted: .* at step (\d+);", procs.output(n)[1], re.M) for n in names]
+    assert interrupted[0] == interrupted[1] == [str(latest_step(run))], interrupted
+    assert "another worker's signal" in procs.output("second0")[1]
+
+
+@pytest.mark.slow
+def test_a_coordinator_that_never_answers_fails_in_bounded_time_with_one_line(tmp_path):
+    (port,) = free_ports(1)  # Nobody listens there.
+    settings = [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", "--process_id=1"]
+    settings += ["--coordinator_timeout=2", f"--model_dir={tmp_path}/run"]
+    command = _train_command("--strategy=multihost", *settings)
+    with processes(tmp_path) as procs:
+        procs.start("lonely", command, environment(2))
+        code = procs.wait(["lonely"], timeout=START_TIMEOUT)["lonely"]
+    stdout, stderr = procs.output("lonely")
+    assert code == 2, stderr[-3000:]
+    assert "Traceback" not in stderr and "Check failure" not in stderr
+    (line,) = error_lines(stderr)
+    assert line == (
+        f"error: process 1 of 2 could not join the run at coordinator 127.0.0.1:{port} within 2 s; start process 0 "
+        "on that address (every process with the same coordinator_address and num_processes) or raise "
+        "coordinator_timeout"
+    )
+    assert not (tmp_path / "run").exists()  # Nothing written: the lock is taken after the processes meet.
+
+
+# -- the pieces, in this process ---------------------------------------------------------------------
+
+
+def test_missing_settings_name_the_flags_and_keras_variables(monkeypatch):
+    for name in (jax_backend.ENV_JOB_ADDRESSES, jax_backend.ENV_NUM_PROCESSES, jax_backend.ENV_PROCESS_ID):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match=r"^strategy='multihost' needs coordinator_address, process_id: set the flag"):
+        jax_backend.initialize_processes(num_processes=2)
+    monkeypatch.setenv(jax_backend.ENV_PROCESS_ID, "one")
+    with pytest.raises(ValueError, match=r"KERAS_DISTRIBUTION_PROCESS_ID must be an int; received: .*'one'$"):
+        jax_backend.initialize_processes("127.0.0.1:1", 2)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"process_id": 0}, r"`process_id` must be unset unless strategy='multihost'; received: process_id=0"),
+        ({"strategy": "multihost", "num_processes": 2, "process_id": 2}, r"an int from 0 to num_processes - 1 = 1"),
+        ({"strategy": "multihost", "coordinator_timeout": 0}, r"`coordinator_timeout` must be a number of seconds"),
+    ],
+)
+def test_bad_multihost_settings_are_one_line_errors(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**settings)
+
+
+def test_with_several_workers_a_signal_stops_training_only_through_the_agreement():
+    from keras_sagan.training.callbacks import InterruptHandler
+
+    class Model:
+        stop_training = False
+
+    # A signal after this worker's agreement of a step: stopping then would leave the others one
+    # step ahead, in a collective op this worker never joins.
+    handler = InterruptHandler(print_fn=lambda line: None, agree=lambda stop: stop)
+    handler.set_model(Model())
+    handler._handle(signal.SIGINT, None)
+    assert handler.interrupted == "SIGINT" and not handler.model.stop_training
+    handler.on_train_batch_end(0)  # The next agreement: every worker stops after this step.
+    assert handler.model.stop_training
+    alone = InterruptHandler(print_fn=lambda line: None)  # One worker: at once.
+    alone.set_model(Model())
+    alone._handle(signal.SIGINT, None)
+    assert alone.model.stop_training
+
+
+@pytest.mark.tensorflow
+def test_multihost_on_tensorflow_names_the_backend_and_what_works():
+    expected = (
+        r"`strategy` must be one of \('default', 'mirrored', 'multiworker', 'tpu'\) on the tensorflow backend "
+        r"\(multihost is JAX's multi-process run: KERAS_BACKEND=jax; .*; received: strategy='multihost'$"
+    )
+    with pytest.raises(backend.BackendError, match=expected):
+        builders.make_strategy("multihost")
+
+
+@pytest.mark.tensorflow
+def test_the_command_line_refuses_multihost_on_tensorflow_in_one_line(capsys, tmp_path):
+    err = cli_error(capsys, ["train", "--strategy=multihost", f"--model_dir={tmp_path / 'run'}"])
+    assert "on the tensorflow backend (multihost is JAX's multi-process run" in err
+    assert not (tmp_path / "run").exists()
+
+
+if __name__ == "__main__":
+    _run_process(sys.argv[1], json.loads(sys.argv[2]))
