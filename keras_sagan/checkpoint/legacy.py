@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections import Counter
 
 from keras_sagan import backend
 from keras_sagan.checkpoint.names import NETWORKS
@@ -156,11 +157,11 @@ def restore_legacy(
             "backend reads)"
         )
     for name, obj in objects.items():
-        stored = shapes.get(name)
         weights = getattr(obj, "weights", None)
-        if stored is not None and weights is not None and len(stored) == len(weights):
-            if sorted(tuple(w.shape) for w in weights) != stored:
-                raise error(f"{mismatch} ({name}'s variable shapes differ){advice}")
+        # What is stored under the network's own path must be among its shapes (a variable reachable
+        # from two objects, an optimizer's too, is stored under one path only, so some may be elsewhere).
+        if weights is not None and Counter(shapes.get(name, [])) - Counter(tuple(w.shape) for w in weights):
+            raise error(f"{mismatch} ({name}'s variable shapes differ){advice}")
     import tensorflow as tf
 
     try:
