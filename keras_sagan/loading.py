@@ -57,6 +57,8 @@ def resolve(path: str | os.PathLike) -> tuple[str, str]:
             find_preset(path)  # The one-line error listing the registered names.
         reason = missing_path_reason(path)
         raise ModelLoadError(f"no such model path: {path}" if reason.startswith("no such") else f"{path}: {reason}")
+    if not os.access(path, os.R_OK | (os.X_OK if os.path.isdir(path) else 0)):
+        raise ModelLoadError(f"cannot read model path {path}: permission denied")
     if os.path.isfile(path):
         if path.endswith(".keras"):
             return "keras", path
