@@ -129,7 +129,7 @@ def export_generator(
         generator_or_checkpoint: a `Generator`; a `SAGAN` (its
             `ema_generator` when present, else its `generator`); or a
             checkpoint directory (see the module docstring: `config.json`
-            plus `tf.train.CheckpointManager` checkpoints; EMA weights are
+            plus its checkpoints, `keras_sagan.checkpoint`; EMA weights are
             preferred).
         base_path: str. The model's base directory, as in TF Serving's
             `base_path`. Created if missing.

@@ -140,3 +140,12 @@ def test_a_folder_without_read_permission_is_permission_denied(tmp_path, monkeyp
     err = cli_error(capsys, ["sample", "--model", str(run), "--out", str(tmp_path / "s.png")])
     assert "permission denied" in err and "no such" not in err, err
     # A path inside such a folder: `os.path.exists` says False there (tests/test_run_directory.py).
+
+
+def test_a_config_json_edited_to_another_size_is_one_line(gan, tmp_path, capsys):
+    run = RunDirectory(tmp_path / "run")
+    config = gan.generator.get_config()
+    run.write_config({**config, "conv_dim": 16}, gan.discriminator.get_config(), {})
+    CheckpointManager(gan, run.checkpoints_dir, max_to_keep=1).save(3)
+    err = cli_error(capsys, ["sample", "--model", run.path, "--out", str(tmp_path / "s.png")])
+    assert "does not match the generator described by config.json" in err and "has shape" in err, err

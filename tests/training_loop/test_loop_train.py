@@ -102,10 +102,10 @@ def test_rerun_resumes_and_continues_the_step_count(first_run, capsys):
     capsys.readouterr()
     result = loop.train(tiny_config(config.model_dir, steps=8, ema_decay=0.9))
     out = capsys.readouterr().out
-    assert f"resumed from {os.path.join(config.model_dir, 'checkpoints', 'ckpt-4')} at step 4" in out
+    assert f"resumed from {os.path.join(config.model_dir, 'checkpoints', 'ckpt-4.state.npz')} at step 4" in out
     assert "step 6/8" in out and "step 8/8" in out and "step 2/" not in out
     assert result.initial_step == 4 and result.step == 8
-    assert result.checkpoint.endswith("ckpt-8")
+    assert result.checkpoint.endswith("ckpt-8.state.npz")
     samples = sorted(os.listdir(os.path.join(config.model_dir, "samples")))
     assert samples[-2:] == ["step_000006.png", "step_000008.png"]
     # Rerunning the finished command does no step and does not export the same weights again.
@@ -120,7 +120,7 @@ def test_rerun_resumes_and_continues_the_step_count(first_run, capsys):
 
 def test_a_checkpoint_of_another_model_is_a_one_line_error(first_run):
     config, _, _ = first_run
-    with pytest.raises(ValueError, match=r"cannot resume from .*ckpt-\d+: it does not match") as info:
+    with pytest.raises(ValueError, match=r"cannot resume from .*ckpt-\d+\.state\.npz: it does not match") as info:
         loop.train(tiny_config(config.model_dir, steps=20, conv_dim=16, export_dir=""))
     assert "\n" not in str(info.value)
 
