@@ -58,9 +58,11 @@ def list_legacy(directory: str) -> dict[int, str]:
         match = _FILE.fullmatch(name)
         if match:
             found[int(match.group(2))] = os.path.join(directory, match.group(1))
+    here = os.path.abspath(directory)
     for path in indexed_prefixes(directory):
         step = legacy_step(path)
-        if step is not None and os.path.dirname(os.path.join(directory, path)) == os.path.normpath(directory):
+        # Entries are relative to the folder, or absolute (older TensorFlow): only this folder's count.
+        if step is not None and os.path.dirname(os.path.abspath(os.path.join(directory, path))) == here:
             found.setdefault(step, os.path.join(directory, os.path.basename(path)))
     return found
 

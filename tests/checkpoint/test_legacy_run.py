@@ -101,3 +101,14 @@ def test_an_old_run_without_a_readable_config_cannot_resume_blind(old_run):
         loop.train(config)
     assert "\n" not in str(info.value)
     assert reading.latest_checkpoint(RunDirectory(old_run)).endswith("ckpt-2")
+
+
+def test_an_old_checkpoint_named_by_the_index_without_files_is_unreadable_and_skipped(old_run):
+    index = old_run / "checkpoints" / "checkpoint"
+    # TensorFlow's index written just before a crash: it names ckpt-5, whose files never landed.
+    index.write_text(f'model_checkpoint_path: "ckpt-5"\nall_model_checkpoint_paths: "{old_run}/checkpoints/ckpt-2"\n'
+                     'all_model_checkpoint_paths: "ckpt-5"\n')  # fmt: skip
+    warnings = []
+    opened, _ = reading.open_newest(RunDirectory(old_run), warn=warnings.append)
+    assert os.path.basename(opened.path) == "ckpt-2" and opened.children["ema_generator"] > 0
+    assert len(warnings) == 1 and "ckpt-5 is unreadable (ckpt-5.index is missing)" in warnings[0], warnings
