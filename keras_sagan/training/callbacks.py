@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 import keras
 
 from keras_sagan.checkpoint.names import nonfinite_variables
-from keras_sagan.errors import UsageError, one_line
+from keras_sagan.errors import UsageError, os_error_line
 from keras_sagan.images import make_grid
 from keras_sagan.training.guard import training_variables
 from keras_sagan.training.steps import IntervalMeans, StepCallback, Throughput, current_step
@@ -150,10 +150,9 @@ class CheckpointSaver(StepCallback):
         try:
             path = self.manager.save(checkpoint_number=step)
         except OSError as err:
-            where = f" ({err.filename})" if getattr(err, "filename", None) else ""
             raise CheckpointSaveError(
                 f"cannot save the checkpoint of step {step} in {self.manager.directory}: "
-                f"{err.strerror or one_line(err, 300)}{where}; the previous checkpoint "
+                f"{os_error_line(err)}; the previous checkpoint "
                 f"({self.manager.latest_checkpoint or 'none'}) is kept; free space there and rerun to resume"
             ) from None
         self.saved.append((step, path))
