@@ -47,3 +47,9 @@ def one_line(error: BaseException | str, limit: int = 1000) -> str:
 def bad_value(name: str, value, expected: str) -> str:
     """Keras' message style: "`name` must be EXPECTED; received: name=VALUE"."""
     return f"`{name}` must be {expected}; received: {name}={value!r}"
+
+
+def os_error_line(error: OSError) -> str:
+    """An `OSError` as one line with its cause and path: `"Permission denied (/x/y)"`, not `"[Errno 13] ..."`."""
+    where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+    return f"{error.strerror or one_line(error)}{where}"

@@ -33,7 +33,7 @@ import h5py
 import keras
 
 from keras_sagan.atomic_file import atomic_directory
-from keras_sagan.checkpoint_files import nonfinite_variables
+from keras_sagan.checkpoint.names import nonfinite_variables
 from keras_sagan.errors import UsageError, bad_value, one_line
 from keras_sagan.models.discriminator import Discriminator
 from keras_sagan.models.generator import Generator

@@ -37,13 +37,10 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
+from keras_sagan.checkpoint.manager import CheckpointManager
+from keras_sagan.checkpoint.names import CHECKPOINT_GENERATOR, CHECKPOINT_STEP, checkpoint_objects
 from keras_sagan.errors import UsageError, one_line
-from keras_sagan.run_directory import (
-    CHECKPOINT_GENERATOR,
-    CHECKPOINT_STEP,
-    RunDirectory,
-    make_checkpoint,
-)
+from keras_sagan.run_directory import RunDirectory
 from keras_sagan.torch_files import load_state_dict
 
 PRESET = "celeba64"
@@ -245,15 +242,13 @@ def import_reference(
     tmp = os.path.join(parent, f".tmp-{uuid.uuid4().hex}")
     try:
         run = RunDirectory(tmp)
-        run.write_config(gan.generator.get_config(), gan.discriminator.get_config(), config.to_dict())
-        if discriminator_path is not None:
-            checkpoint = make_checkpoint(gan)
-        else:  # No discriminator: nothing to train with (run_directory.restore_checkpoint refuses it).
-            checkpoint = tf.train.Checkpoint(
-                **{CHECKPOINT_GENERATOR: gan.generator, CHECKPOINT_STEP: gan.g_optimizer.iterations}
-            )
-        run.make_manager(checkpoint, keep=1).save(checkpoint_number=0)
-        # The CheckpointManager's index names checkpoints relative to its folder, so the rename keeps it valid.
+        record = {"generator": gan.generator.get_config(), "discriminator": gan.discriminator.get_config()}
+        run.write_config(record["generator"], record["discriminator"], config.to_dict())
+        objects = checkpoint_objects(gan)
+        if discriminator_path is None:  # Nothing to train with (checkpoint.reading.restore_gan refuses it).
+            objects = {name: objects[name] for name in (CHECKPOINT_GENERATOR, CHECKPOINT_STEP)}
+        record["train"] = config.to_dict()
+        CheckpointManager(gan, run.checkpoints_dir, max_to_keep=1, record=record, objects=objects).save(0)
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

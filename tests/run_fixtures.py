@@ -3,7 +3,8 @@
 import os
 
 import keras_sagan
-from keras_sagan.run_directory import RunDirectory, make_checkpoint
+from keras_sagan.checkpoint.manager import CheckpointManager
+from keras_sagan.run_directory import RunDirectory
 
 
 def ema_sagan(seed=0):
@@ -20,4 +21,4 @@ def write_run(model_dir, gan, checkpoint_number=3):
     os.makedirs(model_dir)
     run = RunDirectory(model_dir)
     run.write_config(gan.generator.get_config(), gan.discriminator.get_config(), {})
-    run.make_manager(make_checkpoint(gan), keep=2).save(checkpoint_number=checkpoint_number)
+    CheckpointManager(gan, run.checkpoints_dir, max_to_keep=2).save(checkpoint_number=checkpoint_number)

@@ -1,13 +1,10 @@
-"""`keras_sagan.run_directory`: the layout, the config file and the checkpoint's object names."""
+"""`keras_sagan.run_directory`: the layout, the config file, creating and locking a run."""
 
 import json
 import os
 
-import numpy as np
 import pytest
-import tensorflow as tf
 
-import keras_sagan
 from keras_sagan import run_directory
 from keras_sagan.run_directory import RunDirectory, RunDirectoryError
 
@@ -42,45 +39,19 @@ def test_read_config_errors_are_one_line(tmp_path):
         run.read_config()
 
 
-def test_checkpoint_holds_every_variable_under_its_names(tmp_path):
-    gan = keras_sagan.build_sagan("celeba64", image_size=32, conv_dim=8, seed=0)
-    gan.compile(ema_decay=0.9)
-    run = RunDirectory(tmp_path)
-    run.write_config(gan.generator.get_config(), gan.discriminator.get_config(), {})
-    prefix = run.make_manager(run_directory.make_checkpoint(gan), keep=1).save(checkpoint_number=7)
-    assert run.latest_checkpoint() == prefix == os.path.join(run.checkpoints_dir, "ckpt-7")
-    children = run_directory.checkpoint_children(prefix)
-    assert set(children) == {
-        "step",
-        "generator",
-        "discriminator",
-        "ema_generator",
-        "g_optimizer",
-        "d_optimizer",
-        "seed_state",
-        "save_counter",
-    }
-    assert children["generator"] == len(gan.generator.variables)
-    assert children["discriminator"] == len(gan.discriminator.variables)
-    # A restore into a fresh SAGAN brings every generator and discriminator variable back.
-    fresh = keras_sagan.build_sagan("celeba64", image_size=32, conv_dim=8, seed=1)
-    fresh.compile(ema_decay=0.9)
-    manager = run.make_manager(run_directory.make_checkpoint(fresh), keep=1)
-    assert run_directory.restore_latest(run_directory.make_checkpoint(fresh), manager) == prefix
-    for new, old in zip(
-        fresh.generator.variables + fresh.discriminator.variables, gan.generator.variables + gan.discriminator.variables
-    ):
-        np.testing.assert_array_equal(np.asarray(new), np.asarray(old))
+def test_make_and_lock_name_an_unusable_model_dir_in_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunDirectoryError, match=r"cannot create model_dir .*file/run: Not a directory"):
+        RunDirectory(tmp_path / "file" / "run").make()
+    with pytest.raises(RunDirectoryError, match="cannot create model_dir .*File name too long"):
+        RunDirectory(tmp_path / ("x" * 300)).lock()
 
 
-def test_locate_accepts_the_checkpoints_folder_and_names_what_is_missing(tmp_path):
-    with pytest.raises(RunDirectoryError, match="no such run directory"):
-        RunDirectory.locate(tmp_path / "missing")
-    with pytest.raises(RunDirectoryError, match="no checkpoint found"):
-        RunDirectory.locate(tmp_path)
-    run = RunDirectory(tmp_path)
-    tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), run.checkpoints_dir, 1).save()
-    with pytest.raises(RunDirectoryError, match="no config.json"):
-        RunDirectory.locate(tmp_path)
-    run.write_config({}, {}, {})
-    assert RunDirectory.locate(run.checkpoints_dir).path == str(tmp_path)
+def test_missing_path_reason_tells_permission_denied_from_absent(tmp_path, monkeypatch):
+    assert run_directory.missing_path_reason(str(tmp_path / "absent" / "run")) == "no such file or directory"
+    locked = tmp_path / "locked"
+    (locked / "run").mkdir(parents=True)
+    # Root reads any folder whatever its mode, so the permission check is stubbed: deny `locked` only.
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: real_access(path, mode) and str(path) != str(locked))
+    assert run_directory.missing_path_reason(str(locked)) == f"permission denied: {locked} cannot be read by this user"

@@ -26,14 +26,13 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(HERE, "sampling_defaults.json"))
     args = parser.parse_args(argv)
 
-    from keras_sagan.checkpoint_files import checkpoint_children
+    from keras_sagan.checkpoint.reading import list_checkpoints, locate_run, open_checkpoint
     from keras_sagan.export import loading
     from keras_sagan.metrics import certificate
     from keras_sagan.metrics.domain import DomainClassifierExtractor
     from keras_sagan.models import Generator
-    from keras_sagan.run_directory import RunDirectory
 
-    run = RunDirectory.locate(args.run)
+    run = locate_run(args.run)
     config = run.read_config()
     batch_size = int(config["train"]["batch_size"])
     extractor = DomainClassifierExtractor()
@@ -42,11 +41,10 @@ def main(argv=None):
     z = certificate.noise(args.num_fakes, config["generator"]["z_dim"], 0)
     records = []
     for step in args.steps:
-        prefix = run.checkpoint_path(step)
-        children = checkpoint_children(prefix)
+        checkpoint = open_checkpoint(list_checkpoints(run.checkpoints_dir)[step])
         for which, key in (("live", "generator"), ("ema", "ema_generator")):
             generator = loading.build_network(Generator, config["generator"], run.config_path)
-            loading.restore_network(prefix, key, generator, children, f"checkpoint {prefix}")
+            loading.restore_network(checkpoint, key, generator, f"checkpoint {checkpoint.path}")
             for sampling in certificate.SAMPLING:
                 sample = certificate.sampler(generator, sampling, batch_size, 0)
                 fake, logits = certificate.fake_features(sample, extractor, z)

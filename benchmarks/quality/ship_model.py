@@ -36,16 +36,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from keras_sagan import images as images_lib
+    from keras_sagan.checkpoint.reading import checkpoint_step, locate_run
     from keras_sagan.export.preset import load_run_networks
     from keras_sagan.export.saved_model import export_generator
     from keras_sagan.metrics import certificate
     from keras_sagan.models import batch_norm_statistics
     from keras_sagan.preset_format import save_preset
-    from keras_sagan.run_directory import RunDirectory, checkpoint_step
 
     networks, prefix = load_run_networks(args.run)
     step = checkpoint_step(prefix)
-    config = RunDirectory.locate(args.run).read_config()
+    config = locate_run(args.run).read_config()
     train = config.get("train") or {}
     generator = networks["ema_generator"]
     batch_size = int(train.get("batch_size", 64))

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 
 from keras_sagan import quiet
-from keras_sagan.errors import EXIT_USAGE, one_line
+from keras_sagan.errors import EXIT_USAGE, one_line, os_error_line
 
 PROG = "keras-sagan train"
 EXIT_WORKER_FAILURE = 1
@@ -90,6 +90,8 @@ def run(config) -> int:
         return 128 + signal.SIGINT.value
     except ValueError as err:  # UsageError, DatasetNotFoundError and the other bad inputs.
         return _error(err, EXIT_USAGE)
+    except OSError as err:  # A model_dir that cannot be written (the run directory names most of these itself).
+        return _error(f"cannot write the run: {os_error_line(err)}", EXIT_USAGE)
     return 0
 
 

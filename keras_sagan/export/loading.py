@@ -25,21 +25,12 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from keras_sagan.checkpoint_files import nonfinite_variables  # noqa: F401  (re-exported)
+from keras_sagan.checkpoint.names import CHECKPOINT_EMA_GENERATOR, CHECKPOINT_GENERATOR, nonfinite_variables
+from keras_sagan.checkpoint.reading import OpenedCheckpoint, checkpoint_step, locate_run, open_newest
 from keras_sagan.errors import UsageError, one_line
 from keras_sagan.export import saved_model as serving  # The layout it reads; the graph `sample` runs.
 from keras_sagan.models.generator import Generator
-from keras_sagan.run_directory import (
-    CHECKPOINT_EMA_GENERATOR,
-    CHECKPOINT_GENERATOR,
-    CONFIG_FILENAME,
-    RunDirectory,
-    checkpoint_children,
-    checkpoint_step,
-    read_json,
-    read_state,
-    state_step,
-)
+from keras_sagan.run_directory import CONFIG_FILENAME, missing_path_reason, read_json
 
 KINDS = ("saved_model", "run", "keras", "preset")
 
@@ -64,7 +55,10 @@ def resolve(path: str | os.PathLike) -> tuple[str, str]:
     if not os.path.exists(path):
         if os.sep not in path and "." not in path:  # A bare word: meant as a preset name.
             find_preset(path)  # The one-line error listing the registered names.
-        raise ModelLoadError(f"no such model path: {path}")
+        reason = missing_path_reason(path)
+        raise ModelLoadError(f"no such model path: {path}" if reason.startswith("no such") else f"{path}: {reason}")
+    if not os.access(path, os.R_OK | (os.X_OK if os.path.isdir(path) else 0)):
+        raise ModelLoadError(f"cannot read model path {path}: permission denied")
     if os.path.isfile(path):
         if path.endswith(".keras"):
             return "keras", path
@@ -80,7 +74,7 @@ def resolve(path: str | os.PathLike) -> tuple[str, str]:
     if versions:
         return "saved_model", os.path.join(path, str(versions[-1]))
     try:
-        RunDirectory.locate(path)
+        locate_run(path)
     except UsageError as err:
         raise ModelLoadError(
             f"{path} is neither a SavedModel (saved_model.pb), a base directory with numbered versions, "
@@ -175,27 +169,14 @@ def check_finite_images(images, what: str) -> None:
 # -- runs -----------------------------------------------------------------------------------------
 
 
-def restore_network(prefix: str, key: str, network, children: dict, mismatch: str) -> None:
-    """Restores the checkpoint object `key` into `network` (both formats), checking counts and shapes first."""
-    if children[key] != len(network.variables):
+def restore_network(checkpoint: OpenedCheckpoint, key: str, network, mismatch: str) -> None:
+    """Restores the checkpoint object `key` into `network` (either format), checking counts and shapes first."""
+    if checkpoint.children[key] != len(network.variables):
         raise ModelLoadError(
-            f"{mismatch}: it holds {children[key]} {key} variables, the config builds {len(network.variables)}"
+            f"{mismatch}: it holds {checkpoint.children[key]} {key} variables, the config builds "
+            f"{len(network.variables)}"
         )
-    if state_step(prefix) is not None:  # the backend-neutral format (a run trained on JAX)
-        stored = read_state(prefix)
-        keys = sorted(k for k in stored if k.startswith(f"{key}/"))
-        for stored_key, variable in zip(keys, network.weights):
-            if tuple(stored[stored_key].shape) != tuple(variable.shape):
-                raise ModelLoadError(f"{mismatch}: {stored_key} has shape {tuple(stored[stored_key].shape)}")
-        for stored_key, variable in zip(keys, network.weights):
-            variable.assign(stored[stored_key])
-        return
-    try:
-        status = tf.train.Checkpoint(**{key: network}).read(prefix)
-        status.expect_partial()
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as err:
-        raise ModelLoadError(f"{mismatch}: {one_line(err)}") from None
+    checkpoint.restore({key: network}, mismatch, error=ModelLoadError)
 
 
 def build_network(cls, config: dict, config_path: str):
@@ -214,18 +195,27 @@ def load_run_generator(directory: str, object_name: str | None = None) -> tuple[
     restored when present, else its `generator` weights. `object_name` (`CHECKPOINT_GENERATOR`
     or `CHECKPOINT_EMA_GENERATOR`) asks for one of them.
     """
-    run = RunDirectory.locate(directory)
-    prefix = run.newest_readable_checkpoint(warn=lambda line: print(line, file=sys.stderr, flush=True))
-    generator = build_network(Generator, run.read_config()["generator"], run.config_path)
-    children = checkpoint_children(prefix)
-    key = CHECKPOINT_EMA_GENERATOR if CHECKPOINT_EMA_GENERATOR in children else CHECKPOINT_GENERATOR
-    key = object_name or key
-    if key not in children:
-        raise ModelLoadError(f"checkpoint {prefix} holds no generator (objects: {sorted(children)})")
-    mismatch = f"checkpoint {prefix} does not match the generator described by {CONFIG_FILENAME}"
-    restore_network(prefix, key, generator, children, mismatch)
-    check_finite_generator(generator, f"checkpoint {prefix} ({key})")
-    return generator, prefix, key
+    run = locate_run(directory)
+    config = run.read_config()
+
+    def restore(checkpoint: OpenedCheckpoint) -> tuple[Generator, str]:
+        children = checkpoint.children
+        key = CHECKPOINT_EMA_GENERATOR if CHECKPOINT_EMA_GENERATOR in children else CHECKPOINT_GENERATOR
+        key = object_name or key
+        if key not in children:
+            raise ModelLoadError(f"checkpoint {checkpoint.path} holds no generator (objects: {sorted(children)})")
+        generator = build_network(Generator, config["generator"], run.config_path)
+        mismatch = f"checkpoint {checkpoint.path} does not match the generator described by {CONFIG_FILENAME}"
+        restore_network(checkpoint, key, generator, mismatch)
+        return generator, key
+
+    # The newest readable one; one rotated away meanwhile (a run training now) falls back to the next.
+    checkpoint, restored = open_newest(run, warn=lambda line: print(line, file=sys.stderr, flush=True), use=restore)
+    if checkpoint is None:  # Every one rotated away while we looked.
+        raise ModelLoadError(f"no checkpoint found in {run.checkpoints_dir}")
+    generator, key = restored
+    check_finite_generator(generator, f"checkpoint {checkpoint.path} ({key})")
+    return generator, checkpoint.path, key
 
 
 def resolve_generator(generator_or_path) -> Generator:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from keras_sagan.checkpoint.names import CHECKPOINT_DISCRIMINATOR, CHECKPOINT_EMA_GENERATOR, CHECKPOINT_GENERATOR
+from keras_sagan.checkpoint.reading import OpenedCheckpoint, checkpoint_step, locate_run, open_newest
 from keras_sagan.export.formats import ExportError
 from keras_sagan.export.loading import (
     ModelLoadError,
@@ -22,15 +24,7 @@ from keras_sagan.export.loading import (
 from keras_sagan.models.discriminator import Discriminator
 from keras_sagan.models.generator import Generator
 from keras_sagan.preset_format import save_preset
-from keras_sagan.run_directory import (
-    CHECKPOINT_DISCRIMINATOR,
-    CHECKPOINT_EMA_GENERATOR,
-    CHECKPOINT_GENERATOR,
-    CONFIG_FILENAME,
-    RunDirectory,
-    checkpoint_children,
-    checkpoint_step,
-)
+from keras_sagan.run_directory import CONFIG_FILENAME
 
 
 def load_run_networks(directory: str) -> tuple[dict, str]:
@@ -40,24 +34,31 @@ def load_run_networks(directory: str) -> tuple[dict, str]:
     checkpoint holds them); each network is built from `config.json` and restored, in both
     checkpoint formats.
     """
-    run = RunDirectory.locate(directory)
-    prefix = run.newest_readable_checkpoint(warn=lambda line: print(line, file=sys.stderr, flush=True))
+    run = locate_run(directory)
     config = run.read_config()
-    children = checkpoint_children(prefix)
-    if CHECKPOINT_GENERATOR not in children:
-        raise ModelLoadError(f"checkpoint {prefix} holds no generator (objects: {sorted(children)})")
-    networks = {}
-    for key, cls, section in (
-        (CHECKPOINT_GENERATOR, Generator, "generator"),
-        (CHECKPOINT_EMA_GENERATOR, Generator, "generator"),
-        (CHECKPOINT_DISCRIMINATOR, Discriminator, "discriminator"),
-    ):
-        if key not in children or not isinstance(config.get(section), dict):
-            continue
-        network = build_network(cls, config[section], run.config_path)
-        mismatch = f"checkpoint {prefix} does not match the {section} described by {CONFIG_FILENAME}"
-        restore_network(prefix, key, network, children, mismatch)
-        networks[key] = network
+
+    def restore(checkpoint: OpenedCheckpoint) -> dict:
+        children = checkpoint.children
+        if CHECKPOINT_GENERATOR not in children:
+            raise ModelLoadError(f"checkpoint {checkpoint.path} holds no generator (objects: {sorted(children)})")
+        networks = {}
+        for key, cls, section in (
+            (CHECKPOINT_GENERATOR, Generator, "generator"),
+            (CHECKPOINT_EMA_GENERATOR, Generator, "generator"),
+            (CHECKPOINT_DISCRIMINATOR, Discriminator, "discriminator"),
+        ):
+            if key not in children or not isinstance(config.get(section), dict):
+                continue
+            network = build_network(cls, config[section], run.config_path)
+            mismatch = f"checkpoint {checkpoint.path} does not match the {section} described by {CONFIG_FILENAME}"
+            restore_network(checkpoint, key, network, mismatch)
+            networks[key] = network
+        return networks
+
+    checkpoint, networks = open_newest(run, warn=lambda line: print(line, file=sys.stderr, flush=True), use=restore)
+    if checkpoint is None:  # Every one rotated away while we looked.
+        raise ModelLoadError(f"no checkpoint found in {run.checkpoints_dir}")
+    prefix = checkpoint.path
     for key in (CHECKPOINT_GENERATOR, CHECKPOINT_EMA_GENERATOR):
         if key in networks:
             check_finite_generator(networks[key], f"checkpoint {prefix} ({key})")
@@ -89,7 +90,7 @@ def export_preset(generator_or_checkpoint, preset_dir: str | os.PathLike, metada
         kind, path = resolve(source)
         if kind == "run":
             networks, prefix = load_run_networks(path)
-            train = RunDirectory.locate(path).read_config().get("train") or {}
+            train = locate_run(path).read_config().get("train") or {}
             if train.get("dataset") is not None:
                 metadata.setdefault("dataset", train["dataset"])
             if checkpoint_step(prefix) is not None:

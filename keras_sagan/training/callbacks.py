@@ -24,18 +24,16 @@ gan.fit(
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import threading
 from collections.abc import Callable, Sequence
 
 import keras
-import tensorflow as tf
 
-from keras_sagan.errors import UsageError, one_line
+from keras_sagan.checkpoint.names import nonfinite_variables
+from keras_sagan.errors import UsageError, os_error_line
 from keras_sagan.images import make_grid
-from keras_sagan.training.guard import nonfinite_variables, training_variables
+from keras_sagan.training.guard import training_variables
 from keras_sagan.training.steps import IntervalMeans, StepCallback, Throughput, current_step
 from keras_sagan.training.tensorboard import (
     SampleGridWriter,
@@ -104,37 +102,32 @@ class ProgressLogger(StepCallback):
 
 
 class CheckpointSaver(StepCallback):
-    """Saves `manager`'s checkpoint every `every` steps and at the end of training.
+    """Saves through `manager` every `every` steps and at the end of training.
 
-    Checkpoints are numbered by step (`ckpt-<step>`). `tf.train.CheckpointManager` writes the
-    data files first and then replaces its `checkpoint` index file atomically, so a process
-    killed mid-save still resumes from the previous checkpoint. The end-of-training save also
-    runs when training stops early (`model.stop_training`, as `InterruptHandler` sets it).
+    Checkpoints are numbered by step (`ckpt-<step>.state.npz`, `keras_sagan.checkpoint`). Each is
+    written to a temporary and renamed into place, so a process killed mid-save still resumes from
+    the previous checkpoint. The end-of-training save also runs when training stops early
+    (`model.stop_training`, as `InterruptHandler` sets it).
 
     Never a bad checkpoint: nothing is saved once `guard` (a `DivergenceGuard`) has tripped, nor
     when any weight or optimizer variable is NaN or infinite (`skipped` lists those steps), so no
     good checkpoint is rotated out by a bad one. A save that fails for lack of space (or any
-    other write error) raises a one-line `CheckpointSaveError` naming the directory; the
-    half-written `ckpt-<step>_temp` directory is removed and the previous checkpoint stays.
+    other write error) raises a one-line `CheckpointSaveError` naming the directory; the previous
+    checkpoint stays.
 
-    Under `MultiWorkerMirroredStrategy` every worker must save at the same steps (a save can
-    read sync-on-read variables, which is a collective op), but only the chief's copy is kept:
-    the other workers pass `discard=True` and a manager over a scratch directory of their own,
-    which is deleted after each save.
+    Under `MultiWorkerMirroredStrategy` every worker saves at the same steps (reading a
+    sync-on-read variable is a collective op); only the chief's manager writes the file.
 
     Args:
-        manager: `tf.train.CheckpointManager` over the training `tf.train.Checkpoint`.
+        manager: `keras_sagan.checkpoint.manager.CheckpointManager`.
         every: int. Steps between checkpoints. Defaults to `500`.
-        discard: bool. Delete `manager.directory` after each save (a non-chief worker's copy).
-            Defaults to `False`.
         guard: `DivergenceGuard` or None. No save after it trips. Defaults to `None`.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager, every: int = 500, discard: bool = False, guard=None):
+    def __init__(self, manager, every: int = 500, guard=None):
         super().__init__()
         self.manager = manager
         self.every = every
-        self.discard = discard
         self.guard = guard
         self.saved = []
         self.skipped = []
@@ -149,7 +142,7 @@ class CheckpointSaver(StepCallback):
             self.save(step)
 
     def save(self, step: int) -> str | None:
-        """Saves now, numbered `step`; returns the checkpoint prefix (None: not saved, see the class doc)."""
+        """Saves now, numbered `step`; returns the checkpoint's path (None: not saved, see the class doc)."""
         diverged = self.guard is not None and self.guard.diverged is not None
         if diverged or (self.model is not None and nonfinite_variables(training_variables(self.model))):
             self.skipped.append(step)
@@ -158,18 +151,12 @@ class CheckpointSaver(StepCallback):
             self.model.sampling_generator()  # the EMA generator is saved with the statistics it samples with
         try:
             path = self.manager.save(checkpoint_number=step)
-        except (tf.errors.OpError, OSError) as err:
-            for name in os.listdir(self.manager.directory):
-                # TF's half-written `ckpt-N_temp/` (StateCheckpoint.save removes its own temp file).
-                if name.startswith(f"ckpt-{step}_temp"):
-                    shutil.rmtree(os.path.join(self.manager.directory, name), ignore_errors=True)
+        except OSError as err:
             raise CheckpointSaveError(
-                f"cannot save the checkpoint of step {step} in {self.manager.directory}: {one_line(err, 300)}; "
-                f"the previous checkpoint ({self.manager.latest_checkpoint or 'none'}) is kept; free space there "
-                "and rerun to resume"
+                f"cannot save the checkpoint of step {step} in {self.manager.directory}: "
+                f"{os_error_line(err)}; the previous checkpoint "
+                f"({self.manager.latest_checkpoint or 'none'}) is kept; free space there and rerun to resume"
             ) from None
-        if self.discard:
-            shutil.rmtree(self.manager.directory, ignore_errors=True)
         self.saved.append((step, path))
         return path
 

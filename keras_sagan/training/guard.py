@@ -31,10 +31,9 @@ from collections.abc import Callable, Iterable
 import keras
 import numpy as np
 
-from keras_sagan.checkpoint_files import nonfinite_variables
 from keras_sagan.training.steps import current_step
 
-__all__ = ["DivergenceGuard", "Divergence", "TrainingDiverged", "nonfinite_variables", "rollback", "training_variables"]
+__all__ = ["DivergenceGuard", "Divergence", "TrainingDiverged", "rollback", "training_variables"]
 
 ROLLBACK_LR_FACTOR = 0.1
 """Each rollback multiplies both learning rates by this."""

@@ -4,7 +4,8 @@ The run builds the dataset and the SAGAN (under the chosen `tf.distribute` strat
 the latest checkpoint of `model_dir` when there is one, trains with `fit()` until the generator
 optimizer's `iterations` reaches `steps`, and exports the sampling generator.
 
-What lands in `model_dir` is `keras_sagan.run_directory`'s layout: `config.json`, checkpoints,
+What lands in `model_dir` is `keras_sagan.run_directory`'s layout: `config.json`, checkpoints
+(`keras_sagan.checkpoint`),
 TensorBoard logs, sample grids and the TF Serving export of the sampling generator. This module
 is the run only: the config is `training/config.py`, the strategy, data and model builders are
 `training/builders.py`, the evaluation wiring is `keras_sagan.metrics`.
@@ -27,23 +28,21 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 
 import keras
-import tensorflow as tf
 
 from keras_sagan import backend
 from keras_sagan.backend import tensorflow as tf_backend
-from keras_sagan.checkpoint_files import checkpoint_step
+from keras_sagan.checkpoint import reading
+from keras_sagan.checkpoint.manager import CheckpointManager
 from keras_sagan.data import validate_global_batch
 from keras_sagan.export.loading import read_export_step
 from keras_sagan.export.saved_model import export_generator, latest_version_path
 from keras_sagan.metrics import make_evaluation_callback as _make_evaluation_callback
-from keras_sagan.run_directory import REAL_STATS_FILENAME, make_checkpoint, restore_checkpoint, restore_latest
+from keras_sagan.run_directory import REAL_STATS_FILENAME
 from keras_sagan.training import callbacks as callbacks_lib
 from keras_sagan.training import distributed, resume
 from keras_sagan.training.builders import build_dataset, build_gan, configure_cpu_replicas, data_spec, make_strategy
@@ -66,11 +65,9 @@ __all__ = [
     "build_gan",
     "configure_cpu_replicas",
     "make_callbacks",
-    "make_checkpoint",
     "make_evaluation_callback",
     "make_manager",
     "make_strategy",
-    "restore_latest",
     "train",
 ]
 
@@ -120,14 +117,23 @@ class TrainResult:
     chief: bool = True
 
 
-def make_manager(config: TrainConfig, checkpoint: tf.train.Checkpoint) -> tf.train.CheckpointManager:
-    """The `CheckpointManager` of the run's `checkpoints/`, keeping `keep_checkpoints`."""
-    return config.run_directory.make_manager(checkpoint, config.keep_checkpoints)
+def make_manager(config: TrainConfig, gan, chief: bool = True) -> CheckpointManager:
+    """The `CheckpointManager` of the run's `checkpoints/`, keeping `keep_checkpoints`.
+
+    Each checkpoint carries the record the resume rules check (`resume.py`): both networks' configs
+    and `config`. Only the chief writes (`chief`: decided once, in `_train`, from the strategy).
+    """
+    record = {
+        "generator": gan.generator.get_config(),
+        "discriminator": gan.discriminator.get_config(),
+        "train": config.to_dict(),
+    }
+    return CheckpointManager(gan, config.run_directory.checkpoints_dir, config.keep_checkpoints, chief, record)
 
 
 def make_callbacks(
     config: TrainConfig,
-    manager: tf.train.CheckpointManager,
+    manager: CheckpointManager,
     chief: bool = True,
     agree_to_stop: Callable[[bool], bool] | None = None,
     guard: DivergenceGuard | None = None,
@@ -138,17 +144,15 @@ def make_callbacks(
     other callback writes anything, and the `CheckpointSaver` saves nothing more.
 
     A non-chief worker (`chief=False`) gets the interrupt handler, the progress lines and a
-    `CheckpointSaver` that discards its copies (`manager` then points to a scratch directory):
-    no TensorBoard logs, sample grids or evaluation. `agree_to_stop` is the interrupt handler's
+    `CheckpointSaver` (its manager takes part in each save and writes nothing): no TensorBoard
+    logs, sample grids or evaluation. `agree_to_stop` is the interrupt handler's
     all-worker decision (`distributed.make_stop_agreement`).
     """
     run = config.run_directory
     guard = guard or DivergenceGuard()
     interrupt = callbacks_lib.InterruptHandler(agree=agree_to_stop)
     if not chief:
-        # On TF its scratch copy is discarded; on JAX its manager writes nothing and waits for the chief's save.
-        discard = backend.is_tensorflow()
-        saver = callbacks_lib.CheckpointSaver(manager, every=config.checkpoint_every, discard=discard, guard=guard)
+        saver = callbacks_lib.CheckpointSaver(manager, every=config.checkpoint_every, guard=guard)
         callbacks = [guard, interrupt, saver]
         if not config.progress_bar:
             callbacks.insert(2, callbacks_lib.ProgressLogger(config.steps, config.batch_size, every=config.log_every))
@@ -233,32 +237,28 @@ def _train(config: TrainConfig) -> TrainResult:
     # First: MultiWorkerMirroredStrategy must start its server before TF runs any op.
     strategy = make_strategy(config.strategy, config.collective_timeout, _processes(config))
     validate_global_batch(config.batch_size, strategy.num_replicas_in_sync)  # Before building anything.
+    # The one decision of which process writes the run's files (checkpoints included).
     chief = distributed.is_chief(strategy)
-    scratch = None if chief else tempfile.mkdtemp(prefix="keras_sagan_worker_")
     # Only the chief writes the run directory, so only it holds the lock (run_lock.py).
     lock = config.run_directory.lock(warn=_warn) if chief else contextlib.nullcontext()
-    try:
-        with lock:
-            keras.utils.set_random_seed(config.seed)
-            gan = build_gan(config, strategy)
-            try:
-                return _run(config, strategy, gan, chief, scratch)
-            except Exception as err:
-                if not distributed.is_peer_failure(strategy, err):
-                    raise
-                checkpoint = config.run_directory.latest_checkpoint()
-                step = _last_good_step(gan, checkpoint)
-                kind = "multi-worker" if backend.is_tensorflow() else "multi-process"
-                raise WorkerFailure(
-                    f"{kind} training stopped at step {step}: "
-                    f"{distributed.describe_failure(err, config.collective_timeout)}; "
-                    f"restart every worker to resume from {checkpoint or 'the start (no checkpoint yet)'}",
-                    step,
-                    checkpoint,
-                ) from None
-    finally:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
+    with lock:
+        keras.utils.set_random_seed(config.seed)
+        gan = build_gan(config, strategy)
+        try:
+            return _run(config, strategy, gan, chief)
+        except Exception as err:
+            if not distributed.is_peer_failure(strategy, err):
+                raise
+            checkpoint = reading.latest_checkpoint(config.run_directory)
+            step = _last_good_step(gan, checkpoint)
+            kind = "multi-worker" if backend.is_tensorflow() else "multi-process"
+            raise WorkerFailure(
+                f"{kind} training stopped at step {step}: "
+                f"{distributed.describe_failure(err, config.collective_timeout)}; "
+                f"restart every worker to resume from {checkpoint or 'the start (no checkpoint yet)'}",
+                step,
+                checkpoint,
+            ) from None
 
 
 def _last_good_step(gan, checkpoint: str | None) -> int:
@@ -266,7 +266,7 @@ def _last_good_step(gan, checkpoint: str | None) -> int:
     try:
         return callbacks_lib.current_step(gan)
     except Exception:  # The failed step's outputs re-raise its error when read.
-        return (checkpoint_step(checkpoint) or 0) if checkpoint else 0
+        return (reading.checkpoint_step(checkpoint) or 0) if checkpoint else 0
 
 
 def _processes(config: TrainConfig) -> dict:
@@ -290,21 +290,26 @@ def _chief_checkpoint(config, manager, chief, step):
     """
     if chief or step == 0 or not backend.is_tensorflow():
         return manager.latest_checkpoint
-    return config.run_directory.checkpoint_path(step)
+    return reading.checkpoint_path(config.run_directory, step)
 
 
-def _run(config, strategy, gan, chief, scratch):
+def _restore(config, run, gan, checkpoint) -> dict:
+    """Restores `checkpoint` into `gan` under the resume rules; returns the settings it was saved with."""
+    previous = resume.previous_settings(run, checkpoint)
+    resume.refuse_ema_start(config, checkpoint)  # Else the restore's mismatch would say less.
+    reading.restore_gan(gan, checkpoint)  # Another architecture is refused here, first.
+    resume.refuse_changes(config, previous, checkpoint)
+    return previous
+
+
+def _run(config, strategy, gan, chief):
     model_dir = config.resolved_model_dir
     run = config.run_directory
     worker, workers = distributed.worker_index(strategy)
-    checkpoint = make_checkpoint(gan)
-    manager = make_manager(config, checkpoint)  # The chief's: every worker restores from it.
-    previous = resume.previous_settings(run)
-    restored = run.newest_readable_checkpoint(warn=_warn)
+    manager = make_manager(config, gan, chief)  # Every worker restores from the chief's directory.
+    opened, previous = reading.open_newest(run, warn=_warn, use=lambda found: _restore(config, run, gan, found))
+    restored = opened.path if opened is not None else None
     if restored:
-        resume.refuse_ema_start(config, restored)  # Else the restore's mismatch would say less.
-        restore_checkpoint(checkpoint, restored)  # Another architecture is refused here, first.
-        resume.refuse_changes(config, previous, restored)
         resume.apply_changes(config, previous, gan, lambda line: print(line, flush=True))
     initial_step = callbacks_lib.current_step(gan)
     if workers > 1:
@@ -331,12 +336,9 @@ def _run(config, strategy, gan, chief, scratch):
     logs: dict[str, float] = {}
     remaining = config.steps - initial_step
     if remaining > 0:
-        save_manager = manager
-        if not chief and backend.is_tensorflow():  # Takes part in every save; its copy is discarded.
-            save_manager = tf.train.CheckpointManager(checkpoint, scratch, max_to_keep=1)
         agree = distributed.make_stop_agreement(strategy) if workers > 1 else None
         guard = DivergenceGuard(print_fn=lambda line: None)  # TrainingDiverged tells it.
-        callbacks = make_callbacks(config, save_manager, chief=chief, agree_to_stop=agree, guard=guard)
+        callbacks = make_callbacks(config, manager, chief=chief, agree_to_stop=agree, guard=guard)
         saver = callbacks[-1]
         for rollbacks in range(config.divergence_rollbacks + 1):
             with contextlib.nullcontext() if backend.is_tensorflow() else strategy.scope():
@@ -350,15 +352,12 @@ def _run(config, strategy, gan, chief, scratch):
                 )
             if guard.diverged is None:
                 break
-            good = restored  # The last checkpoint saved, the chief's name for it on every worker.
-            if saver.saved:
-                good = saver.saved[-1][1]  # The chief's path (on TF, a non-chief's scratch copy is gone):
-                if not chief and backend.is_tensorflow():
-                    good = config.run_directory.checkpoint_path(saver.saved[-1][0])
+            good = saver.saved[-1][1] if saver.saved else restored  # The chief's file, on every worker.
             if rollbacks == config.divergence_rollbacks or good is None:
                 raise TrainingDiverged(guard.diverged, good, rollbacks)
-            g_lr, d_lr = rollback(gan, lambda path: restore_checkpoint(checkpoint, path), good)
+            g_lr, d_lr = rollback(gan, lambda path: reading.restore_path(gan, path), good)
             config = dataclasses.replace(config, g_lr=g_lr, d_lr=d_lr)
+            manager.record["train"] = config.to_dict()
             print(f"{guard.diverged.describe()}: rolled back to {good}; g_lr={g_lr:g}, d_lr={d_lr:g}", flush=True)
             if chief:  # config.json records what runs.
                 run.write_config(gan.generator.get_config(), gan.discriminator.get_config(), config.to_dict())

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +24,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_sagan.checkpoint import reading
+from keras_sagan.checkpoint.manager import CheckpointManager
+from keras_sagan.run_directory import RunDirectory
 from keras_sagan.training import distributed
 from keras_sagan.training.loop import TrainConfig, build_gan, make_strategy, train
 
@@ -140,8 +144,8 @@ def wait_for(condition, procs, names, timeout, what):
 
 
 def latest_step(model_dir):
-    path = tf.train.latest_checkpoint(str(Path(model_dir) / "checkpoints"))
-    return None if path is None else int(path.rsplit("-", 1)[1])
+    path = reading.latest_checkpoint(RunDirectory(model_dir))
+    return None if path is None else reading.checkpoint_step(path)
 
 
 def noise_driven_weights(network, prefix):
@@ -288,14 +292,18 @@ def test_killed_worker_fails_its_peer_and_a_restart_resumes(tmp_path):
         line = _kill_and_get_the_survivors_error(procs, killed="first1", survivor="first0")
         killed_at = latest_step(run)
         assert "multi-worker training stopped at step" in line and "peer worker" in line
-        assert line.endswith(f"restart every worker to resume from {run / 'checkpoints' / f'ckpt-{killed_at}'}")
+        assert line.endswith(
+            f"restart every worker to resume from {run / 'checkpoints' / f'ckpt-{killed_at}.state.npz'}"
+        )
 
         # 2. Restart both: they resume from the chief's checkpoint.
         _start_workers(procs, tmp_path, [*args, "--steps=100000"], "second")
         names = ["second0", "second1"]
         wait_for(lambda: latest_step(run) > killed_at, procs, names, START_TIMEOUT, "new checkpoint")
         for name in names:
-            assert re.search(rf"resumed from \S+ckpt-{killed_at} at step {killed_at}\b", procs.output(name)[0])
+            assert re.search(
+                rf"resumed from \S+ckpt-{killed_at}\.state\.npz at step {killed_at}\b", procs.output(name)[0]
+            )
 
         # 3. Ctrl-C on the non-chief alone: both stop after the same step and the chief saves it.
         procs.kill("second1", signal.SIGINT)
@@ -388,9 +396,8 @@ def test_non_chief_callbacks_write_nothing_but_take_part_in_saves(tmp_path):
     from keras_sagan.training import loop
 
     config = TrainConfig(**TINY, model_dir=str(tmp_path / "run"))
-    checkpoint = tf.train.Checkpoint(v=tf.Variable(1.0))
-    scratch = tmp_path / "scratch"
-    manager = tf.train.CheckpointManager(checkpoint, str(scratch), max_to_keep=1)
+    gan = types.SimpleNamespace(g_optimizer=types.SimpleNamespace(iterations=tf.Variable(1.0)))
+    manager = CheckpointManager(gan, config.run_directory.checkpoints_dir, 1, chief=False, objects={"step": 1.0})
     callbacks = loop.make_callbacks(config, manager, chief=False)
     assert [type(c).__name__ for c in callbacks] == [
         "DivergenceGuard",
@@ -399,10 +406,11 @@ def test_non_chief_callbacks_write_nothing_but_take_part_in_saves(tmp_path):
         "CheckpointSaver",
     ]
     saver = callbacks[-1]
-    assert isinstance(saver, callbacks_lib.CheckpointSaver) and saver.discard
-    saver.save(2)
+    assert isinstance(saver, callbacks_lib.CheckpointSaver)
+    # The chief's path is named, nothing is written.
+    assert saver.save(2) == os.path.join(config.run_directory.checkpoints_dir, "ckpt-2.state.npz")
     saver.save(4)
-    assert not scratch.exists() and not (tmp_path / "run").exists()
+    assert not (tmp_path / "run").exists()
 
 
 if __name__ == "__main__":

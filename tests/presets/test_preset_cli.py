@@ -16,10 +16,10 @@ from run_fixtures import ema_sagan
 import keras_sagan
 import keras_sagan.export.preset
 from keras_sagan import cli
-from keras_sagan.checkpoint_files import StateCheckpointManager
+from keras_sagan.checkpoint.manager import CheckpointManager
 from keras_sagan.export import loading
 from keras_sagan.models import presets
-from keras_sagan.run_directory import RunDirectory, StateCheckpoint
+from keras_sagan.run_directory import RunDirectory
 from keras_sagan.training.sagan import SAGAN
 
 IMAGES = np.random.RandomState(5).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
@@ -46,7 +46,7 @@ def test_export_preset_from_a_state_checkpoint_run(tmp_path, capsys):
     gan = ema_sagan(seed=4)
     run = RunDirectory(str(tmp_path / "run"))
     run.write_config(gan.generator.get_config(), gan.discriminator.get_config(), {"dataset": "demo"})
-    StateCheckpointManager(StateCheckpoint(gan), run.checkpoints_dir, max_to_keep=2).save(5)
+    CheckpointManager(gan, run.checkpoints_dir, max_to_keep=2).save(5)
     metadata_file = tmp_path / "certificate.json"
     metadata_file.write_text(json.dumps({"certificate": {"scores": {"fid": 9.5}}, "sampling": {"truncation": 0.5}}))
     argv = ["export", "--checkpoint", run.path, "--format", "preset", "--out", str(tmp_path / "p")]

@@ -1,18 +1,21 @@
 """The divergence guard and the checkpoint saver on their own: non-finite logs stop `fit()`, nothing
 non-finite is saved, a save that fails for lack of space is one line, and InceptionV3 refuses NaN."""
 
+import errno
 import math
 import os
 import types
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import keras_sagan
-from keras_sagan.export.loading import ModelLoadError, check_finite_generator, nonfinite_variables
+from keras_sagan.checkpoint import reading, state_file
+from keras_sagan.checkpoint.manager import CheckpointManager
+from keras_sagan.checkpoint.names import nonfinite_variables
+from keras_sagan.export.loading import ModelLoadError, check_finite_generator
 from keras_sagan.metrics.fid_network import FIDInceptionExtractor
-from keras_sagan.run_directory import RunDirectory, make_checkpoint
+from keras_sagan.run_directory import RunDirectory
 from keras_sagan.training.callbacks import CheckpointSaveError, CheckpointSaver
 from keras_sagan.training.guard import DivergenceGuard, TrainingDiverged, rollback
 
@@ -48,11 +51,11 @@ def tiny_gan():
 
 def test_saver_never_saves_non_finite_weights_nor_after_the_guard_tripped(tiny_gan, tmp_path):
     run = RunDirectory(tmp_path)
-    manager = run.make_manager(make_checkpoint(tiny_gan), keep=1)
+    manager = CheckpointManager(tiny_gan, run.checkpoints_dir, max_to_keep=1)
     guard = DivergenceGuard(print_fn=lambda line: None)
     saver = CheckpointSaver(manager, every=1, guard=guard)
     saver.set_model(tiny_gan)
-    assert saver.save(1).endswith("ckpt-1")  # Finite: saved.
+    assert saver.save(1).endswith("ckpt-1.state.npz")  # Finite: saved.
     kernel = tiny_gan.generator.to_rgb.kernel
     good = kernel.numpy()
     try:
@@ -66,27 +69,27 @@ def test_saver_never_saves_non_finite_weights_nor_after_the_guard_tripped(tiny_g
     guard.diverged = object()
     assert saver.save(3) is None
     assert saver.skipped == [2, 3]
-    assert run.checkpoint_prefixes() == [os.path.join(run.checkpoints_dir, "ckpt-1")]
+    assert reading.checkpoint_paths(run) == [os.path.join(run.checkpoints_dir, "ckpt-1.state.npz")]
 
 
 def test_a_save_without_space_is_one_line_and_keeps_the_previous_checkpoint(tiny_gan, tmp_path, monkeypatch):
     run = RunDirectory(tmp_path)
-    manager = run.make_manager(make_checkpoint(tiny_gan), keep=3)
+    manager = CheckpointManager(tiny_gan, run.checkpoints_dir, max_to_keep=3)
     saver = CheckpointSaver(manager, every=1)
     saver.set_model(tiny_gan)
     saver.save(1)
 
-    def full_disk(checkpoint_number):
-        os.makedirs(os.path.join(manager.directory, f"ckpt-{checkpoint_number}_temp"))  # What TF leaves.
-        raise tf.errors.ResourceExhaustedError(None, None, "Failed to write: No space left on device\nmore")
+    def full_disk(file, **arrays):
+        file.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), file.name)
 
-    monkeypatch.setattr(manager, "save", full_disk)
+    monkeypatch.setattr(state_file.np, "savez", full_disk)
     with pytest.raises(CheckpointSaveError) as info:
         saver.save(2)
     message = str(info.value)
     assert "\n" not in message and manager.directory in message and "No space left" in message
     assert "ckpt-1" in message  # The kept one.
-    assert sorted(os.listdir(manager.directory)) == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]
+    assert os.listdir(manager.directory) == ["ckpt-1.state.npz"]  # The temporary was removed.
 
 
 def test_rollback_restores_and_lowers_both_learning_rates(tiny_gan):

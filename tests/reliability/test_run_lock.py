@@ -10,8 +10,9 @@ import sys
 import time
 
 import pytest
-import tensorflow as tf
 
+from keras_sagan.checkpoint import reading
+from keras_sagan.checkpoint.state_file import read_state
 from keras_sagan.cli import train as train_cli
 from keras_sagan.run_directory import RunDirectory, RunDirectoryError
 
@@ -69,7 +70,7 @@ def test_a_concurrent_second_run_is_refused_and_the_first_keeps_its_checkpoints(
     )  # fmt: skip
     try:
         for _ in range(600):  # Until the first run has saved a checkpoint (no clock is asserted on).
-            if RunDirectory(run).checkpoint_prefixes():
+            if reading.checkpoint_paths(RunDirectory(run)):
                 break
             assert first.poll() is None, first.communicate()
             time.sleep(0.1)
@@ -81,8 +82,8 @@ def test_a_concurrent_second_run_is_refused_and_the_first_keeps_its_checkpoints(
         out, err = first.communicate(timeout=120)
     assert first.returncode == 130, err
     assert json.loads((run / "config.json").read_text())["train"]["seed"] == 0
-    newest = RunDirectory(run).newest_readable_checkpoint()
+    newest = reading.open_newest(RunDirectory(run))[0]
     last_line = [line for line in out.splitlines() if line.startswith("step ")][-1]
     step = int(last_line.split()[1].split("/")[0])
-    assert newest.endswith(f"ckpt-{step}")  # The first run's own final save, readable.
-    assert int(tf.train.load_checkpoint(newest).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == step
+    assert newest.path.endswith(f"ckpt-{step}.state.npz")  # The first run's own final save, readable.
+    assert int(read_state(newest.path).groups["step"][0]) == step

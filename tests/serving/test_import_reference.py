@@ -23,6 +23,7 @@ import reference_model  # noqa: E402  (benchmarks/, after torch)
 from cli_checks import cli_error  # noqa: E402
 
 from keras_sagan import cli  # noqa: E402
+from keras_sagan.checkpoint import reading  # noqa: E402
 from keras_sagan.export import loading, saved_model  # noqa: E402
 from keras_sagan.models.generator import Generator  # noqa: E402
 from keras_sagan.models.presets import build_discriminator  # noqa: E402
@@ -71,8 +72,8 @@ def _restore(run_dir, conv_dim=CONV_DIM):
     generator = Generator.from_config(config["generator"])
     generator.build()
     discriminator = build_discriminator("celeba64", image_size=64, conv_dim=conv_dim)
-    status = tf.train.Checkpoint(generator=generator, discriminator=discriminator).read(run.latest_checkpoint())
-    status.assert_existing_objects_matched()
+    checkpoint = reading.open_checkpoint(reading.latest_checkpoint(run))
+    checkpoint.restore({"generator": generator, "discriminator": discriminator}, "the imported run does not match")
     return generator, discriminator
 
 
@@ -190,7 +191,7 @@ def test_run_with_discriminator_continues_training(imported, tmp_path, capsys):
     argv = ["train", "--config", config, "--model_dir", run_dir, "--steps", "1", "--batch_size", "2",
             "--sample_every", "100", "--export_dir", ""]  # fmt: skip
     assert cli.main(argv) == 0, capsys.readouterr().err
-    assert RunDirectory(run_dir).latest_checkpoint().endswith("ckpt-1")
+    assert reading.latest_checkpoint(RunDirectory(run_dir)).endswith("ckpt-1.state.npz")
 
 
 # -- bad inputs: one line, exit status 2 ----------------------------------------------------------------

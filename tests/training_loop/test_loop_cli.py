@@ -12,7 +12,9 @@ import pytest
 import tensorflow as tf
 from training_loop_helpers import EXAMPLE, TINY_FLAGS
 
+from keras_sagan.checkpoint import reading
 from keras_sagan.cli import train as train_cli
+from keras_sagan.run_directory import RunDirectory
 from keras_sagan.training import loop
 from keras_sagan.training.config import fields_info
 from keras_sagan.training.distributed import WorkerFailure
@@ -151,17 +153,17 @@ def test_two_cpu_replicas_train_under_mirrored_strategy(tmp_path):
     assert "global batch 4 over 2 replica(s)" in proc.stdout
     assert "step 3/3" in proc.stdout
     assert (model_dir / "export" / "1" / "saved_model.pb").exists()
-    assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith("ckpt-3")
+    assert sorted(os.listdir(model_dir / "checkpoints"))[-1] == "ckpt-3.state.npz"
 
 
 def _start_and_wait_for_a_checkpoint(args, tmp_path, timeout=120):
-    """Starts `keras-sagan train`; returns the process once its first checkpoint index exists."""
+    """Starts `keras-sagan train`; returns the process once its first checkpoint exists."""
     out = open(tmp_path / "first.out", "w")
     err = open(tmp_path / "first.err", "w")
     proc = subprocess.Popen(_command(args), cwd=tmp_path, env=ENV, stdout=out, stderr=err, text=True)
-    index = tmp_path / "run" / "checkpoints" / "checkpoint"
+    checkpoints = tmp_path / "run" / "checkpoints"
     deadline = time.monotonic() + timeout
-    while not index.exists():
+    while not (checkpoints.exists() and any(name.endswith(".state.npz") for name in os.listdir(checkpoints))):
         if proc.poll() is not None:
             raise AssertionError(f"exited early ({proc.returncode}): {(tmp_path / 'first.err').read_text()[-2000:]}")
         if time.monotonic() > deadline:
@@ -171,8 +173,7 @@ def _start_and_wait_for_a_checkpoint(args, tmp_path, timeout=120):
 
 
 def _latest_step(model_dir):
-    path = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
-    return int(path.rsplit("-", 1)[1])
+    return reading.checkpoint_step(reading.latest_checkpoint(RunDirectory(model_dir)))
 
 
 LONG_RUN = [*TINY_FLAGS, "--steps=120", "--checkpoint_every=10", "--log_every=100", "--sample_every=1000"]
@@ -193,7 +194,7 @@ def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(tmp_path):
 
     again = run_train(args, cwd=tmp_path)  # The very same command.
     assert again.returncode == 0, again.stderr[-3000:]
-    assert re.search(rf"resumed from \S+ckpt-{killed_at} at step {killed_at}\b", again.stdout), again.stdout
+    assert re.search(rf"resumed from \S+ckpt-{killed_at}\.state\.npz at step {killed_at}\b", again.stdout), again.stdout
     assert "step 120/120" in again.stdout
     assert _latest_step(tmp_path / "run") == 120
 
@@ -221,6 +222,6 @@ def test_sigint_saves_a_checkpoint_and_exits_with_one_line(tmp_path):
     step = _latest_step(tmp_path / "run")
     assert step >= 100
     assert lines[0].startswith(f"interrupted: SIGINT at step {step}; checkpoint saved to ")
-    assert lines[0].endswith(f"ckpt-{step}")
+    assert lines[0].endswith(f"ckpt-{step}.state.npz")
     assert "SIGINT received" in (tmp_path / "first.out").read_text()
     assert not (tmp_path / "run" / "export").exists()  # An interrupted run does not export.

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from small_network import SMALL_FEATURES, small_weights_file
 from tensorboard.backend.event_processing import event_accumulator
-from training_loop_helpers import EXAMPLE, TINY_FLAGS, tiny_config
+from training_loop_helpers import EXAMPLE, NO_GAN, TINY_FLAGS, tiny_config
 
 from keras_sagan.metrics import feature_stats
 from keras_sagan.metrics.feature_stats import StatisticsFile
@@ -44,7 +44,7 @@ def test_bad_settings_raise_naming_the_value(field, value, message, tmp_path):
 def test_evaluation_is_off_by_default(tmp_path):
     config = tiny_config(tmp_path)
     assert config.eval_every == 0
-    callbacks = loop.make_callbacks(config, loop.make_manager(config, tf.train.Checkpoint()))
+    callbacks = loop.make_callbacks(config, loop.make_manager(config, NO_GAN))
     assert "EvaluationCallback" not in [type(c).__name__ for c in callbacks]
 
 
@@ -57,7 +57,7 @@ def test_callback_settings_and_cached_real_statistics(tmp_path, monkeypatch):
     )
     config = _config(tmp_path / "run", inception_weights=weights, ema_decay=0.9)
 
-    callbacks = loop.make_callbacks(config, loop.make_manager(config, tf.train.Checkpoint()))
+    callbacks = loop.make_callbacks(config, loop.make_manager(config, NO_GAN))
     names = [type(c).__name__ for c in callbacks]
     assert names[-2:] == ["EvaluationCallback", "CheckpointSaver"]  # Evaluates before the step is saved.
     callback = callbacks[-2]

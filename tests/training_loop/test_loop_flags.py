@@ -10,9 +10,11 @@ import pytest
 import tensorflow as tf
 from small_network import SMALL_FEATURES, small_weights_file
 from tensorflow.python.framework import config as tf_config
-from training_loop_helpers import TINY_FLAGS
+from training_loop_helpers import NO_GAN, TINY_FLAGS
 
 import keras_sagan.data
+from keras_sagan.checkpoint import reading
+from keras_sagan.checkpoint.state_file import read_state
 from keras_sagan.metrics import StatisticsFile
 from keras_sagan.metrics import callback as callback_module
 from keras_sagan.metrics.domain import DomainClassifierExtractor
@@ -44,8 +46,7 @@ def _dataset_kwargs(config, monkeypatch):
 
 
 def _callbacks(config):
-    checkpoint = tf.train.Checkpoint(step=tf.Variable(0))
-    return {type(c).__name__: c for c in loop.make_callbacks(config, loop.make_manager(config, checkpoint))}
+    return {type(c).__name__: c for c in loop.make_callbacks(config, loop.make_manager(config, NO_GAN))}
 
 
 def _during_train(config, monkeypatch):
@@ -77,10 +78,10 @@ def _rollbacks(config, monkeypatch):
     # Each rollback divided both rates by 10, and config.json says what ran last.
     with open(os.path.join(config.model_dir, "config.json")) as f:
         assert json.load(f)["train"]["g_lr"] == pytest.approx(0.1, rel=1e-6)
-    for prefix in RunDirectory(config.model_dir).checkpoint_prefixes():  # Nothing non-finite was saved.
-        reader = tf.train.load_checkpoint(prefix)
-        for name, dtype in reader.get_variable_to_dtype_map().items():
-            assert not dtype.is_floating or np.all(np.isfinite(reader.get_tensor(name))), (prefix, name)
+    for path in reading.checkpoint_paths(RunDirectory(config.model_dir)):  # Nothing non-finite was saved.
+        for name, arrays in read_state(path).groups.items():
+            for array in arrays:
+                assert array.dtype.kind != "f" or np.all(np.isfinite(array)), (path, name)
     return len(calls)
 
 
@@ -247,14 +248,14 @@ CASES = [
     ("--progress_bar", "progress_bar", True, lambda c, m: "ProgressLogger" not in _callbacks(c)),
     ("--model_dir=/tmp/elsewhere", "model_dir", "/tmp/elsewhere",
      lambda c, m: _callbacks(c)["TensorBoardLogger"].log_dir == "/tmp/elsewhere/logs"
-     and loop.make_manager(c, tf.train.Checkpoint()).directory == "/tmp/elsewhere/checkpoints"),
+     and loop.make_manager(c, NO_GAN).directory == "/tmp/elsewhere/checkpoints"),
     ("--log_every=7", "log_every", 7,
      lambda c, m: _callbacks(c)["ProgressLogger"].every == 7 == _callbacks(c)["TensorBoardLogger"].scalar_every),
     ("--sample_every=7", "sample_every", 7,
      lambda c, m: _callbacks(c)["SampleGridWriter"].every == 7 == _callbacks(c)["TensorBoardLogger"].image_every),
     ("--checkpoint_every=7", "checkpoint_every", 7, lambda c, m: _callbacks(c)["CheckpointSaver"].every == 7),
     ("--keep_checkpoints=7", "keep_checkpoints", 7,
-     lambda c, m: loop.make_manager(c, tf.train.Checkpoint())._max_to_keep == 7),
+     lambda c, m: loop.make_manager(c, NO_GAN).max_to_keep == 7),
     ("--num_samples=9", "num_samples", 9, lambda c, m: _callbacks(c)["SampleGridWriter"].num_samples == 9),
     ("--export_dir=/tmp/serving/sagan", "export_dir", "/tmp/serving/sagan",
      lambda c, m: c.resolved_export_dir == "/tmp/serving/sagan"),

@@ -11,6 +11,7 @@ from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 from training_loop_helpers import snapshot, tiny_config, training_variables
 
+from keras_sagan.checkpoint import reading
 from keras_sagan.training import loop
 
 
@@ -35,9 +36,8 @@ def test_train_counts_steps_and_writes_every_output(first_run):
         # 4 samples of 32x32 in a 2x2 grid with 1-pixel padding.
         assert grid.size == (67, 67) and grid.mode == "RGB"
 
-    checkpoints = tf.train.get_checkpoint_state(os.path.join(model_dir, "checkpoints"))
-    assert [os.path.basename(p) for p in checkpoints.all_model_checkpoint_paths] == ["ckpt-2", "ckpt-4"]
-    assert result.checkpoint.endswith("ckpt-4")
+    assert sorted(os.listdir(os.path.join(model_dir, "checkpoints"))) == ["ckpt-2.state.npz", "ckpt-4.state.npz"]
+    assert result.checkpoint.endswith("ckpt-4.state.npz")
 
     with open(os.path.join(model_dir, "config.json")) as f:
         saved = json.load(f)
@@ -88,9 +88,8 @@ def test_restore_brings_every_variable_back_exactly(first_run):
     assert set(variables) == set(trained)
     for variable in variables.values():  # Make every value wrong first.
         variable.assign(np.array(variable.numpy()) + 1)
-    checkpoint = loop.make_checkpoint(fresh)
-    restored = loop.restore_latest(checkpoint, loop.make_manager(config, checkpoint))
-    assert restored.endswith("ckpt-4")
+    restored, _ = reading.open_newest(config.run_directory, use=lambda found: reading.restore_gan(fresh, found))
+    assert restored.path.endswith("ckpt-4.state.npz")
     wrong = [name for name, v in variables.items() if not np.array_equal(v.numpy(), trained[name])]
     assert not wrong, wrong
     assert int(fresh.g_optimizer.iterations.numpy()) == 4
@@ -103,10 +102,10 @@ def test_rerun_resumes_and_continues_the_step_count(first_run, capsys):
     capsys.readouterr()
     result = loop.train(tiny_config(config.model_dir, steps=8, ema_decay=0.9))
     out = capsys.readouterr().out
-    assert f"resumed from {os.path.join(config.model_dir, 'checkpoints', 'ckpt-4')} at step 4" in out
+    assert f"resumed from {os.path.join(config.model_dir, 'checkpoints', 'ckpt-4.state.npz')} at step 4" in out
     assert "step 6/8" in out and "step 8/8" in out and "step 2/" not in out
     assert result.initial_step == 4 and result.step == 8
-    assert result.checkpoint.endswith("ckpt-8")
+    assert result.checkpoint.endswith("ckpt-8.state.npz")
     samples = sorted(os.listdir(os.path.join(config.model_dir, "samples")))
     assert samples[-2:] == ["step_000006.png", "step_000008.png"]
     # Rerunning the finished command does no step and does not export the same weights again.
@@ -121,7 +120,7 @@ def test_rerun_resumes_and_continues_the_step_count(first_run, capsys):
 
 def test_a_checkpoint_of_another_model_is_a_one_line_error(first_run):
     config, _, _ = first_run
-    with pytest.raises(ValueError, match=r"cannot resume from .*ckpt-\d+: it does not match") as info:
+    with pytest.raises(ValueError, match=r"cannot resume from .*ckpt-\d+\.state\.npz: it does not match") as info:
         loop.train(tiny_config(config.model_dir, steps=20, conv_dim=16, export_dir=""))
     assert "\n" not in str(info.value)
 

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import types
 
 import numpy as np
 
@@ -38,3 +39,9 @@ def training_variables(gan):
 
 def snapshot(gan):
     return {name: np.array(v.numpy()) for name, v in training_variables(gan).items()}
+
+
+# `loop.make_manager` reads only the networks' configs (for the record in each checkpoint).
+NO_GAN = types.SimpleNamespace(
+    generator=types.SimpleNamespace(get_config=dict), discriminator=types.SimpleNamespace(get_config=dict)
+)

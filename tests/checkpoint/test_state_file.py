@@ -1,4 +1,4 @@
-"""The backend-neutral checkpoint (`run_directory.StateCheckpoint`): every piece of state back, atomic, rotated."""
+"""The checkpoint format (`keras_sagan.checkpoint`): every piece of state back, its record, atomic, rotated."""
 
 import os
 import subprocess
@@ -9,13 +9,11 @@ import numpy as np
 import pytest
 
 import keras_sagan
-from keras_sagan.run_directory import (
-    RunDirectory,
-    RunDirectoryError,
-    StateCheckpoint,
-    StateCheckpointManager,
-    state_variables,
-)
+from keras_sagan.checkpoint import reading
+from keras_sagan.checkpoint.manager import CheckpointManager
+from keras_sagan.checkpoint.names import state_variables
+from keras_sagan.checkpoint.state_file import read_state
+from keras_sagan.run_directory import RunDirectory, RunDirectoryError
 
 
 def _gan(conv_dim=8, seed=0):
@@ -30,33 +28,36 @@ def test_restore_brings_every_variable_back_and_rotation_keeps_the_newest(tmp_pa
     for variables in state_variables(source).values():  # non-trivial values everywhere
         for i, v in enumerate(variables):
             v.assign(np.full(v.shape, i + 0.5, v.dtype) if "int" not in str(v.dtype) else np.full(v.shape, i + 3))
-    manager = StateCheckpointManager(StateCheckpoint(source), str(tmp_path / "checkpoints"), max_to_keep=2)
+    record = {"generator": source.generator.get_config(), "train": {"loss": "hinge"}}
+    manager = CheckpointManager(source, str(tmp_path / "checkpoints"), max_to_keep=2, record=record)
     for step in (5, 10, 15):
         manager.save(checkpoint_number=step)
     assert [os.path.basename(p) for p in manager.checkpoints] == ["ckpt-10.state.npz", "ckpt-15.state.npz"]
     assert not [name for name in os.listdir(tmp_path / "checkpoints") if ".tmp-" in name]
     target = _gan(seed=2)
-    StateCheckpoint(target).restore(manager.latest_checkpoint)
+    reading.restore_path(target, manager.latest_checkpoint)
     groups = state_variables(source)
     assert set(groups) == {"generator", "discriminator", "ema_generator", "g_optimizer", "d_optimizer", "step",
                            "seed_state"}  # fmt: skip
     for name, variables in groups.items():
         for a, b in zip(variables, state_variables(target)[name]):
             np.testing.assert_array_equal(np.asarray(b), np.asarray(a), err_msg=f"{name}/{a.path}")
-    assert RunDirectory(tmp_path).latest_checkpoint() == manager.latest_checkpoint
+    assert reading.latest_checkpoint(RunDirectory(tmp_path)) == manager.latest_checkpoint
+    # The record travels inside the file, JSON-equal to what was given.
+    assert read_state(manager.latest_checkpoint).record == record
 
 
 def test_another_configuration_is_refused_in_one_line_and_nothing_changes(tmp_path):
-    path = StateCheckpoint(_gan(conv_dim=8)).save(str(tmp_path / "ckpt-1.state.npz"))
+    path = CheckpointManager(_gan(conv_dim=8), str(tmp_path), max_to_keep=2).save(1)
     other = _gan(conv_dim=16)
     before = [np.asarray(v) for v in other.generator.weights]
     with pytest.raises(RunDirectoryError, match=r"does not match this configuration \(generator/\d+ has shape"):
-        StateCheckpoint(other).restore(path)
+        reading.restore_path(other, path)
     for a, b in zip(before, other.generator.weights):
         np.testing.assert_array_equal(np.asarray(b), a)
     (tmp_path / "ckpt-2.state.npz").write_bytes(b"garbage")
     with pytest.raises(RunDirectoryError, match="cannot read checkpoint .*ckpt-2.state.npz"):
-        StateCheckpoint(other).restore(str(tmp_path / "ckpt-2.state.npz"))
+        reading.restore_path(other, str(tmp_path / "ckpt-2.state.npz"))
 
 
 @pytest.mark.slow
