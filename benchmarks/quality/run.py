@@ -83,11 +83,12 @@ def score_samples(work, extractor, real):
 
     records = []
     for name in sorted(os.listdir(work)):
-        if not (name.endswith(".npy") and name.startswith(("keras_", "reference_"))):
+        if not (name.endswith(".npy") and name.startswith(("keras_", "reference_", "refmain_"))):
             continue
         parts = name[:-4].split("_")
-        if parts[0] == "reference":  # reference_seed<s>_step<n>
-            record = {"side": "reference", "tag": "reference", "generator": "live", "sampling": "batch"}
+        if parts[0] in ("reference", "refmain"):  # reference_seed<s>_step<n>; refmain: its own main.py
+            side = "reference" if parts[0] == "reference" else "reference main.py"
+            record = {"side": side, "tag": parts[0], "generator": "live", "sampling": "batch"}
             seed, step = parts[1], parts[2]
         else:  # keras_<tag>_seed<s>_step<n>_<generator>_<sampling>
             record = {"side": "keras_sagan", "tag": parts[1], "generator": parts[4], "sampling": parts[5]}
@@ -116,9 +117,11 @@ def plot(records, floor, path, title):
         if (r["side"], r["generator"], r["sampling"]) in (
             ("keras_sagan", "ema", "moving"),
             ("reference", "live", "batch"),
+            ("reference main.py", "live", "batch"),
         ) or (r["side"] == "keras_sagan" and r["generator"] == "live" and r["sampling"] == "batch"):
             label = {
                 "reference": "reference (torch, its trainer; train-mode samples)",
+                "reference main.py": "reference's own main.py (unmodified; train-mode samples)",
                 "keras_sagan": f"keras_sagan {r['tag']} ({r['generator']}, {r['sampling']} BN stats)",
             }[r["side"]]
             curves.setdefault(label, {}).setdefault(r["seed"], []).append(r)
@@ -183,6 +186,12 @@ def main(argv=None):
     parser.add_argument("--num_fakes", type=int)
     parser.add_argument("--bf16", action="store_true", help="also train keras_sagan in mixed_bfloat16 (first seed)")
     parser.add_argument("--no-reference", dest="reference", action="store_false", help="skip the reference side")
+    parser.add_argument(
+        "--reference-dir",
+        default=None,
+        help="a clone of heykeetae/Self-Attention-GAN: also train its own main.py, unmodified (needs CUDA; "
+        "reference_main.py)",
+    )
     parser.add_argument("--data_dir", default=None, help="folder of the Fashion-MNIST IDX files")
     parser.add_argument("--work", default=os.path.join(ROOT, "runs", "quality"))
     parser.add_argument("--out", default=HERE)
@@ -234,6 +243,20 @@ def main(argv=None):
             if args.reference and precision == "float32":
                 device = ["--device", "cuda"] if args.mode == "gpu" else []
                 run([sys.executable, os.path.join(HERE, "reference_side.py"), *common, "--seed", str(seed), *device])
+    if args.train and args.reference_dir:
+        sys.path.insert(0, HERE)
+        from reference_main import run_reference_main
+
+        for seed in settings["seeds"]:
+            run_reference_main(
+                args.reference_dir,
+                args.work,
+                seed,
+                settings["steps"],
+                settings["eval_every"],
+                settings["batch_size"],
+                settings["conv_dim"],
+            )
     extractor, real, floor = prepare_scoring(args.work, args.data_dir)
     records = score_samples(args.work, extractor, real)
     result = {
@@ -246,6 +269,7 @@ def main(argv=None):
             "loss": "hinge",
             "lr": "G 1e-4, D 4e-4, Adam(0, 0.9)",
             "ema_decay (keras_sagan)": 0.999,
+            "reference_dir": args.reference_dir,
         },
         "floor": floor,
         "machine": {

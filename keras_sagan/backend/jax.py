@@ -13,7 +13,9 @@ bfloat16, and SAGAN's softmax runs in float32 (each map row has up to N entries,
 precision would lose softmax mass); on a CPU it is a plain einsum that holds the whole map.
 """
 
+import atexit
 import os
+import socket
 import sys
 import threading
 
@@ -148,7 +150,58 @@ def initialize_processes(coordinator_address=None, num_processes=None, process_i
         raise ValueError(failure.format(f" ({type(err).__name__}: {one_line(err, 200)})")) from None
     finally:
         joined.set()
+    if jax.process_index() != 0:
+        _watch_coordinator(coordinator_address)
     return jax.process_index(), jax.process_count()
+
+
+# Exit status of a process whose peer failed (the command line's `EXIT_WORKER_FAILURE`).
+EXIT_PEER_FAILURE = 1
+
+
+def _watch_coordinator(address: str) -> None:
+    """Ends this process with one line when process 0, which hosts JAX's coordination service, dies.
+
+    JAX's coordination client aborts the process from C++ (a stack trace, status 134) about half a
+    second after the service is gone, and the survivors' Python never sees it. A daemon thread holds
+    a plain TCP connection to the service instead: when it closes, a new connection is tried; refused
+    means process 0 is gone (the service only closed an idle connection otherwise, and the thread
+    waits again). It stops at a normal exit, before JAX's own shutdown (atexit runs last-in first).
+    """
+    host, _, port = address.rpartition(":")
+    stopping = threading.Event()
+    atexit.register(stopping.set)
+
+    def connect():
+        return socket.create_connection((host.strip("[]"), int(port)), timeout=5)
+
+    def watch():
+        while not stopping.is_set():
+            try:
+                with connect() as connection:
+                    connection.settimeout(None)
+                    while connection.recv(4096):  # The service sends nothing we read; EOF or reset ends it.
+                        pass
+            except OSError:
+                pass
+            if stopping.is_set():
+                return
+            try:
+                connect().close()
+            except OSError:
+                if stopping.is_set():
+                    return
+                sys.stdout.flush()
+                print(
+                    f"error: multi-process training stopped: process 0 (the coordinator, {address}) is gone; "
+                    "restart every process to resume from the latest checkpoint",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(EXIT_PEER_FAILURE)
+            stopping.wait(0.05)
+
+    threading.Thread(target=watch, name="keras_sagan-coordinator-watch", daemon=True).start()
 
 
 def _exit_unless(event, timeout, message):

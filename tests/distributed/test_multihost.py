@@ -106,7 +106,7 @@ def test_two_processes_equal_one_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_process_fails_its_peer_a_restart_resumes_and_ctrl_c_stops_both(tmp_path):
+def test_killed_process_fails_its_peer_a_restart_resumes_ctrl_c_stops_both_and_a_killed_chief_too(tmp_path):
     run = tmp_path / "run"
     (port,) = free_ports(1)
     args = ["--strategy=multihost", f"--model_dir={run}", "--checkpoint_every=2", "--log_every=2",
@@ -151,6 +151,23 @@ def test_killed_process_fails_its_peer_a_restart_resumes_and_ctrl_c_stops_both(t
     interrupted = [re.findall(r"^interrupted: .* at step (\d+);", procs.output(n)[1], re.M) for n in names]
     assert interrupted[0] == interrupted[1] == [str(latest_step(run))], interrupted
     assert "another worker's signal" in procs.output("second0")[1]
+
+    # 4. Kill the chief, which hosts JAX's coordination service: the other process stops in one line too
+    # (JAX's client would abort it from C++ with a stack trace, status 134).
+    stopped_at = latest_step(run)
+    with processes(tmp_path) as procs:
+        start("third", 100000)
+        wait_for(lambda: latest_step(run) > stopped_at, procs, ["third0", "third1"], START_TIMEOUT, "checkpoint")
+        procs.kill("third0")
+        code = procs.wait(["third1"], timeout=FAILURE_TIMEOUT)["third1"]
+        stdout, stderr = procs.output("third1")
+    assert code == 1, stderr[-3000:]
+    assert "Traceback" not in stderr + stdout and "Check failure" not in stderr
+    (line,) = error_lines(stderr)
+    assert line == (
+        f"error: multi-process training stopped: process 0 (the coordinator, 127.0.0.1:{port}) is gone; "
+        "restart every process to resume from the latest checkpoint"
+    ), line
 
 
 @pytest.mark.slow
