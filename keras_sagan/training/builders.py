@@ -14,10 +14,9 @@ import keras
 from keras_sagan import backend
 from keras_sagan.data import DataSpec
 from keras_sagan.errors import bad_value
-from keras_sagan.models.presets import build_discriminator, build_generator
 from keras_sagan.training import distributed
 from keras_sagan.training.config import STRATEGIES
-from keras_sagan.training.sagan import SAGAN
+from keras_sagan.training.sagan import SAGAN, build_sagan
 
 
 def configure_cpu_replicas(num_replicas: int) -> None:
@@ -168,12 +167,10 @@ def build_dataset(config, strategy, seed: int):
 
 
 def build_gan(config, strategy) -> SAGAN:
-    """Builds and compiles the SAGAN of `config` under `strategy` (with the current dtype policy)."""
-    overrides = config.model_overrides()
+    """`build_sagan` of `config`'s preset and model settings, under `strategy` (with the current dtype policy),
+    compiled with `config`'s optimisation settings."""
     with strategy.scope():
-        generator = build_generator(config.preset, **overrides)
-        overrides.pop("z_dim", None)  # A generator-only setting.
-        gan = SAGAN(generator, build_discriminator(config.preset, **overrides), seed=config.seed)
+        gan = build_sagan(config.preset, seed=config.seed, **config.model_overrides())
         gan.compile(
             g_optimizer=keras.optimizers.Adam(config.g_lr, beta_1=config.beta1, beta_2=config.beta2),
             d_optimizer=keras.optimizers.Adam(config.d_lr, beta_1=config.beta1, beta_2=config.beta2),
