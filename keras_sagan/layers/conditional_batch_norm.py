@@ -44,8 +44,15 @@ class ConditionalBatchNormalization(keras.layers.Layer):
         self.momentum = momentum
         self.epsilon = epsilon
         self.synchronized = synchronized
+        # The inner batch norm takes this layer's policy: with `dtype=` alone it would stay float32 and
+        # return float32 into the compute-dtype scale and offset.
         self.batch_norm = BatchNormalization(
-            momentum=momentum, epsilon=epsilon, center=False, scale=False, synchronized=synchronized
+            momentum=momentum,
+            epsilon=epsilon,
+            center=False,
+            scale=False,
+            synchronized=synchronized,
+            dtype=self.dtype_policy,
         )
 
     def build(self, inputs_shape, labels_shape=None):
@@ -66,8 +73,9 @@ class ConditionalBatchNormalization(keras.layers.Layer):
         beta = ops.take(self.class_beta, labels, axis=0)[:, None, None, :]
         return normalized * gamma + beta
 
-    def compute_output_shape(self, input_shape, labels_shape=None):
-        return input_shape
+    def compute_output_shape(self, inputs_shape, labels_shape=None):
+        # Named after call()'s arguments: Keras matches `<arg>_shape` names when it infers a symbolic call.
+        return inputs_shape
 
     def get_config(self):
         config = super().get_config()

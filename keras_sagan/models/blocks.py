@@ -6,8 +6,8 @@ from keras import ops
 from keras_sagan.layers import BatchNormalization, ConditionalBatchNormalization, SpectralNormalization
 
 
-def sn_conv(filters, kernel_size):
-    return SpectralNormalization(keras.layers.Conv2D(filters, kernel_size, padding="same"))
+def sn_conv(filters, kernel_size, dtype=None):
+    return SpectralNormalization(keras.layers.Conv2D(filters, kernel_size, padding="same", dtype=dtype), dtype=dtype)
 
 
 def dcgan_up_stage(filters, kernel_size=4, strides=2, padding="same"):
@@ -44,10 +44,10 @@ def dcgan_down_stage(filters):
     )
 
 
-def _batch_norm(num_classes):
+def _batch_norm(num_classes, dtype=None):
     if num_classes is None:
-        return BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True)
-    return ConditionalBatchNormalization(num_classes)
+        return BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True, dtype=dtype)
+    return ConditionalBatchNormalization(num_classes, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_sagan")
@@ -63,11 +63,30 @@ class GeneratorBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters = filters
         self.num_classes = num_classes
-        self.bn1 = _batch_norm(num_classes)
-        self.conv1 = sn_conv(filters, 3)
-        self.bn2 = _batch_norm(num_classes)
-        self.conv2 = sn_conv(filters, 3)
-        self.shortcut = sn_conv(filters, 1)
+        # Sublayers take this block's policy: a block built with `dtype=` runs in it throughout.
+        policy = self.dtype_policy
+        self.bn1 = _batch_norm(num_classes, policy)
+        self.conv1 = sn_conv(filters, 3, policy)
+        self.bn2 = _batch_norm(num_classes, policy)
+        self.conv2 = sn_conv(filters, 3, policy)
+        self.shortcut = sn_conv(filters, 1, policy)
+
+    def build(self, inputs_shape, labels_shape=None):
+        # Every sublayer's variables exist after build(), as .keras loading needs (it builds, then loads).
+        batch, height, width, _ = inputs_shape
+        upsampled = (batch, None if height is None else 2 * height, None if width is None else 2 * width)
+        if self.num_classes is None:
+            self.bn1.build(inputs_shape)
+        else:
+            self.bn1.build(inputs_shape, labels_shape)
+        self.conv1.build(upsampled + (inputs_shape[-1],))
+        hidden = upsampled + (self.filters,)
+        if self.num_classes is None:
+            self.bn2.build(hidden)
+        else:
+            self.bn2.build(hidden, labels_shape)
+        self.conv2.build(hidden)
+        self.shortcut.build(upsampled + (inputs_shape[-1],))
 
     def _norm(self, layer, x, labels, training):
         if self.num_classes is None:
@@ -83,8 +102,9 @@ class GeneratorBlock(keras.layers.Layer):
         skip = ops.repeat(ops.repeat(inputs, 2, axis=1), 2, axis=2)
         return h + self.shortcut(skip, training=training)
 
-    def compute_output_shape(self, input_shape, labels_shape=None):
-        return (input_shape[0], input_shape[1] * 2, input_shape[2] * 2, self.filters)
+    def compute_output_shape(self, inputs_shape, labels_shape=None):
+        # Named after call()'s arguments: Keras matches `<arg>_shape` names when it infers a symbolic call.
+        return (inputs_shape[0], inputs_shape[1] * 2, inputs_shape[2] * 2, self.filters)
 
     def get_config(self):
         config = super().get_config()
@@ -108,9 +128,16 @@ class DiscriminatorBlock(keras.layers.Layer):
         self.filters = filters
         self.downsample = downsample
         self.preactivation = preactivation
-        self.conv1 = sn_conv(filters, 3)
-        self.conv2 = sn_conv(filters, 3)
-        self.shortcut = sn_conv(filters, 1)
+        policy = self.dtype_policy  # sublayers take this block's policy, as in GeneratorBlock
+        self.conv1 = sn_conv(filters, 3, policy)
+        self.conv2 = sn_conv(filters, 3, policy)
+        self.shortcut = sn_conv(filters, 1, policy)
+
+    def build(self, inputs_shape):
+        # Every sublayer's variables exist after build(), as .keras loading needs (it builds, then loads).
+        self.conv1.build(inputs_shape)
+        self.conv2.build(tuple(inputs_shape[:-1]) + (self.filters,))
+        self.shortcut.build(inputs_shape)  # before or after the pool: a 1x1 conv's weights ignore the map size
 
     def _pool(self, x):
         return ops.average_pool(x, 2, 2) if self.downsample else x
