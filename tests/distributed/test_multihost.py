@@ -175,6 +175,42 @@ def test_killed_process_fails_its_peer_a_restart_resumes_ctrl_c_stops_both_and_a
     assert line == watched or ("a peer process" in line and line.startswith("error: multi-process training")), line
 
 
+def test_the_coordinator_watch_ends_the_process_in_one_line_when_process_0_is_gone():
+    """The watch of a process other than 0 (`backend/jax.py`), against a stand-in coordinator socket."""
+    import socket
+    import subprocess
+
+    server = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    code = (
+        "import sys, time\n"
+        "from keras_sagan.backend import jax as jax_backend\n"
+        f"jax_backend._watch_coordinator({address!r})\n"
+        "print('watching', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env=environment(1), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "watching"
+        server.settimeout(60)
+        connection, _ = server.accept()
+        connection.close()  # The service dropping an idle connection: the watch reconnects and keeps waiting.
+        time.sleep(1.0)
+        assert proc.poll() is None, proc.stderr.read()
+        server.close()  # Process 0 gone: nothing listens there any more.
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        server.close()
+    stderr = proc.stderr.read()
+    assert code == 1, stderr
+    assert error_lines(stderr) == [
+        f"error: multi-process training stopped: process 0 (the coordinator, {address}) is gone; "
+        "restart every process to resume from the latest checkpoint"
+    ], stderr
+
+
 @pytest.mark.slow
 def test_a_coordinator_that_never_answers_fails_in_bounded_time_with_one_line(tmp_path):
     (port,) = free_ports(1)  # Nobody listens there.
