@@ -242,7 +242,6 @@ class SAGAN(_step_class(), keras.Model):
         self.d_steps = d_steps
         self.ema_decay = ema_decay
         self.ema_statistics = ema_statistics
-        self._standing_step = None  # the step whose EMA weights the standing statistics were estimated on
         self.gp_weight = (10.0 if loss == "wgan-gp" else 0.0) if gp_weight is None else float(gp_weight)
         # Optimizers are built here, inside the caller's strategy scope.
         self.g_optimizer.build(self.generator.trainable_variables)
@@ -250,6 +249,7 @@ class SAGAN(_step_class(), keras.Model):
         if ema_decay is None:
             self.ema_generator = None  # a recompile without EMA drops an earlier one
         elif self.ema_generator is None:
+            self._standing_step = None  # a new EMA generator: its statistics are the live one's
             self.ema_generator = self.generator.__class__.from_config(self.generator.get_config())
             self.ema_generator.build()
             self.ema_generator.trainable = False
@@ -385,6 +385,8 @@ class SAGAN(_step_class(), keras.Model):
         networks = load_preset_networks(preset, load_weights=load_weights)
         gan = cls(networks["generator"], networks["discriminator"], seed=seed)
         gan.ema_generator = networks["ema_generator"]
+        if gan.ema_generator is not None:
+            gan._standing_step = gan.step  # it samples with the statistics it was saved with, until training moves
         return gan
 
     def save_to_preset(self, preset_dir, metadata=None):
@@ -396,7 +398,9 @@ class SAGAN(_step_class(), keras.Model):
         """
         from keras_sagan.preset_format import save_preset  # Not at the top: h5py loads on first use.
 
-        return save_preset(preset_dir, self.generator, self.ema_generator, self.discriminator, metadata=metadata)
+        sampling = self.sampling_generator()  # the EMA generator is saved with the statistics it samples with
+        ema = sampling if sampling is not self.generator else None
+        return save_preset(preset_dir, self.generator, ema, self.discriminator, metadata=metadata)
 
     @property
     def step(self):
