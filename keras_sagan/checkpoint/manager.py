@@ -65,6 +65,8 @@ class CheckpointManager:
 
     def save(self, checkpoint_number: int) -> str:
         """Saves the state numbered `checkpoint_number`; returns the file's path (written by the chief only)."""
+        if hasattr(self.gan, "sampling_generator"):
+            self.gan.sampling_generator()  # The EMA generator is saved with the statistics it samples with.
         objects = self.objects if self.objects is not None else checkpoint_objects(self.gan)
         groups = {name: [np.asarray(v) for v in object_variables(name, obj)] for name, obj in objects.items()}
         path = os.path.join(self.directory, f"ckpt-{int(checkpoint_number)}{STATE_SUFFIX}")

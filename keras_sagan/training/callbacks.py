@@ -147,8 +147,6 @@ class CheckpointSaver(StepCallback):
         if diverged or (self.model is not None and nonfinite_variables(training_variables(self.model))):
             self.skipped.append(step)
             return None
-        if hasattr(self.model, "sampling_generator"):
-            self.model.sampling_generator()  # the EMA generator is saved with the statistics it samples with
         try:
             path = self.manager.save(checkpoint_number=step)
         except OSError as err:
