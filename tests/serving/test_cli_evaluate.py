@@ -267,10 +267,21 @@ def test_help_lists_every_option_with_its_default(capsys):
         assert default in helps[option], (option, helps[option])
 
 
-def test_prdc_k(baseline, capsys):
+def test_prdc_k(baseline, capsys, monkeypatch):
+    from keras_sagan.metrics import generator_metrics, prdc
+
     argv, first, _ = baseline
+    used = []
+
+    def recording(real, fake, k=prdc.DEFAULT_K):
+        used.append(k)
+        return prdc.precision_recall_density_coverage(real, fake, k=k)
+
+    monkeypatch.setattr(generator_metrics, "precision_recall_density_coverage", recording)
     other, _ = _evaluate(capsys, *argv, "--prdc_k", "2")
-    assert other["fid"] == first["fid"] and other["density"] != first["density"]
+    # k reaches the metric (density can be 0 for every k on these tiny untrained fakes), and FID is untouched.
+    assert used == [2] and prdc.DEFAULT_K != 2
+    assert other["fid"] == first["fid"]
     assert all(0.0 <= other[key] <= 1.0 for key in ("precision", "recall", "coverage"))
     err = _error(capsys, *argv, "--prdc_k", "20")
     assert "`--prdc_k` must be below --num_samples (20); received: --prdc_k=20" in err
