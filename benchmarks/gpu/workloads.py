@@ -169,23 +169,14 @@ def run_torch(batch, iterations, budget_s, tiny):
             step()
         sync()
 
-    median, best, timed = _chunked_times(run_chunk, iterations, budget_s)
     return {
-        "seconds_per_step": median,
-        "seconds_per_step_min": best,
-        "timed_steps": timed,
-        "compile_s": None,  # eager: nothing is compiled
-        "first_step_s": first_step_s,
-        "peak_memory_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None,
+        **_eager_torch_timing(run_chunk, iterations, budget_s, first_step_s, device == "cuda"),
         "flops_per_step": flops,
         "flops_source": "torch FlopCounterMode of one reference iteration (fakes not detached)",
         "useful_flops_per_step": useful_flops,
         "image_size": 64,
         "num_classes": None,
-        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "torch": torch.__version__,
-        "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
-        "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        **_torch_device(device == "cuda"),
     }
 
 
@@ -238,8 +229,25 @@ def run_keras_torch(preset, batch, precision, iterations, budget_s, tiny):
             logs = gan.train_step(data)
         sync()
 
-    median, best, timed = _chunked_times(run_chunk, iterations, budget_s)
+    timing = _eager_torch_timing(run_chunk, iterations, budget_s, first_step_s, cuda)
     d_loss = float(keras.ops.convert_to_numpy(logs["d_loss"]))
+    return {
+        **timing,
+        "flops_per_step": float(counter.get_total_flops()),
+        "flops_source": "torch FlopCounterMode of one keras_sagan train step (fakes detached)",
+        "d_loss_finite": bool(np.isfinite(d_loss)),
+        "image_size": size,
+        "num_classes": classes,
+        **_torch_device(cuda),
+        "keras": keras.__version__,
+    }
+
+
+def _eager_torch_timing(run_chunk, iterations, budget_s, first_step_s, cuda):
+    """The timing fields of an eager torch workload (nothing compiled); peak memory since the last reset."""
+    import torch
+
+    median, best, timed = _chunked_times(run_chunk, iterations, budget_s)
     return {
         "seconds_per_step": median,
         "seconds_per_step_min": best,
@@ -247,14 +255,16 @@ def run_keras_torch(preset, batch, precision, iterations, budget_s, tiny):
         "compile_s": None,  # eager: nothing is compiled
         "first_step_s": first_step_s,
         "peak_memory_bytes": torch.cuda.max_memory_allocated() if cuda else None,
-        "flops_per_step": float(counter.get_total_flops()),
-        "flops_source": "torch FlopCounterMode of one keras_sagan train step (fakes detached)",
-        "d_loss_finite": bool(np.isfinite(d_loss)),
-        "image_size": size,
-        "num_classes": classes,
+    }
+
+
+def _torch_device(cuda):
+    """The device and torch settings a torch row records."""
+    import torch
+
+    return {
         "device": torch.cuda.get_device_name() if cuda else "cpu",
         "torch": torch.__version__,
-        "keras": keras.__version__,
         "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
         "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
     }

@@ -398,9 +398,8 @@ class SAGAN(_step_class(), keras.Model):
         """
         from keras_sagan.preset_format import save_preset  # Not at the top: h5py loads on first use.
 
-        sampling = self.sampling_generator()  # the EMA generator is saved with the statistics it samples with
-        ema = sampling if sampling is not self.generator else None
-        return save_preset(preset_dir, self.generator, ema, self.discriminator, metadata=metadata)
+        self.sampling_generator()  # the EMA generator is saved with the statistics it samples with
+        return save_preset(preset_dir, self.generator, self.ema_generator, self.discriminator, metadata=metadata)
 
     @property
     def step(self):

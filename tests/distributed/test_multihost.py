@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_checks import cli_error
-from test_multiworker import error_lines, free_ports, noise_driven_weights, processes, wait_for
+from test_multiworker import ctrl_c_stops_both, error_lines, free_ports, noise_driven_weights, processes, wait_for
 
 from keras_sagan import backend
 from keras_sagan.backend import jax as jax_backend
@@ -153,12 +153,7 @@ def test_killed_process_fails_its_peer_a_restart_resumes_ctrl_c_stops_both_and_a
             assert re.search(resumed, procs.output(name)[0]), procs.output(name)[0][-2000:]
 
         # 3. Ctrl-C on process 1 alone: both stop after the same step and the chief saves it.
-        procs.kill("second1", signal.SIGINT)
-        codes = procs.wait(names, timeout=FAILURE_TIMEOUT)
-        assert codes == {"second0": 143, "second1": 130}, [procs.output(n)[1][-2000:] for n in names]
-    interrupted = [re.findall(r"^interrupted: .* at step (\d+);", procs.output(n)[1], re.M) for n in names]
-    assert interrupted[0] == interrupted[1] == [str(latest_step(run))], interrupted
-    assert "another worker's signal" in procs.output("second0")[1]
+        ctrl_c_stops_both(procs, names, run, FAILURE_TIMEOUT)
 
     # 4. Kill the chief, which hosts JAX's coordination service: the other process stops in one line too,
     # whichever sees it first: its next collective (the line of step 1) or the coordinator watch. Without the

@@ -168,6 +168,16 @@ def load_weights(gan, arrays):
     return gan
 
 
+def ctrl_c_stops_both(procs, names, run, timeout):
+    """Ctrl-C on the second of `names` (two workers): both stop after the same step, which the chief saved."""
+    procs.kill(names[1], signal.SIGINT)
+    codes = procs.wait(names, timeout=timeout)
+    assert codes == {names[0]: 143, names[1]: 130}, [procs.output(n)[1][-2000:] for n in names]
+    interrupted = [re.findall(r"^interrupted: .* at step (\d+);", procs.output(n)[1], re.M) for n in names]
+    assert interrupted[0] == interrupted[1] == [str(latest_step(run))], interrupted
+    assert "another worker's signal" in procs.output(names[0])[1]
+
+
 def error_lines(stderr):
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
@@ -306,12 +316,7 @@ def test_killed_worker_fails_its_peer_and_a_restart_resumes(tmp_path):
             )
 
         # 3. Ctrl-C on the non-chief alone: both stop after the same step and the chief saves it.
-        procs.kill("second1", signal.SIGINT)
-        codes = procs.wait(names, timeout=FAILURE_TIMEOUT)
-        assert codes == {"second0": 143, "second1": 130}, [procs.output(n)[1][-2000:] for n in names]
-        interrupted = [re.findall(r"^interrupted: .* at step (\d+);", procs.output(n)[1], re.M) for n in names]
-        assert interrupted[0] == interrupted[1] == [str(latest_step(run))], interrupted
-        assert "another worker's signal" in procs.output("second0")[1]
+        ctrl_c_stops_both(procs, names, run, FAILURE_TIMEOUT)
     assert not (run / "export").exists()  # Neither run finished.
     assert list((tmp_path / "second_tmp").glob("keras_sagan_worker_*")) == []  # (A SIGKILL may leave one.)
 
