@@ -250,3 +250,11 @@ def wait_for_processes(name: str) -> None:
         from keras_sagan.backend import jax as jax_backend
 
         jax_backend.wait_for_processes(name)
+
+
+def leave_processes() -> None:
+    """Tells the other processes of a multi-process JAX run that this one finished its run (no-op alone)."""
+    if is_jax():
+        from keras_sagan.backend import jax as jax_backend
+
+        jax_backend.leave_processes()

@@ -152,6 +152,7 @@ def initialize_processes(coordinator_address=None, num_processes=None, process_i
         joined.set()
     if jax.process_index() != 0:
         _watch_coordinator(coordinator_address)
+    _watch_peers(coordinator_address, timeout)
     return jax.process_index(), jax.process_count()
 
 
@@ -202,6 +203,113 @@ def _watch_coordinator(address: str) -> None:
             stopping.wait(0.05)
 
     threading.Thread(target=watch, name="keras_sagan-coordinator-watch", daemon=True).start()
+
+
+# Seconds process 0 lets its own next collective fail (the usual case, with the step and checkpoint
+# in its line) after a peer's liveness connection closed, before the peer watch ends it.
+PEER_GRACE = 5.0
+_GOODBYE = b"bye"
+_peer_links = {"stopping": threading.Event(), "connection": None}
+
+
+def _watch_peers(coordinator_address: str, timeout: float) -> None:
+    """Lets process 0 see, in one line, a peer process that died without a goodbye.
+
+    A dead peer mostly fails process 0's next collective within a second. But gloo (most likely) connects each
+    new set of collective devices through the coordination service's key-value store, and a peer
+    that died before publishing its address leaves that wait open for minutes, silently. So every
+    other process holds a plain TCP connection to a listener on process 0 (its port is broadcast
+    once here); when one closes without `leave_processes`' goodbye, process 0 gives its own
+    collective `PEER_GRACE` seconds to fail, then exits with one line.
+    """
+    from jax.experimental import multihost_utils
+
+    if jax.process_count() == 1:
+        return
+    stopping = _peer_links["stopping"]
+    atexit.register(stopping.set)  # Whatever ends this process says why itself.
+    listener = None
+    if jax.process_index() == 0:
+        family = socket.AF_INET6 if socket.has_dualstack_ipv6() else socket.AF_INET
+        listener = socket.create_server(("", 0), family=family, dualstack_ipv6=family == socket.AF_INET6)
+        port = listener.getsockname()[1]
+    else:
+        port = 0
+    port = int(np.asarray(multihost_utils.broadcast_one_to_all(np.int32(port))))
+    if listener is None:
+        host = coordinator_address.rpartition(":")[0].strip("[]")
+        connection = socket.create_connection((host, port), timeout=timeout)
+        connection.sendall(int(jax.process_index()).to_bytes(4, "big"))
+        _peer_links["connection"] = connection
+        return
+    peers = {}
+    listener.settimeout(timeout)
+    with listener:
+        while len(peers) < jax.process_count() - 1:
+            connection, _ = listener.accept()
+            connection.settimeout(timeout)
+            peers[int.from_bytes(_receive_exactly(connection, 4), "big")] = connection
+    watch = threading.Thread(
+        target=_watch_peer_links, args=(peers, stopping, jax.process_count()), name="keras_sagan-peer-watch"
+    )
+    watch.daemon = True
+    watch.start()
+
+
+def _receive_exactly(connection, size):
+    data = b""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("a peer process closed its liveness connection while joining")
+        data += chunk
+    return data
+
+
+def _watch_peer_links(peers, stopping, count):
+    """Process 0's watch over `peers` ({process index: connection}) until `stopping` is set."""
+    import selectors
+
+    selector = selectors.DefaultSelector()
+    for index, connection in peers.items():
+        connection.settimeout(None)
+        selector.register(connection, selectors.EVENT_READ, index)
+    while peers and not stopping.is_set():
+        for key, _ in selector.select(timeout=0.5):
+            try:
+                data = key.fileobj.recv(64)
+            except OSError:
+                data = b""
+            if data.startswith(_GOODBYE):
+                selector.unregister(key.fileobj)
+                peers.pop(key.data).close()
+                continue
+            if data:
+                continue
+            if stopping.wait(PEER_GRACE):
+                return
+            sys.stdout.flush()
+            print(
+                f"error: multi-process training stopped: process {key.data} of {count} is gone "
+                "(its connection to process 0 closed without finishing); restart every process to resume from "
+                "the latest checkpoint",
+                file=sys.stderr,
+                flush=True,
+            )
+            os._exit(EXIT_PEER_FAILURE)
+
+
+def leave_processes() -> None:
+    """Ends this process's part in the peer watch after its run finished (every process calls it)."""
+    _peer_links["stopping"].set()
+    connection = _peer_links.pop("connection", None)
+    _peer_links["connection"] = None
+    if connection is not None:
+        try:
+            connection.sendall(_GOODBYE)
+            connection.close()
+        except OSError:
+            pass
 
 
 def _exit_unless(event, timeout, message):

@@ -245,7 +245,9 @@ def _train(config: TrainConfig) -> TrainResult:
         keras.utils.set_random_seed(config.seed)
         gan = build_gan(config, strategy)
         try:
-            return _run(config, strategy, gan, chief)
+            result = _run(config, strategy, gan, chief)
+            backend.leave_processes()  # A peer that exits from here on is not a failure (backend/jax.py).
+            return result
         except Exception as err:
             if not distributed.is_peer_failure(strategy, err):
                 raise
