@@ -6,6 +6,7 @@ each that build their block lists from these tables.
 """
 
 import dataclasses
+import inspect
 import re
 
 import numpy as np
@@ -204,16 +205,17 @@ class WeightsLoading:
 class SaganNetwork(WeightsLoading):
     """What `Generator` and `Discriminator` share beyond their tables: config, presets, attention layers.
 
-    A subclass names its constructor arguments in `config_keys` (each stored under its own name, so
-    `get_config` returns exactly those) and its piece of a preset in `preset_role`.
+    A subclass stores every constructor argument under its own name, so `get_config` returns exactly
+    those (keras-hub's rule), and names its piece of a preset in `preset_role`.
     """
 
-    config_keys = ()
     preset_role = None
 
     def get_config(self):
         config = super().get_config()
-        config.update({key: getattr(self, key) for key in self.config_keys})
+        parameters = inspect.signature(type(self).__init__).parameters.values()
+        names = [p.name for p in parameters if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        config.update({name: getattr(self, name) for name in names})
         return config
 
     @classmethod

@@ -60,16 +60,6 @@ class Discriminator(SaganNetwork, keras.Model):
     (2,)
     """
 
-    config_keys = (
-        "image_size",
-        "conv_dim",
-        "architecture",
-        "attention_resolutions",
-        "attention_variant",
-        "num_classes",
-        "query_chunk_size",
-        "channels",
-    )
     preset_role = "discriminator"
 
     def __init__(

@@ -69,17 +69,6 @@ class Generator(SaganNetwork, keras.Model):
         Zhang et al., "Self-Attention Generative Adversarial Networks", 2019.
     """
 
-    config_keys = (
-        "image_size",
-        "z_dim",
-        "conv_dim",
-        "architecture",
-        "attention_resolutions",
-        "attention_variant",
-        "num_classes",
-        "query_chunk_size",
-        "channels",
-    )
     preset_role = "generator"
 
     def __init__(
