@@ -93,7 +93,8 @@ DISCRIMINATOR_LAYOUTS = {
 }
 
 
-def check_common(architecture, image_size, conv_dim, num_classes):
+def check_common(architecture, image_size, conv_dim, num_classes, channels):
+    """The arguments `Generator` and `Discriminator` share, checked in one place (one-line `ValueError`s)."""
     if architecture not in ARCHITECTURES:
         raise ValueError(bad_value("architecture", architecture, f"one of {ARCHITECTURES}"))
     if image_size not in IMAGE_SIZES:
@@ -106,6 +107,7 @@ def check_common(architecture, image_size, conv_dim, num_classes):
             raise ValueError(bad_value("num_classes", num_classes, expected))
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
             raise ValueError(bad_value("num_classes", num_classes, "None or an int >= 1"))
+    check_channels(channels)
 
 
 CHANNELS = (1, 3)

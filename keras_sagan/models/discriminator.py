@@ -8,7 +8,6 @@ from keras_sagan.models.architectures import (
     DISCRIMINATOR_LAYOUTS,
     SaganNetwork,
     check_attention_resolutions,
-    check_channels,
     check_common,
     check_input_shape,
     check_labels,
@@ -75,8 +74,7 @@ class Discriminator(SaganNetwork, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_common(architecture, image_size, conv_dim, num_classes)
-        check_channels(channels)
+        check_common(architecture, image_size, conv_dim, num_classes, channels)
         layout = DISCRIMINATOR_LAYOUTS[architecture][image_size]
         available = layout.resolutions(image_size)
         resolutions = layout.attention if attention_resolutions is None else attention_resolutions

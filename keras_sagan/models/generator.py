@@ -9,7 +9,6 @@ from keras_sagan.models.architectures import (
     GENERATOR_LAYOUTS,
     SaganNetwork,
     check_attention_resolutions,
-    check_channels,
     check_common,
     check_input_shape,
     check_labels,
@@ -85,8 +84,7 @@ class Generator(SaganNetwork, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_common(architecture, image_size, conv_dim, num_classes)
-        check_channels(channels)
+        check_common(architecture, image_size, conv_dim, num_classes, channels)
         if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
             raise ValueError(bad_value("z_dim", z_dim, "an int >= 1"))
         self._layout = layout = GENERATOR_LAYOUTS[architecture][image_size]
