@@ -1,80 +1,91 @@
-"""BUILD.md's "Architecture": the import rules between layers, module size and docstrings, lazy imports."""
+"""BUILD.md's "Architecture": the layer list read from BUILD.md and every import checked against it, docstrings,
+lazy imports."""
 
 import ast
 import pathlib
+import re
 import subprocess
 import sys
 
 import pytest
 
-PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_sagan"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "keras_sagan"
+# A path in an item of BUILD.md's list: backticks around a module (`x.py`) or a package (`x/`) under keras_sagan/.
+_PATH = re.compile(r"`([\w./]+(?:\.py|/))`")
 
-# area -> keras_sagan areas it must not import. An area is the first path component under
-# keras_sagan/ ("layers", "models", "export", ...) or a top-level module's name ("hubs", "quiet", ...).
-FORBIDDEN = {
-    "_lazy": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
-              "images", "errors", "reference"},
-    "errors": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
-               "images", "reference"},
-    "backend": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
-                "images", "torch_files", "reference"},
-    "run_lock": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
-                 "images", "errors", "reference", "backend", "checkpoint"},
-    # The checkpoint package builds on the layout (run_directory), never the reverse.
-    "checkpoint": {"layers", "models", "data", "training", "metrics", "cli", "export", "images", "reference",
-                   "preset_format"},
-    "torch_files": {"layers", "models", "data", "training", "metrics", "cli", "export",
-                    "run_directory", "images", "reference"},
-    "images": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
-               "reference"},
-    "layers": {"models", "data", "training", "metrics", "cli", "export", "run_directory",
-               "reference"},
-    "models": {"data", "training", "metrics", "cli", "export", "run_directory", "reference"},
-    "hubs": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
-             "images", "reference", "preset_format", "preset_card", "checkpoint"},
-    "preset_format": {"data", "training", "metrics", "cli", "export", "run_directory",
-                      "reference"},
-    "preset_card": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory",
-                    "reference"},
-    "data": {"training", "metrics", "cli", "export", "run_directory", "reference"},
-    "metrics": {"training", "cli", "export", "run_directory", "reference"},
-    "run_directory": {"training", "metrics", "cli", "export", "reference", "checkpoint"},
-    "export": {"training", "metrics", "cli", "data", "reference"},
-    "training": {"cli", "reference"},
-    "reference": {"cli"},
-    "attention_maps": {"data", "training", "metrics", "cli", "export", "run_directory",
-                       "reference", "interpolation", "explorer"},
-    "interpolation": {"data", "training", "metrics", "cli", "run_directory", "reference",
-                      "attention_maps", "explorer"},
-    "explorer": {"data", "training", "metrics", "cli", "run_directory", "reference"},
-    "quiet": {"layers", "models", "data", "training", "metrics", "cli", "export", "run_directory", "images",
-              "errors", "reference", "backend"},
-}  # fmt: skip
-# Inside training/, the core (the model and its losses) must not import the application layer.
-TRAINING_CORE = {"sagan", "losses", "steps"}
-TRAINING_APPLICATION = {"loop", "config", "flags", "builders", "callbacks", "tensorboard", "distributed"}
+
+def layer_list(text=None):
+    """`[[path, ...], ...]`, bottom layer first: the numbered list that opens BUILD.md's "Architecture"."""
+    text = (ROOT / "BUILD.md").read_text(encoding="utf-8") if text is None else text
+    section = text.split("\n## Architecture\n", 1)[1].split("\n## ", 1)[0]
+    items, started = [], False
+    for line in section.splitlines():
+        number = re.match(r"(\d+)\. ", line)
+        if number:
+            assert int(number.group(1)) == len(items) + 1, f"BUILD.md's layers are numbered out of order: {line}"
+            items.append(line)
+            started = True
+        elif started and line.startswith(" ") and line.strip():
+            items[-1] += " " + line.strip()
+        elif started:
+            break  # The list ends at its first line that neither starts nor continues an item.
+    return [_PATH.findall(item) for item in items]
+
+
+def layers_by_path(layers=None):
+    """`{path: layer}` (1 = the bottom), with every listed path checked to exist and to be listed once."""
+    found = {}
+    for number, paths in enumerate(layer_list() if layers is None else layers, start=1):
+        for path in paths:
+            assert (PACKAGE / path).exists(), f"BUILD.md's layer {number}: keras_sagan/{path} does not exist"
+            assert path not in found, f"BUILD.md lists keras_sagan/{path} in layers {found[path]} and {number}"
+            found[path] = number
+    return found
+
+
+def _relative(path):
+    return path.relative_to(PACKAGE).as_posix()
+
+
+def layer_of(path, layers):
+    """The layer of the most specific listed path that covers module `path`, or None."""
+    relative = _relative(path)
+    if relative in layers:
+        return layers[relative]
+    packages = [p for p in layers if p.endswith("/") and relative.startswith(p)]
+    return layers[max(packages, key=len)] if packages else None
 
 
 def _modules():
     return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
 
 
-def _area(path):
-    parts = path.relative_to(PACKAGE).with_suffix("").parts
-    return parts[0] if len(parts) > 1 else parts[0]
+def _module_file(name):
+    """The file of module `keras_sagan.x.y`, or None (`from keras_sagan.models import Generator` names a class)."""
+    base = PACKAGE.parent.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
-def _imported(path):
+def _imported(path, text=None):
     """`(line, "keras_sagan.x.y")` for every keras_sagan import of a file, at any depth (lazy ones too)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = ast.parse(path.read_text(encoding="utf-8") if text is None else text)
+    package = ".".join(("keras_sagan", *path.relative_to(PACKAGE).parent.parts))
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # Relative: from the file's own package, up level - 1.
+                parts = package.split(".")
+                module = ".".join(parts[: len(parts) - node.level + 1] + ([module] if module else []))
+            found.append((node.lineno, module))
             # `from keras_sagan import export` imports the module keras_sagan.export.
-            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+            found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module" and node.args:
             arg = node.args[0]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
@@ -82,38 +93,77 @@ def _imported(path):
     return [(line, name) for line, name in found if name.startswith("keras_sagan.")]
 
 
-def violations(modules=None):
+def violations(sources=None, layers=None):
+    """One line per broken rule, for `{path: text}` (every module of keras_sagan/ as it is on disk by default)."""
+    layers = layers_by_path() if layers is None else layers
+    sources = {path: None for path in _modules()} if sources is None else sources
     problems = []
-    for path in modules or _modules():
-        area = _area(path)
+    for path, text in sources.items():
         rel = path.relative_to(PACKAGE.parent)
-        for line, name in _imported(path):
-            target = name.split(".")[1]
-            message = f"{rel}:{line}: {area} imports keras_sagan.{target}"
-            if target in FORBIDDEN.get(area, set()) and message not in problems:
-                problems.append(message)
-            if target == "cli" and area not in ("cli", "__main__"):
+        own = layer_of(path, layers)
+        if own is None:
+            problems.append(f"{rel}: in no layer of BUILD.md's Architecture list")
+            continue
+        for line, name in _imported(path, text):
+            if name.split(".")[1] == "cli" and _relative(path).split("/")[0] not in ("cli", "__main__.py"):
                 problems.append(f"{rel}:{line}: only cli/ and __main__ may import {name}")
-            own = path.relative_to(PACKAGE).with_suffix("").parts
-            if area == "training" and len(own) > 1 and own[1] in TRAINING_CORE and target == "training":
-                parts = name.split(".")
-                if len(parts) > 2 and parts[2] in TRAINING_APPLICATION:
-                    problems.append(f"{rel}:{line}: the training core imports the application module {name}")
+            target = _module_file(name)
+            if target is None or target == path:
+                continue
+            if own == 1:
+                problems.append(f"{rel}:{line}: layer 1 imports nothing of keras_sagan, but this imports {name}")
+            elif layer_of(target, layers) > own:
+                message = f"{rel}:{line}: layer {own} imports {name}, of layer {layer_of(target, layers)}"
+                if message not in problems:
+                    problems.append(message)
     return problems
+
+
+def test_build_md_lists_the_layers():
+    layers = layer_list()
+    assert len(layers) >= 10 and all(layers), "every item of BUILD.md's list names its modules in backticks"
+    layers_by_path(layers)  # Every path exists, and is listed once.
 
 
 def test_import_rules_hold():
     assert violations() == []
 
 
-def test_the_rule_check_catches_a_violation(tmp_path):
-    # A layer module importing the training loop must be reported (the check is not vacuous).
-    bad = PACKAGE / "layers" / "_probe_for_test.py"
-    bad.write_text('"""Probe."""\n\ndef f():\n    from keras_sagan.training import loop\n', encoding="utf-8")
-    try:
-        assert violations([bad]) == [f"{bad.relative_to(PACKAGE.parent)}:4: layers imports keras_sagan.training"]
-    finally:
-        bad.unlink()
+def test_the_rule_check_catches_a_violation():
+    # Not vacuous: an import up the stack, the training core importing the application, an unlisted
+    # module and an import of cli/ are each reported.
+    layers = layers_by_path()
+    probe = PACKAGE / "layers" / "_probe.py"
+    assert violations({probe: "def f():\n    from keras_sagan.training import loop\n"}) == [
+        f"keras_sagan/layers/_probe.py:2: layer {layers['layers/']} imports keras_sagan.training, "
+        f"of layer {layers['training/__init__.py']}",
+        f"keras_sagan/layers/_probe.py:2: layer {layers['layers/']} imports keras_sagan.training.loop, "
+        f"of layer {layers['training/']}",
+    ]
+    sagan = PACKAGE / "training" / "sagan.py"
+    assert violations({sagan: "from keras_sagan.training import config\n"}) == [
+        f"keras_sagan/training/sagan.py:1: layer {layers['training/sagan.py']} imports keras_sagan.training.config, "
+        f"of layer {layers['training/']}"
+    ]
+    unlisted = PACKAGE / "_probe.py"
+    assert violations({unlisted: ""}) == ["keras_sagan/_probe.py: in no layer of BUILD.md's Architecture list"]
+    entry = PACKAGE / "__init__.py"
+    assert violations({entry: "import keras_sagan.cli\n"}) == [
+        "keras_sagan/__init__.py:1: only cli/ and __main__ may import keras_sagan.cli"
+    ]
+    errors = PACKAGE / "errors.py"
+    assert violations({errors: "from keras_sagan import quiet\n"}) == [
+        "keras_sagan/errors.py:1: layer 1 imports nothing of keras_sagan, but this imports keras_sagan.quiet"
+    ]
+
+
+def test_the_list_reader_follows_build_md():
+    text = "# T\n\n## Architecture\n\nIntro `cli/`.\n\n1. `a.py`, `b/`: job.\n2. `c.py`,\n   `d/`: job.\n\nNot `e/`.\n"
+    assert layer_list(text) == [["a.py", "b/"], ["c.py", "d/"]]
+    with pytest.raises(AssertionError, match="does not exist"):
+        layers_by_path([["no_such_module.py"]])
+    with pytest.raises(AssertionError, match="in layers 1 and 2"):
+        layers_by_path([["errors.py"], ["errors.py"]])
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))

@@ -101,13 +101,10 @@ def load_celeba(
     shuffle_files = shuffle_buffer > 0
     read_config = tfds.ReadConfig(shuffle_seed=seed) if seed is not None else None
     dataset = builder.as_dataset(split=split, shuffle_files=shuffle_files, read_config=read_config)
-    dataset = dataset.map(
-        lambda example: preprocess_image(example["image"], image_size, crop),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
     return finalize(
         dataset,
         global_batch_size,
+        preprocess=lambda example: preprocess_image(example["image"], image_size, crop),
         shuffle_buffer=shuffle_buffer,
         seed=seed,
         cache=cache,

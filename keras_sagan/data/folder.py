@@ -134,13 +134,10 @@ def load_image_folder(
         )
 
     dataset = tf.data.Dataset.from_tensor_slices([os.fsencode(file) for file in good])
-    dataset = dataset.map(
-        lambda file: preprocess_image(_decode(file), image_size, crop, channels),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
     return finalize(
         dataset,
         global_batch_size,
+        preprocess=lambda file: preprocess_image(_decode(file), image_size, crop, channels),
         shuffle_buffer=shuffle_buffer,
         seed=seed,
         cache=cache,

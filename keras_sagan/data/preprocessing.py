@@ -7,6 +7,7 @@ here (as `keras_sagan.data.to_uint8`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -154,11 +155,12 @@ def finalize(
     cache: bool | str | os.PathLike = False,
     repeat: bool = True,
     strategy: tf.distribute.Strategy | None = None,
+    preprocess: Callable | None = None,
 ) -> tf.data.Dataset:
-    """Caches, shuffles, repeats, batches and prefetches a dataset of single examples.
+    """Preprocesses, caches, shuffles, repeats, batches and prefetches a dataset of single examples.
 
-    The order is cache -> shuffle -> repeat -> batch -> prefetch: the cache holds each example
-    once and every epoch is reshuffled from it. Batches have exactly `global_batch_size`
+    The order is preprocess -> cache -> shuffle -> repeat -> batch -> prefetch: the cache holds each
+    preprocessed example once and every epoch is reshuffled from it. Batches have exactly `global_batch_size`
     examples (`drop_remainder=True`), which static shapes under XLA and `tf.distribute` need.
 
     Args:
@@ -174,6 +176,8 @@ def finalize(
         repeat: bool. Repeat forever, for `fit(steps_per_epoch=...)`. Defaults to `True`.
         strategy: `tf.distribute.Strategy` or None. When given, `global_batch_size` must be a
             multiple of `strategy.num_replicas_in_sync`. Defaults to `None`.
+        preprocess: callable or None. Applied to every example, in parallel (`tf.data.AUTOTUNE`),
+            before the cache. Defaults to `None` (the examples as they are).
 
     Returns:
         The batched `tf.data.Dataset`.
@@ -189,6 +193,8 @@ def finalize(
     if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) or shuffle_buffer < 0:
         raise ValueError(f"shuffle_buffer must be a non-negative integer, got {shuffle_buffer!r}")
 
+    if preprocess is not None:
+        dataset = dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
     if cache is True:
         dataset = dataset.cache()
     elif cache:

@@ -143,25 +143,17 @@ class SpectralNormalization(keras.layers.Wrapper):
             return ops.take(kernel, ops.cast(inputs, "int32"), axis=0)
         if isinstance(layer, keras.layers.Dense):
             outputs = ops.matmul(inputs, kernel)
-        elif isinstance(layer, keras.layers.Conv2DTranspose):
-            outputs = ops.conv_transpose(
-                inputs,
-                kernel,
-                strides=list(layer.strides),
-                padding=layer.padding,
-                output_padding=layer.output_padding,
-                dilation_rate=layer.dilation_rate,
-                data_format=layer.data_format,
-            )
-        else:
-            outputs = ops.conv(
-                inputs,
-                kernel,
-                strides=list(layer.strides),
-                padding=layer.padding,
-                dilation_rate=layer.dilation_rate,
-                data_format=layer.data_format,
-            )
+        else:  # The wrapped conv's own settings, on the normalised kernel.
+            settings = {
+                "strides": list(layer.strides),
+                "padding": layer.padding,
+                "dilation_rate": layer.dilation_rate,
+                "data_format": layer.data_format,
+            }
+            if isinstance(layer, keras.layers.Conv2DTranspose):
+                outputs = ops.conv_transpose(inputs, kernel, output_padding=layer.output_padding, **settings)
+            else:
+                outputs = ops.conv(inputs, kernel, **settings)
         if layer.use_bias:
             # TensorFlow's BiasAdd on that backend: Grappler fuses it with the conv (backend.py).
             outputs = backend.bias_add(outputs, layer.bias, getattr(layer, "data_format", "channels_last"))

@@ -1,4 +1,4 @@
-"""Declarative per-architecture tables for G and D, and the argument checks both share.
+"""Declarative per-architecture tables for G and D, the argument checks both share, and their common base.
 
 Each architecture is data: channel multipliers of `conv_dim` per image size, which feature maps may
 take attention, and the default attention placement. `Generator` and `Discriminator` are one class
@@ -6,6 +6,7 @@ each that build their block lists from these tables.
 """
 
 import dataclasses
+import inspect
 import re
 
 import numpy as np
@@ -13,6 +14,7 @@ from keras import ops
 
 from keras_sagan import backend
 from keras_sagan.errors import bad_value, one_line
+from keras_sagan.layers import SelfAttention
 
 ARCHITECTURES = ("dcgan", "resnet")
 IMAGE_SIZES = (32, 64, 128)
@@ -91,7 +93,8 @@ DISCRIMINATOR_LAYOUTS = {
 }
 
 
-def check_common(architecture, image_size, conv_dim, num_classes):
+def check_common(architecture, image_size, conv_dim, num_classes, channels):
+    """The arguments `Generator` and `Discriminator` share, checked in one place (one-line `ValueError`s)."""
     if architecture not in ARCHITECTURES:
         raise ValueError(bad_value("architecture", architecture, f"one of {ARCHITECTURES}"))
     if image_size not in IMAGE_SIZES:
@@ -104,6 +107,7 @@ def check_common(architecture, image_size, conv_dim, num_classes):
             raise ValueError(bad_value("num_classes", num_classes, expected))
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
             raise ValueError(bad_value("num_classes", num_classes, "None or an int >= 1"))
+    check_channels(channels)
 
 
 CHANNELS = (1, 3)
@@ -198,3 +202,57 @@ class WeightsLoading:
             raise ValueError(
                 f"{filepath} does not hold weights of this {type(self).__name__} (another architecture?): {detail}"
             ) from None
+
+
+class SaganNetwork(WeightsLoading):
+    """What `Generator` and `Discriminator` share beyond their tables: config, presets, attention layers.
+
+    A subclass stores every constructor argument under its own name, so `get_config` returns exactly
+    those (keras-hub's rule), and names its piece of a preset in `preset_role`.
+    """
+
+    preset_role = None
+
+    def get_config(self):
+        config = super().get_config()
+        parameters = inspect.signature(type(self).__init__).parameters.values()
+        names = [p.name for p in parameters if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        config.update({name: getattr(self, name) for name in names})
+        return config
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True):
+        """Builds the network of this class that a preset holds, with its weights.
+
+        A generator gets the weights to sample from (the EMA ones when saved); a discriminator is
+        saved for fine-tuning, and a preset without one is a one-line error.
+
+        Args:
+            preset: str or PathLike. A registered name (`keras_sagan.list_presets()`), a preset
+                folder, `"hf://owner/model"` or `"kaggle://owner/model/keras/variant[/version]"`
+                (downloaded by the hub's client into its cache, or read from there offline).
+            load_weights: bool. False builds the architecture with random weights. Defaults to True.
+
+        Returns:
+            A built network of this class.
+
+        Example:
+
+        >>> generator = keras_sagan.Generator.from_preset("hf://owner/sagan-model")
+        >>> images = generator(np.random.randn(4, generator.z_dim).astype("float32"), training=False)
+        """
+        from keras_sagan.models.presets import load_preset
+
+        return load_preset(preset, cls.preset_role, load_weights=load_weights)
+
+    def _make_attention(self, resolutions, variant, query_chunk_size):
+        """One `SelfAttention` layer per resolution, named `attention_<resolution>`, its checkpoint name."""
+        return [SelfAttention(variant, query_chunk_size=query_chunk_size, name=f"attention_{r}") for r in resolutions]
+
+    def _attend(self, layer, x, training, return_attention, maps):
+        """`layer(x)`, the `SelfAttention` layer's output; with `return_attention` its map joins `maps`."""
+        if not return_attention:
+            return layer(x, training=training)
+        x, attention = layer(x, training=training, return_attention=True)
+        maps.append(attention)
+        return x

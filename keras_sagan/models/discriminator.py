@@ -3,12 +3,11 @@
 import keras
 from keras import ops
 
-from keras_sagan.layers import SelfAttention, SpectralNormalization
+from keras_sagan.layers import SpectralNormalization
 from keras_sagan.models.architectures import (
     DISCRIMINATOR_LAYOUTS,
-    WeightsLoading,
+    SaganNetwork,
     check_attention_resolutions,
-    check_channels,
     check_common,
     check_input_shape,
     check_labels,
@@ -20,7 +19,7 @@ __all__ = ["Discriminator", "leaky_relu_0_1"]
 
 
 @keras.saving.register_keras_serializable(package="keras_sagan")
-class Discriminator(WeightsLoading, keras.Model):
+class Discriminator(SaganNetwork, keras.Model):
     """Scores images (and optionally labels) with one unbounded logit each.
 
     Two architectures, each a table in `architectures.DISCRIMINATOR_LAYOUTS`:
@@ -60,6 +59,8 @@ class Discriminator(WeightsLoading, keras.Model):
     (2,)
     """
 
+    preset_role = "discriminator"
+
     def __init__(
         self,
         image_size=64,
@@ -73,8 +74,7 @@ class Discriminator(WeightsLoading, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_common(architecture, image_size, conv_dim, num_classes)
-        check_channels(channels)
+        check_common(architecture, image_size, conv_dim, num_classes, channels)
         layout = DISCRIMINATOR_LAYOUTS[architecture][image_size]
         available = layout.resolutions(image_size)
         resolutions = layout.attention if attention_resolutions is None else attention_resolutions
@@ -100,10 +100,7 @@ class Discriminator(WeightsLoading, keras.Model):
                 self.projection = SpectralNormalization(
                     keras.layers.Embedding(num_classes, conv_dim * layout.blocks[-1])
                 )
-        self.attention = [
-            SelfAttention(attention_variant, query_chunk_size=query_chunk_size, name=f"attention_{r}")
-            for r in self._attention
-        ]
+        self.attention = self._make_attention(self._attention, attention_variant, query_chunk_size)
         track_checkpoint_names(self, self.named_blocks())
 
         self.image_size = image_size
@@ -148,12 +145,7 @@ class Discriminator(WeightsLoading, keras.Model):
         for index, block in enumerate(self.stages):
             x = block(x, training=training)
             if index in self._attention_after:
-                layer = self._attention_at(self._attention_after[index])
-                if return_attention:
-                    x, attention = layer(x, training=training, return_attention=True)
-                    maps.append(attention)
-                else:
-                    x = layer(x, training=training)
+                x = self._attend(self._attention_at(self._attention_after[index]), x, training, return_attention, maps)
         if self.architecture == "dcgan":  # a valid 4x4 conv of the 4x4 map
             logits = ops.reshape(self.logit(x), (-1,))
         else:  # global sum pooling, SN dense, and the projection term when conditional
@@ -166,39 +158,3 @@ class Discriminator(WeightsLoading, keras.Model):
         if return_attention:
             return logits, maps
         return logits
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "image_size": self.image_size,
-                "conv_dim": self.conv_dim,
-                "architecture": self.architecture,
-                "attention_resolutions": self.attention_resolutions,
-                "attention_variant": self.attention_variant,
-                "num_classes": self.num_classes,
-                "query_chunk_size": self.query_chunk_size,
-                "channels": self.channels,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_preset(cls, preset, load_weights=True):
-        """Builds the discriminator a preset holds (saved for fine-tuning), with its weights.
-
-        Args:
-            preset: str or PathLike. A registered name, a preset folder, `"hf://..."` or
-                `"kaggle://..."` (see `Generator.from_preset`).
-            load_weights: bool. False builds the architecture with random weights. Defaults to True.
-
-        Returns:
-            A built `Discriminator`; a preset without one is a one-line error.
-
-        Example:
-
-        >>> discriminator = keras_sagan.Discriminator.from_preset("presets/mine")
-        """
-        from keras_sagan.models.presets import load_preset
-
-        return load_preset(preset, "discriminator", load_weights=load_weights)

@@ -4,12 +4,11 @@ import keras
 from keras import ops
 
 from keras_sagan.errors import bad_value
-from keras_sagan.layers import BatchNormalization, SelfAttention, SpectralNormalization
+from keras_sagan.layers import BatchNormalization, SpectralNormalization
 from keras_sagan.models.architectures import (
     GENERATOR_LAYOUTS,
-    WeightsLoading,
+    SaganNetwork,
     check_attention_resolutions,
-    check_channels,
     check_common,
     check_input_shape,
     check_labels,
@@ -19,7 +18,7 @@ from keras_sagan.models.blocks import GeneratorBlock, dcgan_up_stage, sn_conv
 
 
 @keras.saving.register_keras_serializable(package="keras_sagan")
-class Generator(WeightsLoading, keras.Model):
+class Generator(SaganNetwork, keras.Model):
     """Maps noise `z` (and optionally class labels) to images in [-1, 1].
 
     Two architectures, each a table in `architectures.GENERATOR_LAYOUTS`:
@@ -69,6 +68,8 @@ class Generator(WeightsLoading, keras.Model):
         Zhang et al., "Self-Attention Generative Adversarial Networks", 2019.
     """
 
+    preset_role = "generator"
+
     def __init__(
         self,
         image_size=64,
@@ -83,8 +84,7 @@ class Generator(WeightsLoading, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_common(architecture, image_size, conv_dim, num_classes)
-        check_channels(channels)
+        check_common(architecture, image_size, conv_dim, num_classes, channels)
         if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
             raise ValueError(bad_value("z_dim", z_dim, "an int >= 1"))
         self._layout = layout = GENERATOR_LAYOUTS[architecture][image_size]
@@ -102,10 +102,7 @@ class Generator(WeightsLoading, keras.Model):
             self.stages = [GeneratorBlock(conv_dim * m, num_classes) for m in layout.blocks]
             self.output_norm = BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True)
             self.to_rgb = sn_conv(channels, 3)
-        self.attention = [
-            SelfAttention(attention_variant, query_chunk_size=query_chunk_size, name=f"attention_{r}")
-            for r in self._attention
-        ]
+        self.attention = self._make_attention(self._attention, attention_variant, query_chunk_size)
         track_checkpoint_names(self, self.named_blocks())
 
         self.image_size = image_size
@@ -145,13 +142,7 @@ class Generator(WeightsLoading, keras.Model):
 
     def _maybe_attend(self, x, training, return_attention, maps):
         layer = self._attention_at(x.shape[1])
-        if layer is None:
-            return x
-        if return_attention:
-            x, attention = layer(x, training=training, return_attention=True)
-            maps.append(attention)
-            return x
-        return layer(x, training=training)
+        return x if layer is None else self._attend(layer, x, training, return_attention, maps)
 
     def call(self, z, labels=None, training=None, return_attention=False):
         check_input_shape("z", z.shape, (None, self.z_dim))
@@ -175,45 +166,6 @@ class Generator(WeightsLoading, keras.Model):
         if return_attention:
             return images, maps
         return images
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "image_size": self.image_size,
-                "z_dim": self.z_dim,
-                "conv_dim": self.conv_dim,
-                "architecture": self.architecture,
-                "attention_resolutions": self.attention_resolutions,
-                "attention_variant": self.attention_variant,
-                "num_classes": self.num_classes,
-                "query_chunk_size": self.query_chunk_size,
-                "channels": self.channels,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_preset(cls, preset, load_weights=True):
-        """Builds the generator of a preset, with its weights: the ones to sample from (EMA when saved).
-
-        Args:
-            preset: str or PathLike. A registered name (`keras_sagan.list_presets()`), a preset
-                folder, `"hf://owner/model"` or `"kaggle://owner/model/keras/variant[/version]"`
-                (downloaded by the hub's client into its cache, or read from there offline).
-            load_weights: bool. False builds the architecture with random weights. Defaults to True.
-
-        Returns:
-            A built `Generator`.
-
-        Example:
-
-        >>> generator = keras_sagan.Generator.from_preset("hf://owner/sagan-model")
-        >>> images = generator(np.random.randn(4, generator.z_dim).astype("float32"), training=False)
-        """
-        from keras_sagan.models.presets import load_preset
-
-        return load_preset(preset, "generator", load_weights=load_weights)
 
     def save_to_preset(self, preset_dir, metadata=None):
         """Writes this generator as a preset folder (keras-hub's layout; see `keras_sagan.preset_format`).

@@ -60,6 +60,7 @@ def _field(section: str, default: Any, help: str, *, choices=None, check=None) -
 _data, _model, _optimisation, _runtime, _output, _evaluation = (functools.partial(_field, s) for s in SECTIONS)
 _AT_LEAST_0 = (lambda v: v >= 0, "an int >= 0")
 _AT_LEAST_1 = (lambda v: v >= 1, "an int >= 1")
+_SECONDS = (lambda v: v > 0, "a number of seconds > 0")
 _POSITIVE = (lambda v: v > 0, "a number > 0")
 _UNIT_INTERVAL = (lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 _FILE_PATH = (lambda v: v != "", "a file path")
@@ -178,7 +179,7 @@ class TrainConfig:
         "strategy='multiworker' only: seconds a collective op may wait for the other workers before the run "
         "fails (catches a hung worker); unset: no limit (a dead or stopped worker is still caught within "
         "seconds by TF's heartbeats). Set it above the chief's longest pause (samples, evaluation).",
-        check=(lambda v: v > 0, "a number of seconds > 0"),
+        check=_SECONDS,
     )
     coordinator_address: str | None = _runtime(
         None,
@@ -200,7 +201,7 @@ class TrainConfig:
         60.0,
         "strategy='multihost' only: seconds a process waits for all the others to join before it fails with one "
         "line (a missing or unreachable coordinator).",
-        check=(lambda v: v > 0, "a number of seconds > 0"),
+        check=_SECONDS,
     )
     # -- output
     model_dir: str | None = _output(

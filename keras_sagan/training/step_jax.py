@@ -21,7 +21,7 @@ import jax
 import keras
 from keras import ops
 
-from keras_sagan.training.losses import gradient_penalty
+from keras_sagan.training.losses import discriminator_loss
 
 
 def _values(variables):
@@ -51,21 +51,15 @@ class JaxStep:
         z, fake_labels = self._sample_noise(local_batch)
         fake = ops.stop_gradient(self._generate(z, fake_labels, training=True))  # outside the gradient
         alpha = self._interpolation_weights(local_batch)
-        images = ops.concatenate([real, fake], axis=0)
-        labels = None if real_labels is None else ops.concatenate([real_labels, fake_labels], axis=0)
         non_trainable = _values(discriminator.non_trainable_variables)
 
         def loss_fn(trainable):
-            logits, state = self._network_call(discriminator, trainable, non_trainable, images, labels)
-            real_logits, fake_logits = logits[:local_batch], logits[local_batch:]
-            per_example = self.d_loss_fn(real_logits, fake_logits)
-            if self.gp_weight:
+            def critic(images, labels, state):
+                return self._network_call(discriminator, trainable, state, images, labels)
 
-                def critic(x):
-                    return self._network_call(discriminator, trainable, state, x, real_labels)
-
-                penalty, state = gradient_penalty(critic, real, fake, alpha, has_aux=True)
-                per_example = per_example + self.gp_weight * penalty
+            per_example, real_logits, fake_logits, state = discriminator_loss(
+                critic, self.d_loss_fn, self.gp_weight, real, real_labels, fake, fake_labels, alpha, non_trainable
+            )
             loss = self.d_optimizer.scale_loss(ops.sum(per_example) / global_batch)
             return loss, (per_example, real_logits, fake_logits, state)
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_sagan.backend import tensorflow as tf_backend
-from keras_sagan.training.losses import gradient_penalty
+from keras_sagan.training.losses import discriminator_loss
 
 
 class TensorFlowStep:
@@ -31,18 +31,13 @@ class TensorFlowStep:
         return jit and not per_replica_xla
 
     def _discriminator_gradients(self, real, real_labels, fake, fake_labels, alpha, global_batch):
-        batch = ops.shape(real)[0]
+        def critic(images, labels, state):
+            return self._discriminate(images, labels, training=True), state
+
         with tf.GradientTape() as tape:
-            images = ops.concatenate([real, fake], axis=0)
-            labels = None if real_labels is None else ops.concatenate([real_labels, fake_labels], axis=0)
-            logits = self._discriminate(images, labels, training=True)
-            real_logits, fake_logits = logits[:batch], logits[batch:]
-            per_example = self.d_loss_fn(real_logits, fake_logits)
-            if self.gp_weight:
-                penalty = gradient_penalty(
-                    lambda x: self._discriminate(x, real_labels, training=True), real, fake, alpha
-                )
-                per_example = per_example + self.gp_weight * penalty
+            per_example, real_logits, fake_logits, _ = discriminator_loss(
+                critic, self.d_loss_fn, self.gp_weight, real, real_labels, fake, fake_labels, alpha
+            )
             loss = self.d_optimizer.scale_loss(ops.sum(per_example) / global_batch)
         grads = tape.gradient(loss, self.discriminator.trainable_variables)
         return grads, ops.mean(per_example), ops.mean(real_logits), ops.mean(fake_logits)

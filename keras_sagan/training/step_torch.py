@@ -17,7 +17,7 @@ gradients, as `tape.gradient` of G's variables does on TensorFlow.
 import torch
 from keras import ops
 
-from keras_sagan.training.losses import gradient_penalty
+from keras_sagan.training.losses import discriminator_loss
 
 
 def _gradients(model, loss, variables):
@@ -41,14 +41,13 @@ class TorchStep:
         with torch.no_grad():  # outside autograd: no G backward
             fake = self._generate(z, fake_labels, training=True)
         alpha = self._interpolation_weights(local_batch)
-        images = ops.concatenate([real, fake], axis=0)
-        labels = None if real_labels is None else ops.concatenate([real_labels, fake_labels], axis=0)
-        logits = self._discriminate(images, labels, training=True)
-        real_logits, fake_logits = logits[:local_batch], logits[local_batch:]
-        per_example = self.d_loss_fn(real_logits, fake_logits)
-        if self.gp_weight:
-            penalty = gradient_penalty(lambda x: self._discriminate(x, real_labels, training=True), real, fake, alpha)
-            per_example = per_example + self.gp_weight * penalty
+
+        def critic(images, labels, state):
+            return self._discriminate(images, labels, training=True), state
+
+        per_example, real_logits, fake_logits, _ = discriminator_loss(
+            critic, self.d_loss_fn, self.gp_weight, real, real_labels, fake, fake_labels, alpha
+        )
         loss = self.d_optimizer.scale_loss(ops.sum(per_example) / global_batch)
         grads = _gradients(self, loss, discriminator.trainable_variables)
         with torch.no_grad():

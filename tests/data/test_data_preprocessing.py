@@ -125,6 +125,22 @@ def test_finalize_drops_remainder_and_repeat_false_ends():
     assert _ids(batches) == list(range(8))
 
 
+def test_finalize_preprocesses_before_the_cache():
+    seen = []
+
+    def record(x):
+        seen.append(int(x))  # Runs per element (a py_function), so a second epoch read from the cache adds nothing.
+        return x
+
+    def preprocess(x):
+        return tf.py_function(record, [x], tf.int64) * 3 + 1
+
+    dataset = finalize(tf.data.Dataset.range(4), 2, shuffle_buffer=0, cache=True, repeat=True, preprocess=preprocess)
+    batches = [b.numpy().tolist() for b in dataset.take(4)]
+    assert batches == [[1, 4], [7, 10], [1, 4], [7, 10]]  # 3x + 1 of 0..3, twice.
+    assert sorted(seen) == [0, 1, 2, 3]  # Once each (in any order: the map runs in parallel).
+
+
 def test_finalize_repeat_true_runs_past_one_epoch():
     dataset = finalize(tf.data.Dataset.range(10), 4, shuffle_buffer=0, repeat=True)
     assert _ids(dataset.take(5)) == [i % 10 for i in range(20)]
