@@ -17,6 +17,10 @@ entries, and half precision would lose softmax mass); its float32 math path hold
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from keras_sagan.backend import BackendError
+from keras_sagan.backend.distribution import KerasDistribution
+from keras_sagan.errors import bad_value
+
 # Map entries per chunk, the JAX path's figures (backend/jax.py): 2**21 float32 entries (8 MiB)
 # stay in a CPU's caches; on a GPU chunks are bounded by memory only, so it is not left idle.
 BLOCK_ENTRIES = 2**21
@@ -74,3 +78,21 @@ def input_gradient(fn, x, has_aux=False):
     outputs, aux = result if has_aux else (result, None)
     (gradient,) = torch.autograd.grad(outputs.sum(), x, create_graph=True)
     return gradient, aux
+
+
+STRATEGIES = ("default",)
+"""The strategies that work on torch: Keras 3.15's `keras.distribution` has no torch implementation."""
+
+
+def make_strategy(name: str, collective_timeout=None, processes: dict | None = None):
+    """A one-device `KerasDistribution` for `"default"`; every other strategy is a one-line `BackendError`."""
+    if name not in STRATEGIES:
+        raise BackendError(
+            bad_value(
+                "strategy",
+                name,
+                f"one of {STRATEGIES} on the torch backend (Keras 3.15's keras.distribution has no torch "
+                "data parallelism; use KERAS_BACKEND=jax or tensorflow for mirrored, jax for multihost)",
+            )
+        )
+    return KerasDistribution()

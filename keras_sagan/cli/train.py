@@ -72,7 +72,7 @@ def run(config) -> int:
         return 128 + signal.SIGINT.value
     except WorkerFailure as err:
         status = _error(err, EXIT_WORKER_FAILURE)
-        if backend.is_jax():
+        if backend.exit_waits_for_processes():
             # JAX's exit handler waits at a shutdown barrier for the dead process, then aborts
             # with a C++ stack trace: the line above is the whole story, so leave at once.
             sys.stdout.flush()

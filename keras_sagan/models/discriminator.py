@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_sagan import backend
 from keras_sagan.layers import SelfAttention, SpectralNormalization
 from keras_sagan.models.architectures import (
     DISCRIMINATOR_LAYOUTS,
@@ -12,7 +13,6 @@ from keras_sagan.models.architectures import (
     check_common,
     check_input_shape,
     check_labels,
-    track_checkpoint_names,
 )
 from keras_sagan.models.blocks import DiscriminatorBlock, dcgan_down_stage, leaky_relu_0_1
 
@@ -104,7 +104,7 @@ class Discriminator(WeightsLoading, keras.Model):
             SelfAttention(attention_variant, query_chunk_size=query_chunk_size, name=f"attention_{r}")
             for r in self._attention
         ]
-        track_checkpoint_names(self, self.named_blocks())
+        backend.track_checkpoint_names(self, self.named_blocks())
 
         self.image_size = image_size
         self.conv_dim = conv_dim

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_sagan import backend
 from keras_sagan.errors import bad_value
 from keras_sagan.layers import BatchNormalization, SelfAttention, SpectralNormalization
 from keras_sagan.models.architectures import (
@@ -13,7 +14,6 @@ from keras_sagan.models.architectures import (
     check_common,
     check_input_shape,
     check_labels,
-    track_checkpoint_names,
 )
 from keras_sagan.models.blocks import GeneratorBlock, dcgan_up_stage, sn_conv
 
@@ -106,7 +106,7 @@ class Generator(WeightsLoading, keras.Model):
             SelfAttention(attention_variant, query_chunk_size=query_chunk_size, name=f"attention_{r}")
             for r in self._attention
         ]
-        track_checkpoint_names(self, self.named_blocks())
+        backend.track_checkpoint_names(self, self.named_blocks())
 
         self.image_size = image_size
         self.z_dim = z_dim

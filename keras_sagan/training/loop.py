@@ -251,7 +251,7 @@ def _train(config: TrainConfig) -> TrainResult:
                 raise
             checkpoint = reading.latest_checkpoint(config.run_directory)
             step = _last_good_step(gan, checkpoint)
-            kind = "multi-worker" if backend.is_tensorflow() else "multi-process"
+            kind = f"multi-{backend.peer_kind()}"
             raise WorkerFailure(
                 f"{kind} training stopped at step {step}: "
                 f"{distributed.describe_failure(err, config.collective_timeout)}; "
@@ -288,7 +288,7 @@ def _chief_checkpoint(config, manager, chief, step):
 
     On JAX every process may read the folder: each save ends at a barrier after the chief's write.
     """
-    if chief or step == 0 or not backend.is_tensorflow():
+    if chief or step == 0 or backend.every_process_reads_latest_checkpoint():
         return manager.latest_checkpoint
     return reading.checkpoint_path(config.run_directory, step)
 
@@ -327,7 +327,7 @@ def _run(config, strategy, gan, chief):
     # The tf.data position is not checkpointed: a resumed run re-seeds the order. Built (and so
     # checked for missing data) even when no step remains.
     dataset = build_dataset(config, strategy, config.seed + initial_step)
-    if config.strategy != "default" and backend.is_tensorflow():  # keras.distribution shards by itself
+    if config.strategy != "default" and not backend.strategy_splits_batches():
         # Each replica gets its rows of the same global batches (the single-process batches).
         global_batches = dataset
         dataset = distributed.distribute_global_batches(strategy, lambda: global_batches)
@@ -341,7 +341,7 @@ def _run(config, strategy, gan, chief):
         callbacks = make_callbacks(config, manager, chief=chief, agree_to_stop=agree, guard=guard)
         saver = callbacks[-1]
         for rollbacks in range(config.divergence_rollbacks + 1):
-            with contextlib.nullcontext() if backend.is_tensorflow() else strategy.scope():
+            with strategy.scope() if backend.fit_in_strategy_scope() else contextlib.nullcontext():
                 history = gan.fit(
                     dataset,
                     epochs=1,
@@ -377,7 +377,7 @@ def _run(config, strategy, gan, chief):
         # A rerun of a finished command: the latest version holds this very step's weights.
         export_path = latest
         print(f"the generator of step {step} is already exported to {export_path}", flush=True)
-    elif export_dir and not backend.is_tensorflow():
+    elif export_dir and not backend.exports_saved_model():
         export_path = export_through_tensorflow(config.run_directory.path, export_dir)
     elif export_dir:
         try:
