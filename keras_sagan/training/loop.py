@@ -41,33 +41,23 @@ from keras_sagan.checkpoint.manager import CheckpointManager
 from keras_sagan.data import validate_global_batch
 from keras_sagan.export.loading import read_export_step
 from keras_sagan.export.saved_model import export_generator, latest_version_path
-from keras_sagan.metrics import make_evaluation_callback as _make_evaluation_callback
-from keras_sagan.run_directory import REAL_STATS_FILENAME
+from keras_sagan.metrics.callback import make_evaluation_callback
 from keras_sagan.training import callbacks as callbacks_lib
 from keras_sagan.training import distributed, resume
 from keras_sagan.training.builders import build_dataset, build_gan, configure_cpu_replicas, data_spec, make_strategy
-from keras_sagan.training.config import DEMO_IMAGE_SIZE, MIXED_PRECISION_POLICIES, STRATEGIES, TrainConfig
+from keras_sagan.training.config import TrainConfig
 from keras_sagan.training.distributed import WorkerFailure
 from keras_sagan.training.guard import DivergenceGuard, TrainingDiverged, rollback
 from keras_sagan.training.sagan import SAGAN
+from keras_sagan.training.steps import current_step
+from keras_sagan.training.tensorboard import SampleGridWriter, TensorBoardLogger
 
 __all__ = [
-    "DEMO_IMAGE_SIZE",
-    "MIXED_PRECISION_POLICIES",
-    "REAL_STATS_FILENAME",
-    "STRATEGIES",
-    "TrainConfig",
     "ExportInterrupted",
     "TrainResult",
-    "TrainingDiverged",
     "TrainingInterrupted",
-    "build_dataset",
-    "build_gan",
-    "configure_cpu_replicas",
     "make_callbacks",
-    "make_evaluation_callback",
     "make_manager",
-    "make_strategy",
     "train",
 ]
 
@@ -160,7 +150,7 @@ def make_callbacks(
     callbacks = [
         guard,
         interrupt,
-        callbacks_lib.TensorBoardLogger(
+        TensorBoardLogger(
             run.logs_dir,
             global_batch_size=config.batch_size,
             scalar_every=config.log_every,
@@ -168,7 +158,7 @@ def make_callbacks(
             num_samples=config.num_samples,
             seed=config.seed,
         ),
-        callbacks_lib.SampleGridWriter(
+        SampleGridWriter(
             run.samples_dir,
             every=config.sample_every,
             num_samples=config.num_samples,
@@ -178,27 +168,24 @@ def make_callbacks(
         callbacks_lib.CheckpointSaver(manager, every=config.checkpoint_every, guard=guard),
     ]
     if config.eval_every:
-        callbacks.insert(-1, make_evaluation_callback(config))
+        callbacks.insert(
+            -1,
+            make_evaluation_callback(
+                data_spec(config),
+                image_size=config.resolved_image_size,
+                every=config.eval_every,
+                num_samples=config.eval_num_samples,
+                stats_path=config.eval_stats,
+                inception_weights=config.inception_weights,
+                inception=config.inception,
+                cache_path=run.real_stats_path,
+                log_dir=run.eval_logs_dir,
+                seed=config.seed,
+            ),
+        )
     if not config.progress_bar:
         callbacks.insert(2, callbacks_lib.ProgressLogger(config.steps, config.batch_size, every=config.log_every))
     return callbacks
-
-
-def make_evaluation_callback(config: TrainConfig):
-    """The `EvaluationCallback` of `config.eval_*` (`keras_sagan.metrics.make_evaluation_callback`)."""
-    run = config.run_directory
-    return _make_evaluation_callback(
-        data_spec(config),
-        image_size=config.resolved_image_size,
-        every=config.eval_every,
-        num_samples=config.eval_num_samples,
-        stats_path=config.eval_stats,
-        inception_weights=config.inception_weights,
-        inception=config.inception,
-        cache_path=run.real_stats_path,
-        log_dir=run.eval_logs_dir,
-        seed=config.seed,
-    )
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -264,7 +251,7 @@ def _train(config: TrainConfig) -> TrainResult:
 def _last_good_step(gan, checkpoint: str | None) -> int:
     """The step of `gan`; where a failed JAX collective left its variables unreadable, the checkpoint's."""
     try:
-        return callbacks_lib.current_step(gan)
+        return current_step(gan)
     except Exception:  # The failed step's outputs re-raise its error when read.
         return (reading.checkpoint_step(checkpoint) or 0) if checkpoint else 0
 
@@ -311,7 +298,7 @@ def _run(config, strategy, gan, chief):
     restored = opened.path if opened is not None else None
     if restored:
         resume.apply_changes(config, previous, gan, lambda line: print(line, flush=True))
-    initial_step = callbacks_lib.current_step(gan)
+    initial_step = current_step(gan)
     if workers > 1:
         distributed.check_same_step(strategy, initial_step, manager.directory)
 
@@ -345,7 +332,7 @@ def _run(config, strategy, gan, chief):
                 history = gan.fit(
                     dataset,
                     epochs=1,
-                    steps_per_epoch=config.steps - callbacks_lib.current_step(gan),
+                    steps_per_epoch=config.steps - current_step(gan),
                     callbacks=callbacks,
                     shuffle=False,  # The dataset shuffles itself.
                     verbose=1 if config.progress_bar else 0,
@@ -364,14 +351,14 @@ def _run(config, strategy, gan, chief):
         logs = {key: float(values[-1]) for key, values in history.history.items()}
         interrupt = callbacks[1]
         if interrupt.interrupted is not None:
-            step = callbacks_lib.current_step(gan)
+            step = current_step(gan)
             raise TrainingInterrupted(step, _chief_checkpoint(config, manager, chief, step), interrupt.interrupted)
     else:
         print(f"already at step {initial_step} >= steps={config.steps}: nothing to train", flush=True)
 
     export_dir = config.resolved_export_dir if chief else None
     export_path = None
-    step = callbacks_lib.current_step(gan)
+    step = current_step(gan)
     latest = latest_version_path(export_dir) if export_dir else None
     if latest and read_export_step(latest) == step:
         # A rerun of a finished command: the latest version holds this very step's weights.
@@ -390,10 +377,10 @@ def _run(config, strategy, gan, chief):
         print(f"exported the generator of step {step} to {export_path}", flush=True)
     return TrainResult(
         gan=gan,
-        step=callbacks_lib.current_step(gan),
+        step=current_step(gan),
         initial_step=initial_step,
         logs=logs,
-        checkpoint=_chief_checkpoint(config, manager, chief, callbacks_lib.current_step(gan)),
+        checkpoint=_chief_checkpoint(config, manager, chief, current_step(gan)),
         export_path=export_path,
         chief=chief,
     )
