@@ -57,7 +57,8 @@ def run(config) -> int:
 
     from keras_sagan import backend
     from keras_sagan.training.distributed import WorkerFailure
-    from keras_sagan.training.loop import ExportInterrupted, TrainingDiverged, TrainingInterrupted, train
+    from keras_sagan.training.guard import TrainingDiverged
+    from keras_sagan.training.loop import ExportInterrupted, TrainingInterrupted, train
 
     logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines on saving.
     try:
