@@ -1,7 +1,7 @@
 """The one place for backend-specific code: which backend runs, its fast paths, and private APIs.
 
 keras_sagan's layers and models are written in `keras.ops` and run on every supported Keras
-backend (`SUPPORTED`). What differs per backend lives here and in the two modules beside this one:
+backend (`SUPPORTED`). What differs per backend lives here and in the modules beside this one:
 
 - `backend/tensorflow.py` (imported only on the TensorFlow backend): the hand-written blocked
   attention with its custom gradient, the fused BatchNorm kernel, `BiasAdd`, and every private
@@ -11,9 +11,13 @@ backend (`SUPPORTED`). What differs per backend lives here and in the two module
   (`strategy="multihost"`) with its barriers.
 - `backend/torch.py` (imported only on the torch backend): the same chunks under
   `torch.utils.checkpoint`, and the input gradient with its graph kept.
+- `backend/distribution.py`: `KerasDistribution`, the strategy of JAX and torch (`keras.distribution`).
 - this module: the dispatch functions the layers call, the chief and the barriers of a
   multi-process run (`is_chief`, `wait_for_processes`), `require_tensorflow` for features that need
-  TensorFlow, and the one private Keras API (`float32_reads`).
+  TensorFlow, and the one private Keras API (`float32_reads`). The rest of the package asks it
+  questions about capabilities (`make_strategy`, `train_step_style`, `strategy_splits_batches`,
+  `supports_synchronized_batch_norm`, ...), never which backend runs: `tests/test_architecture.py`
+  fails on an `is_<backend>()` call or a backend-name comparison outside `keras_sagan/backend/`.
 
 Each private API has a comment saying why, and a test in `tests/backend/test_backend_<name>.py` that fails if the
 hook breaks with a Keras or TensorFlow upgrade.

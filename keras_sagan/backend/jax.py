@@ -1,7 +1,8 @@
 """JAX-only code: attention that never holds the whole `N x N_key` map, and multi-process runs.
 
 Imported only when the Keras backend is JAX (through `keras_sagan.backend`), or by
-`strategy="multihost"` (`initialize_processes` and the barriers at the end of this file).
+`strategy="multihost"` (`initialize_processes` and the barriers at the end of this file), and
+JAX's strategies (`make_strategy`: `keras.distribution.DataParallel` over the devices or processes).
 
 Queries are cut into chunks that run one after another (`jax.lax.map`), and each chunk's
 computation is wrapped in `jax.checkpoint`, so the backward pass recomputes a chunk's map instead

@@ -1,6 +1,7 @@
 """PyTorch-only code: attention that never stores the whole `N x N_key` map, and the input gradient.
 
-Imported only when the Keras backend is torch (through `keras_sagan.backend`).
+Imported only when the Keras backend is torch (through `keras_sagan.backend`). Its one strategy is
+`"default"` (`make_strategy`): Keras 3.15's `keras.distribution` has no torch implementation.
 
 Queries are cut into chunks; each chunk runs under `torch.utils.checkpoint` (non-reentrant), so
 the backward pass recomputes a chunk's map instead of storing it, as `jax.checkpoint` does on the

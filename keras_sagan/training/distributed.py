@@ -23,7 +23,7 @@ launch commands.
 - **TPU** (`TPUStrategy` on the TPU attached to a Cloud TPU VM): see
   `keras_sagan.backend.tensorflow.make_tpu_strategy`, which makes it with the other `tf.distribute` strategies.
 - **Multi-host JAX** (`strategy="multihost"`): the same roles over `keras.distribution`; the
-  gathers here then go through `keras_sagan.backend.jax`, a dead peer is a `JaxRuntimeError`
+  gathers here then go through the strategy (`KerasDistribution.gather`), a dead peer is a `JaxRuntimeError`
   (`is_peer_failure`), and the chief is process 0 (`keras_sagan.backend.is_chief`).
 """
 
