@@ -214,3 +214,74 @@ def test_the_command_line_starts_without_tensorflow_notices(tmp_path):
     assert "tensorflow" not in loaded and "keras" not in loaded
     loaded = _modules_after("import keras_sagan.export.formats")  # What `keras-sagan export` imports up front.
     assert "tensorflow" not in loaded and "keras" not in loaded
+
+
+# -- which backend runs: asked only inside keras_sagan/backend/ -----------------------------------
+
+BACKEND_NAMES = {"tensorflow", "jax", "torch", "numpy", "openvino"}
+# Calls whose result is the backend's name, or a yes/no on it.
+NAME_CALLS = {
+    "keras.backend.backend",
+    "keras.config.backend",
+    "backend.name",
+    "name",
+    "check_supported",
+    "backend.check_supported",
+}
+WHICH_BACKEND_CALLS = {"is_tensorflow", "is_jax", "is_torch"}
+KERAS_NAME_CALLS = {"keras.backend.backend", "keras.config.backend"}
+
+
+def _is_name_call(node):
+    return isinstance(node, ast.Call) and ast.unparse(node.func) in NAME_CALLS
+
+
+def backend_questions(source, label):
+    """`label:line: text` for every place in `source` that asks which backend runs: an `is_<backend>()`
+    call, `keras.backend.backend()`/`keras.config.backend()`, or a comparison of a backend name
+    (`backend.name()` may appear elsewhere, e.g. in an error message's f-string)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        asks = False
+        if isinstance(node, ast.Call):
+            func = ast.unparse(node.func)
+            asks = func.split(".")[-1] in WHICH_BACKEND_CALLS or func in KERAS_NAME_CALLS
+        elif isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            named = [o for o in operands if isinstance(o, ast.Constant) and o.value in BACKEND_NAMES]
+            in_names = [
+                o
+                for op, o in zip(node.ops, node.comparators)
+                if isinstance(op, (ast.In, ast.NotIn))
+                and isinstance(o, (ast.Tuple, ast.List, ast.Set))
+                and any(isinstance(e, ast.Constant) and e.value in BACKEND_NAMES for e in o.elts)
+            ]
+            equality = all(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops)
+            asks = any(_is_name_call(o) for o in operands) or (equality and bool(named)) or bool(in_names)
+        if asks:
+            found.append(f"{label}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_only_the_backend_package_asks_which_backend_runs():
+    offenders = []
+    for path in _modules():
+        if path.relative_to(PACKAGE).parts[0] != "backend":
+            offenders += backend_questions(path.read_text(encoding="utf-8"), path.relative_to(PACKAGE.parent))
+    assert offenders == [], "ask a question of keras_sagan.backend instead:\n" + "\n".join(offenders)
+
+
+def test_the_backend_question_check_catches_each_form():
+    source = "\n".join(
+        [
+            "if backend.is_jax(): pass",  # 1
+            "if keras.backend.backend() == 'tensorflow': pass",  # 2 (call and comparison: one line each)
+            "if name == 'torch': pass",  # 3
+            "if backend.name() != x: pass",  # 4
+            "if kind in ('jax', 'torch'): pass",  # 5
+            "raise ValueError(f'not on the {backend.name()} backend')",  # allowed: names it in a message
+            "if 'tensorflow' in sys.modules: pass",  # allowed: whether TensorFlow is imported
+        ]
+    )
+    lines = sorted({int(found.split(":")[1]) for found in backend_questions(source, "probe")})
+    assert lines == [1, 2, 3, 4, 5]

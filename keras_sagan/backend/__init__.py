@@ -1,7 +1,7 @@
 """The one place for backend-specific code: which backend runs, its fast paths, and private APIs.
 
 keras_sagan's layers and models are written in `keras.ops` and run on every supported Keras
-backend (`SUPPORTED`). What differs per backend lives here and in the two modules beside this one:
+backend (`SUPPORTED`). What differs per backend lives here and in the modules beside this one:
 
 - `backend/tensorflow.py` (imported only on the TensorFlow backend): the hand-written blocked
   attention with its custom gradient, the fused BatchNorm kernel, `BiasAdd`, and every private
@@ -11,9 +11,13 @@ backend (`SUPPORTED`). What differs per backend lives here and in the two module
   (`strategy="multihost"`) with its barriers.
 - `backend/torch.py` (imported only on the torch backend): the same chunks under
   `torch.utils.checkpoint`, and the input gradient with its graph kept.
+- `backend/distribution.py`: `KerasDistribution`, the strategy of JAX and torch (`keras.distribution`).
 - this module: the dispatch functions the layers call, the chief and the barriers of a
   multi-process run (`is_chief`, `wait_for_processes`), `require_tensorflow` for features that need
-  TensorFlow, and the one private Keras API (`float32_reads`).
+  TensorFlow, and the one private Keras API (`float32_reads`). The rest of the package asks it
+  questions about capabilities (`make_strategy`, `train_step_style`, `strategy_splits_batches`,
+  `supports_synchronized_batch_norm`, ...), never which backend runs: `tests/test_architecture.py`
+  fails on an `is_<backend>()` call or a backend-name comparison outside `keras_sagan/backend/`.
 
 Each private API has a comment saying why, and a test in `tests/backend/test_backend_<name>.py` that fails if the
 hook breaks with a Keras or TensorFlow upgrade.
@@ -223,7 +227,158 @@ def compile_inference(fn):
     return fn
 
 
+def compile_image_function(function, height: int, width: int):
+    """`function` of a float32 `(B, height, width, 3)` image batch, compiled once for any batch size:
+    a `tf.function` with that input signature on TensorFlow, `jax.jit` on JAX, `function` itself on torch."""
+    if is_tensorflow():
+        from keras_sagan.backend import tensorflow as tf_backend
+
+        return tf_backend.compile_image_function(function, height, width)
+    if is_jax():
+        import jax
+
+        return jax.jit(function)
+    return function
+
+
+def supports_synchronized_batch_norm() -> bool:
+    """Whether Keras' `BatchNormalization(synchronized=True)` works here: TensorFlow only. On JAX,
+    `keras.distribution` runs one program over global arrays, so batch statistics are global anyway."""
+    return is_tensorflow()
+
+
+def track_checkpoint_names(model, named_layers) -> None:
+    """Names `named_layers` (`{name: layer}`) as `model`'s dependencies in `tf.train.Checkpoint`.
+
+    TensorFlow only (`backend/tensorflow.py`); a no-op elsewhere, where checkpoints go through
+    Keras' own variable lists. The names keep older runs' checkpoints resumable.
+    """
+    if is_tensorflow():
+        from keras_sagan.backend import tensorflow as tf_backend
+
+        tf_backend.track_checkpoint_names(model, named_layers)
+
+
+def restores_tensorflow_checkpoints() -> bool:
+    """Whether this backend can restore a `tf.train.Checkpoint` into its variables (TensorFlow only)."""
+    return is_tensorflow()
+
+
+def exports_saved_model() -> bool:
+    """Whether this process can write a TF Serving SavedModel of its own variables (TensorFlow only);
+    the other backends export through a TensorFlow process that loads the weights."""
+    return is_tensorflow()
+
+
+# -- the training step and the strategy ---------------------------------------------------------
+
+
+def train_step_style() -> str:
+    """How this backend's training step takes gradients, which picks `SAGAN`'s train-step mixin:
+    `"tape"` (`tf.GradientTape`), `"stateless"` (`jax.value_and_grad` over Keras' stateless calls) or
+    `"autograd"` (torch's `backward`)."""
+    return {"tensorflow": "tape", "jax": "stateless", "torch": "autograd"}[check_supported()]
+
+
+def step_compilation() -> str:
+    """Whether this backend's training step is XLA-compiled: `"always"` (JAX's `jax.jit`), `"never"` (torch
+    runs eagerly; `torch.compile` is not supported) or `"optional"` (TensorFlow's `jit_compile`)."""
+    return {"tensorflow": "optional", "jax": "always", "torch": "never"}[check_supported()]
+
+
+def supports_mixed_float16() -> bool:
+    """Whether the training step supports the `"mixed_float16"` policy (loss scaling); not on JAX."""
+    return not is_jax()
+
+
+def make_strategy(name: str, collective_timeout: float | None = None, processes: dict | None = None):
+    """This backend's strategy called `name`: a `tf.distribute` strategy on TensorFlow, a
+    `KerasDistribution` (`backend/distribution.py`) on JAX and torch.
+
+    Args:
+        name: str. `"default"` on every backend; `"mirrored"`, `"multiworker"` and `"tpu"` on
+            TensorFlow; `"mirrored"` and `"multihost"` on JAX. Another is a one-line `BackendError`
+            saying which work here.
+        collective_timeout: float or None. TensorFlow's `"multiworker"` collective timeout.
+        processes: dict or None. JAX's `"multihost"` settings (`coordinator_address`,
+            `num_processes`, `process_id`, `timeout`; None values come from `KERAS_DISTRIBUTION_*`).
+
+    Returns:
+        The strategy: `scope()`, `num_replicas_in_sync` and `extended.should_checkpoint` on every backend.
+
+    Example:
+
+    >>> make_strategy("default").num_replicas_in_sync
+    1
+    """
+    return _own_module().make_strategy(name, collective_timeout, processes)
+
+
+def strategy_splits_batches() -> bool:
+    """Whether the strategy feeds each device its rows of a global batch by itself (`keras.distribution`
+    on JAX and torch); on TensorFlow, `training.distributed.distribute_global_batches` must."""
+    return not is_tensorflow()
+
+
+def fit_in_strategy_scope() -> bool:
+    """Whether `fit` must run inside the strategy's scope: `keras.distribution` lays out the batches only
+    there; a `tf.distribute` model carries the strategy it was built under."""
+    return not is_tensorflow()
+
+
+def peer_kind() -> str:
+    """What the members of a multi-machine run are called here: TensorFlow's `"worker"`s (`TF_CONFIG`),
+    JAX's `"process"`es."""
+    return "worker" if is_tensorflow() else "process"
+
+
+def every_process_reads_latest_checkpoint() -> bool:
+    """Whether every process of a run may list the newest checkpoint once a save returned: on JAX each
+    save ends at a barrier after the chief's write; a TensorFlow non-chief worker saves to scratch."""
+    return not is_tensorflow()
+
+
+def _own_module():
+    """The running backend's own module (`backend/tensorflow.py`, `jax.py` or `torch.py`), imported on first use."""
+    return importlib.import_module(f"keras_sagan.backend.{check_supported()}")
+
+
 # -- several processes: the chief and the barriers (JAX's `strategy="multihost"`) ---------------
+
+
+def process_count() -> int:
+    """The processes of a multi-process JAX run; 1 alone and on the other backends."""
+    if not is_jax():
+        return 1
+    from keras_sagan.backend import jax as jax_backend
+
+    return jax_backend.process_count()
+
+
+def gather_from_processes(value: int) -> list[int]:
+    """`value` from every process of a multi-process JAX run, in process order (all must call); `[value]` alone."""
+    if not is_jax():
+        return [int(value)]
+    from keras_sagan.backend import jax as jax_backend
+
+    return jax_backend.gather_from_processes(value)
+
+
+def is_runtime_failure(err: BaseException) -> bool:
+    """Whether `err` is the runtime error a cross-process collective raises once a peer died (JAX's
+    `JaxRuntimeError`); False on torch, and on TensorFlow, whose strategies raise their own
+    (`keras_sagan.training.distributed.WORKER_FAILURES`)."""
+    if not is_jax():
+        return False
+    from keras_sagan.backend import jax as jax_backend
+
+    return jax_backend.is_runtime_failure(err)
+
+
+def exit_waits_for_processes() -> bool:
+    """Whether the interpreter's exit waits at a shutdown barrier for every process (JAX's distributed
+    runtime, which then aborts with a C++ stack trace when a peer died): leave with `os._exit` then."""
+    return is_jax()
 
 
 def process_index() -> int:

@@ -1,7 +1,8 @@
 """JAX-only code: attention that never holds the whole `N x N_key` map, and multi-process runs.
 
 Imported only when the Keras backend is JAX (through `keras_sagan.backend`), or by
-`strategy="multihost"` (`initialize_processes` and the barriers at the end of this file).
+`strategy="multihost"` (`initialize_processes` and the barriers at the end of this file), and
+JAX's strategies (`make_strategy`: `keras.distribution.DataParallel` over the devices or processes).
 
 Queries are cut into chunks that run one after another (`jax.lax.map`), and each chunk's
 computation is wrapped in `jax.checkpoint`, so the backward pass recomputes a chunk's map instead
@@ -21,9 +22,12 @@ import threading
 
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
 
-from keras_sagan.errors import EXIT_USAGE, one_line
+from keras_sagan.backend import BackendError
+from keras_sagan.backend.distribution import KerasDistribution
+from keras_sagan.errors import EXIT_USAGE, bad_value, one_line
 
 # Map entries per chunk: 2**21 float32 entries (8 MiB) stay in a CPU's caches (the TensorFlow
 # path's block size, measured there). On a GPU, chunks are bounded by memory only: 2**27 entries
@@ -344,3 +348,36 @@ def gather_from_processes(value: int) -> list[int]:
 
     gathered = multihost_utils.process_allgather(np.asarray([value], np.int64))
     return [int(v) for v in np.asarray(gathered).reshape(-1)]
+
+
+def is_runtime_failure(err: BaseException) -> bool:
+    """Whether `err` is JAX's runtime error, which a collective raises once a peer process died."""
+    return isinstance(err, jax.errors.JaxRuntimeError)
+
+
+# -- the strategy ---------------------------------------------------------------------------------
+
+STRATEGIES = ("default", "mirrored", "multihost")
+"""The strategies that work on JAX; `multiworker` and `tpu` are `tf.distribute` strategies."""
+
+
+def make_strategy(name: str, collective_timeout=None, processes: dict | None = None):
+    """The `KerasDistribution` called `name` (one of `STRATEGIES`; `collective_timeout` is TensorFlow's).
+
+    `"default"`: one device; `"mirrored"`: `DataParallel` over every GPU, else every CPU device;
+    `"multihost"`: joins the multi-process run `processes` describes (`initialize_processes`'s
+    arguments), then `DataParallel` over every process's devices.
+    """
+    if name not in STRATEGIES:
+        raise BackendError(
+            bad_value("strategy", name, f"one of {STRATEGIES} on the jax backend ({name} is TensorFlow's)")
+        )
+    if name == "default":
+        return KerasDistribution()
+    if name == "multihost":  # First: JAX must join the other processes before it runs anything.
+        initialize_processes(**(processes or {}))
+        # Every process's devices, process by process: Keras feeds each process its rows.
+        return KerasDistribution(keras.distribution.DataParallel(devices=jax.devices()))
+    gpus = [device for device in jax.devices() if device.platform == "gpu"]
+    devices = jax.devices("gpu") if gpus else jax.devices("cpu")
+    return KerasDistribution(keras.distribution.DataParallel(devices=devices))

@@ -6,14 +6,21 @@ Imported only when the Keras backend is TensorFlow (through `keras_sagan.backend
   recomputes each block's map (sequential `tf.map_fn` blocks, `tf.custom_gradient`);
 - `fused_batch_norm`: training-mode BatchNorm through `FusedBatchNormV3` (oneDNN's fused kernel);
 - `bias_add`: `tf.nn.bias_add`, which Grappler's remapper can fuse with the conv before it;
-- the `tf.distribute` queries the SAGAN step needs (`num_replicas_in_sync`, `replica_slice`);
+- the `tf.distribute` queries the SAGAN step needs (`num_replicas_in_sync`, `replica_slice`) and the
+  strategies a run picks by name (`make_strategy`: mirrored, multi-worker, TPU);
 - the private TensorFlow APIs: `in_multi_worker_mode` (a `tf.distribute` strategy's private
   query), `track_checkpoint_names` (`Trackable._track_trackable`) and the op-determinism switch
   (`tensorflow.python.framework.config`). Each says why; `tests/backend/test_backend_tensorflow.py` tests each.
 """
 
+import json
+import os
+
 import tensorflow as tf
 from keras import ops
+
+from keras_sagan.backend import BackendError
+from keras_sagan.errors import bad_value, one_line
 
 # Map entries per block of the memory-efficient path on a CPU: 2**21 float32
 # entries (8 MiB) stay in the caches between the logits matmul, the softmax
@@ -295,3 +302,89 @@ def set_op_determinism(enabled):
         tf.config.experimental.enable_op_determinism()
     else:
         tf_config.disable_op_determinism()
+
+
+# -- the strategy ---------------------------------------------------------------------------------
+
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+"""The strategies that work on TensorFlow; `multihost` is JAX's multi-process run."""
+
+
+def make_strategy(name: str, collective_timeout: float | None = None, processes: dict | None = None):
+    """The `tf.distribute` strategy called `name` (one of `STRATEGIES`; `processes` is JAX's).
+
+    `"default"`: `tf.distribute.get_strategy()`; `"mirrored"`: all GPUs, else all logical CPUs;
+    `"multiworker"`: `make_multiworker_strategy(collective_timeout)`; `"tpu"`: `make_tpu_strategy()`.
+    """
+    if name not in STRATEGIES:
+        raise BackendError(
+            bad_value(
+                "strategy",
+                name,
+                f"one of {STRATEGIES} on the tensorflow backend (multihost is JAX's multi-process run: "
+                "KERAS_BACKEND=jax; on TensorFlow, multiworker runs several hosts through TF_CONFIG)",
+            )
+        )
+    if name == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy([device.name for device in tf.config.list_logical_devices("CPU")])
+    if name == "multiworker":
+        return make_multiworker_strategy(collective_timeout)
+    if name == "tpu":
+        return make_tpu_strategy()
+    return tf.distribute.get_strategy()
+
+
+def make_multiworker_strategy(collective_timeout: float | None = None) -> tf.distribute.MultiWorkerMirroredStrategy:
+    """`MultiWorkerMirroredStrategy` for the cluster of `TF_CONFIG` (one local process without it).
+
+    Must run before the process executes any TensorFlow op: the strategy starts this worker's
+    gRPC server and the coordination service.
+
+    Args:
+        collective_timeout: float or None. Seconds a collective op may wait for the other
+            workers before it fails with `DeadlineExceededError`; `None` waits without limit and
+            relies on the coordination service's heartbeats, which catch a dead or stopped
+            worker. It must exceed the longest pause of the chief (sample grids, evaluation).
+    """
+    if collective_timeout is not None and not collective_timeout > 0:
+        raise ValueError(f"collective_timeout must be None or > 0 seconds; received {collective_timeout!r}.")
+    raw = os.environ.get("TF_CONFIG", "")
+    try:
+        tf_config = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({err}): {raw[:200]!r}") from None
+    task_type = (tf_config.get("task") or {}).get("type")
+    if tf_config.get("cluster") and task_type not in ("chief", "worker"):
+        raise ValueError(
+            f"TF_CONFIG task type must be 'chief' or 'worker' for strategy='multiworker'; received {task_type!r}."
+        )
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout)
+    return tf.distribute.MultiWorkerMirroredStrategy(
+        cluster_resolver=tf.distribute.cluster_resolver.TFConfigClusterResolver(), communication_options=options
+    )
+
+
+def make_tpu_strategy() -> tf.distribute.TPUStrategy:
+    """`TPUStrategy` over the TPU cores attached to this machine (a Cloud TPU VM).
+
+    Connects with `TPUClusterResolver(tpu="local")` and initialises the TPU system. Raises a
+    one-line `ValueError` where there is no TPU. Remote TPU nodes (`grpc://...`) are not
+    supported: connecting to an unreachable one blocks without a time limit.
+    """
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="local")
+    try:
+        tf.config.experimental_connect_to_cluster(resolver)  # A no-op for a local TPU.
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (tf.errors.OpError, ValueError, RuntimeError) as err:
+        raise ValueError(
+            f"strategy='tpu' found no usable TPU on this machine ({type(err).__name__}: {one_line(err)}); "
+            "run on a Cloud TPU VM, or use strategy 'mirrored' or 'multiworker'"
+        ) from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def compile_image_function(function, height: int, width: int):
+    """`function` of a float32 `(B, height, width, 3)` batch as one `tf.function` for any batch size."""
+    return tf.function(function, input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32)])

@@ -1,6 +1,7 @@
 """PyTorch-only code: attention that never stores the whole `N x N_key` map, and the input gradient.
 
-Imported only when the Keras backend is torch (through `keras_sagan.backend`).
+Imported only when the Keras backend is torch (through `keras_sagan.backend`). Its one strategy is
+`"default"` (`make_strategy`): Keras 3.15's `keras.distribution` has no torch implementation.
 
 Queries are cut into chunks; each chunk runs under `torch.utils.checkpoint` (non-reentrant), so
 the backward pass recomputes a chunk's map instead of storing it, as `jax.checkpoint` does on the
@@ -16,6 +17,10 @@ entries, and half precision would lose softmax mass); its float32 math path hold
 
 import torch
 from torch.utils.checkpoint import checkpoint
+
+from keras_sagan.backend import BackendError
+from keras_sagan.backend.distribution import KerasDistribution
+from keras_sagan.errors import bad_value
 
 # Map entries per chunk, the JAX path's figures (backend/jax.py): 2**21 float32 entries (8 MiB)
 # stay in a CPU's caches; on a GPU chunks are bounded by memory only, so it is not left idle.
@@ -74,3 +79,21 @@ def input_gradient(fn, x, has_aux=False):
     outputs, aux = result if has_aux else (result, None)
     (gradient,) = torch.autograd.grad(outputs.sum(), x, create_graph=True)
     return gradient, aux
+
+
+STRATEGIES = ("default",)
+"""The strategies that work on torch: Keras 3.15's `keras.distribution` has no torch implementation."""
+
+
+def make_strategy(name: str, collective_timeout=None, processes: dict | None = None):
+    """A one-device `KerasDistribution` for `"default"`; every other strategy is a one-line `BackendError`."""
+    if name not in STRATEGIES:
+        raise BackendError(
+            bad_value(
+                "strategy",
+                name,
+                f"one of {STRATEGIES} on the torch backend (Keras 3.15's keras.distribution has no torch "
+                "data parallelism; use KERAS_BACKEND=jax or tensorflow for mirrored, jax for multihost)",
+            )
+        )
+    return KerasDistribution()

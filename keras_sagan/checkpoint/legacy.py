@@ -152,7 +152,7 @@ def restore_legacy(
     network of another size is one `error` line rather than TensorFlow's warning per unmatched value.
     A file that vanished meanwhile is an `UnreadableCheckpoint` (the caller falls back).
     """
-    if not backend.is_tensorflow():
+    if not backend.restores_tensorflow_checkpoints():
         raise error(
             f"{prefix} is a TensorFlow checkpoint of an older keras_sagan, which the {backend.name()} backend cannot "
             "restore; load or resume it once with KERAS_BACKEND=tensorflow (a resumed run then saves the format every "

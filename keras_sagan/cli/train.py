@@ -57,7 +57,8 @@ def run(config) -> int:
 
     from keras_sagan import backend
     from keras_sagan.training.distributed import WorkerFailure
-    from keras_sagan.training.loop import ExportInterrupted, TrainingDiverged, TrainingInterrupted, train
+    from keras_sagan.training.guard import TrainingDiverged
+    from keras_sagan.training.loop import ExportInterrupted, TrainingInterrupted, train
 
     logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines on saving.
     try:
@@ -72,7 +73,7 @@ def run(config) -> int:
         return 128 + signal.SIGINT.value
     except WorkerFailure as err:
         status = _error(err, EXIT_WORKER_FAILURE)
-        if backend.is_jax():
+        if backend.exit_waits_for_processes():
             # JAX's exit handler waits at a shutdown barrier for the dead process, then aborts
             # with a C++ stack trace: the line above is the whole story, so leave at once.
             sys.stdout.flush()

@@ -28,7 +28,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
         # Keras refuses synchronized=True off TensorFlow. On JAX, `keras.distribution` runs one
         # program over global arrays, so batch statistics are already global: the flag is kept
         # (and saved) but needs nothing there.
-        super().__init__(*args, synchronized=synchronized and backend.is_tensorflow(), **kwargs)
+        super().__init__(*args, synchronized=synchronized and backend.supports_synchronized_batch_norm(), **kwargs)
         self._synchronized_requested = bool(synchronized)
 
     def get_config(self):

@@ -32,6 +32,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_sagan import backend
 from keras_sagan.errors import UsageError
 from keras_sagan.metrics.networks import (
     FID_NETWORK,
@@ -258,20 +259,6 @@ def resize_clean(pixels: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     return out
 
 
-def _compile(function, height: int, width: int):
-    """The backend's jit of the forward pass for one image size, any batch (tf.function, jax.jit)."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(function, input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32)])
-    if backend == "jax":
-        import jax
-
-        return jax.jit(function)
-    return function
-
-
 class FIDInceptionExtractor:
     """Pool3 features (2048-d) and 1008 logits of the 2015 FID Inception network.
 
@@ -349,7 +336,7 @@ class FIDInceptionExtractor:
         x = self.preprocess(images)
         size = (int(x.shape[1]), int(x.shape[2]))
         if size not in self._forwards:
-            self._forwards[size] = _compile(self._forward_fn, *size)
+            self._forwards[size] = backend.compile_image_function(self._forward_fn, *size)
         pool3, logits = self._forwards[size](x)
         return np.asarray(keras.ops.convert_to_numpy(pool3)), np.asarray(keras.ops.convert_to_numpy(logits))
 

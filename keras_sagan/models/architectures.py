@@ -12,7 +12,6 @@ import re
 import numpy as np
 from keras import ops
 
-from keras_sagan import backend
 from keras_sagan.errors import bad_value, one_line
 from keras_sagan.layers import SelfAttention
 
@@ -168,19 +167,6 @@ def check_input_shape(name, shape, expected):
     if len(shape) != len(expected) or any(e is not None and s != e for s, e in zip(shape, expected)):
         shown = "(batch, " + ", ".join(str(e) for e in expected[1:]) + ")"
         raise ValueError(f"`{name}` must have shape {shown}; received: {name}.shape={shape}")
-
-
-def track_checkpoint_names(model, named_layers):
-    """Names `named_layers` (`{name: layer}`) as `model`'s dependencies in `tf.train.Checkpoint`.
-
-    TensorFlow only (other backends checkpoint through Keras' own variable lists): the names are
-    the keys that runs wrote before the blocks moved into lists (`generator/up0/...`,
-    `generator/attention_16/...`), so those runs still resume.
-    """
-    if backend.is_tensorflow():
-        from keras_sagan.backend import tensorflow as tf_backend
-
-        tf_backend.track_checkpoint_names(model, named_layers)
 
 
 class WeightsLoading:

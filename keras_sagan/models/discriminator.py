@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_sagan import backend
 from keras_sagan.layers import SpectralNormalization
 from keras_sagan.models.architectures import (
     DISCRIMINATOR_LAYOUTS,
@@ -11,7 +12,6 @@ from keras_sagan.models.architectures import (
     check_common,
     check_input_shape,
     check_labels,
-    track_checkpoint_names,
 )
 from keras_sagan.models.blocks import DiscriminatorBlock, dcgan_down_stage, leaky_relu_0_1
 
@@ -101,7 +101,7 @@ class Discriminator(SaganNetwork, keras.Model):
                     keras.layers.Embedding(num_classes, conv_dim * layout.blocks[-1])
                 )
         self.attention = self._make_attention(self._attention, attention_variant, query_chunk_size)
-        track_checkpoint_names(self, self.named_blocks())
+        backend.track_checkpoint_names(self, self.named_blocks())
 
         self.image_size = image_size
         self.conv_dim = conv_dim

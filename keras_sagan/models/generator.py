@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_sagan import backend
 from keras_sagan.errors import bad_value
 from keras_sagan.layers import BatchNormalization, SpectralNormalization
 from keras_sagan.models.architectures import (
@@ -12,7 +13,6 @@ from keras_sagan.models.architectures import (
     check_common,
     check_input_shape,
     check_labels,
-    track_checkpoint_names,
 )
 from keras_sagan.models.blocks import GeneratorBlock, dcgan_up_stage, sn_conv
 
@@ -103,7 +103,7 @@ class Generator(SaganNetwork, keras.Model):
             self.output_norm = BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True)
             self.to_rgb = sn_conv(channels, 3)
         self.attention = self._make_attention(self._attention, attention_variant, query_chunk_size)
-        track_checkpoint_names(self, self.named_blocks())
+        backend.track_checkpoint_names(self, self.named_blocks())
 
         self.image_size = image_size
         self.z_dim = z_dim

@@ -1,13 +1,14 @@
 """The control callbacks of a SAGAN run: progress lines, checkpoints, a clean stop on Ctrl-C.
 
 Every callback numbers steps with the train step (`current_step`, see `keras_sagan.training.steps`),
-so the count continues across resumed runs. The summaries and sample grids live in
-`keras_sagan.training.tensorboard`; their names are importable from here too, so one module gives
-every callback `train` uses.
+so the count continues across resumed runs. The summaries and sample grids (`TensorBoardLogger`,
+`SampleGridWriter`) live in `keras_sagan.training.tensorboard`.
 
 Example:
 
 ```python
+from keras_sagan.training.tensorboard import SampleGridWriter, TensorBoardLogger
+
 gan.fit(
     dataset,
     steps_per_epoch=1000,
@@ -32,34 +33,10 @@ import keras
 
 from keras_sagan.checkpoint.names import nonfinite_variables
 from keras_sagan.errors import UsageError, os_error_line
-from keras_sagan.images import make_grid
 from keras_sagan.training.guard import training_variables
 from keras_sagan.training.steps import IntervalMeans, StepCallback, Throughput, current_step
-from keras_sagan.training.tensorboard import (
-    SampleGridWriter,
-    TensorBoardLogger,
-    fixed_noise,
-    generate,
-    spectral_norm_layers,
-    spectral_norms,
-)
 
-__all__ = [
-    "CheckpointSaveError",
-    "CheckpointSaver",
-    "InterruptHandler",
-    "IntervalMeans",
-    "ProgressLogger",
-    "SampleGridWriter",
-    "StepCallback",
-    "TensorBoardLogger",
-    "current_step",
-    "fixed_noise",
-    "generate",
-    "make_grid",
-    "spectral_norm_layers",
-    "spectral_norms",
-]
+__all__ = ["CheckpointSaveError", "CheckpointSaver", "InterruptHandler", "ProgressLogger"]
 
 
 class ProgressLogger(StepCallback):

@@ -20,22 +20,21 @@ launch commands.
   seconds (its Python health-check thread is off when the service runs). A worker that hangs
   while its heartbeats go on is only caught by `CommunicationOptions(timeout_seconds=...)`
   (`collective_timeout`). `train` turns these errors into `WorkerFailure`.
-- **TPU** (`TPUStrategy` on the TPU attached to a Cloud TPU VM): see `make_tpu_strategy`.
+- **TPU** (`TPUStrategy` on the TPU attached to a Cloud TPU VM): see
+  `keras_sagan.backend.tensorflow.make_tpu_strategy`, which makes it with the other `tf.distribute` strategies.
 - **Multi-host JAX** (`strategy="multihost"`): the same roles over `keras.distribution`; the
-  gathers here then go through `keras_sagan.backend.jax`, a dead peer is a `JaxRuntimeError`
+  gathers here then go through the strategy (`KerasDistribution.gather`), a dead peer is a `JaxRuntimeError`
   (`is_peer_failure`), and the chief is process 0 (`keras_sagan.backend.is_chief`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
-from keras_sagan import backend
+from keras_sagan.backend.distribution import KerasDistribution
 from keras_sagan.errors import one_line
 
 WORKER_FAILURES = (
@@ -61,55 +60,6 @@ class WorkerFailure(RuntimeError):
         self.checkpoint = checkpoint
 
 
-def make_multiworker_strategy(collective_timeout: float | None = None) -> tf.distribute.MultiWorkerMirroredStrategy:
-    """`MultiWorkerMirroredStrategy` for the cluster of `TF_CONFIG` (one local process without it).
-
-    Must run before the process executes any TensorFlow op: the strategy starts this worker's
-    gRPC server and the coordination service.
-
-    Args:
-        collective_timeout: float or None. Seconds a collective op may wait for the other
-            workers before it fails with `DeadlineExceededError`; `None` waits without limit and
-            relies on the coordination service's heartbeats, which catch a dead or stopped
-            worker. It must exceed the longest pause of the chief (sample grids, evaluation).
-    """
-    if collective_timeout is not None and not collective_timeout > 0:
-        raise ValueError(f"collective_timeout must be None or > 0 seconds; received {collective_timeout!r}.")
-    raw = os.environ.get("TF_CONFIG", "")
-    try:
-        tf_config = json.loads(raw) if raw.strip() else {}
-    except json.JSONDecodeError as err:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({err}): {raw[:200]!r}") from None
-    task_type = (tf_config.get("task") or {}).get("type")
-    if tf_config.get("cluster") and task_type not in ("chief", "worker"):
-        raise ValueError(
-            f"TF_CONFIG task type must be 'chief' or 'worker' for strategy='multiworker'; received {task_type!r}."
-        )
-    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout)
-    return tf.distribute.MultiWorkerMirroredStrategy(
-        cluster_resolver=tf.distribute.cluster_resolver.TFConfigClusterResolver(), communication_options=options
-    )
-
-
-def make_tpu_strategy() -> tf.distribute.TPUStrategy:
-    """`TPUStrategy` over the TPU cores attached to this machine (a Cloud TPU VM).
-
-    Connects with `TPUClusterResolver(tpu="local")` and initialises the TPU system. Raises a
-    one-line `ValueError` where there is no TPU. Remote TPU nodes (`grpc://...`) are not
-    supported: connecting to an unreachable one blocks without a time limit.
-    """
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="local")
-    try:
-        tf.config.experimental_connect_to_cluster(resolver)  # A no-op for a local TPU.
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (tf.errors.OpError, ValueError, RuntimeError) as err:
-        raise ValueError(
-            f"strategy='tpu' found no usable TPU on this machine ({type(err).__name__}: {one_line(err)}); "
-            "run on a Cloud TPU VM, or use strategy 'mirrored' or 'multiworker'"
-        ) from None
-    return tf.distribute.TPUStrategy(resolver)
-
-
 def is_multiworker(strategy: tf.distribute.Strategy) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
@@ -121,7 +71,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 def worker_index(strategy: tf.distribute.Strategy) -> tuple[int, int]:
     """`(index, count)` of this worker among the cluster's chief and workers; `(0, 1)` alone."""
-    if hasattr(strategy, "worker_index"):  # keras.distribution on JAX: the processes of a multihost run
+    if isinstance(strategy, KerasDistribution):  # keras.distribution on JAX: the processes of a multihost run
         return strategy.worker_index()
     if not is_multiworker(strategy):
         return 0, 1
@@ -196,10 +146,8 @@ def gather_from_workers(strategy: tf.distribute.Strategy, value: int) -> list[in
 
     On JAX (`strategy="multihost"`): from every process, in process order.
     """
-    if backend.is_jax():
-        from keras_sagan.backend import jax as jax_backend
-
-        return jax_backend.gather_from_processes(value)
+    if isinstance(strategy, KerasDistribution):
+        return strategy.gather(value)
     return [int(v) for v in _replica_all_gather(strategy)(tf.constant(value, tf.int64)).numpy()]
 
 
@@ -223,8 +171,8 @@ def make_stop_agreement(strategy: tf.distribute.Strategy) -> Callable[[bool], bo
     A signal reaches the workers at different steps (or only one of them); stopping together
     keeps their collective ops matched, so the final checkpoint save cannot deadlock.
     """
-    if backend.is_jax():
-        return lambda stop: any(gather_from_workers(strategy, int(stop)))
+    if isinstance(strategy, KerasDistribution):
+        return lambda stop: any(strategy.gather(int(stop)))
     gather = _replica_all_gather(strategy)
     return lambda stop: bool(np.any(gather(tf.constant(int(stop), tf.int64)).numpy()))
 
@@ -239,10 +187,8 @@ def is_peer_failure(strategy, err: BaseException) -> bool:
     (`strategy="multihost"`): any `JaxRuntimeError` with more than one process, such as gloo's
     "Connection closed by peer" once another process died.
     """
-    if backend.is_jax():
-        import jax
-
-        return isinstance(err, jax.errors.JaxRuntimeError) and worker_index(strategy)[1] > 1
+    if isinstance(strategy, KerasDistribution):
+        return strategy.is_peer_failure(err)
     return is_multiworker(strategy) and isinstance(err, WORKER_FAILURES)
 
 

@@ -41,33 +41,23 @@ from keras_sagan.checkpoint.manager import CheckpointManager
 from keras_sagan.data import validate_global_batch
 from keras_sagan.export.loading import read_export_step
 from keras_sagan.export.saved_model import export_generator, latest_version_path
-from keras_sagan.metrics import make_evaluation_callback as _make_evaluation_callback
-from keras_sagan.run_directory import REAL_STATS_FILENAME
+from keras_sagan.metrics.callback import make_evaluation_callback
 from keras_sagan.training import callbacks as callbacks_lib
 from keras_sagan.training import distributed, resume
 from keras_sagan.training.builders import build_dataset, build_gan, configure_cpu_replicas, data_spec, make_strategy
-from keras_sagan.training.config import DEMO_IMAGE_SIZE, MIXED_PRECISION_POLICIES, STRATEGIES, TrainConfig
+from keras_sagan.training.config import TrainConfig
 from keras_sagan.training.distributed import WorkerFailure
 from keras_sagan.training.guard import DivergenceGuard, TrainingDiverged, rollback
 from keras_sagan.training.sagan import SAGAN
+from keras_sagan.training.steps import current_step
+from keras_sagan.training.tensorboard import SampleGridWriter, TensorBoardLogger
 
 __all__ = [
-    "DEMO_IMAGE_SIZE",
-    "MIXED_PRECISION_POLICIES",
-    "REAL_STATS_FILENAME",
-    "STRATEGIES",
-    "TrainConfig",
     "ExportInterrupted",
     "TrainResult",
-    "TrainingDiverged",
     "TrainingInterrupted",
-    "build_dataset",
-    "build_gan",
-    "configure_cpu_replicas",
     "make_callbacks",
-    "make_evaluation_callback",
     "make_manager",
-    "make_strategy",
     "train",
 ]
 
@@ -160,7 +150,7 @@ def make_callbacks(
     callbacks = [
         guard,
         interrupt,
-        callbacks_lib.TensorBoardLogger(
+        TensorBoardLogger(
             run.logs_dir,
             global_batch_size=config.batch_size,
             scalar_every=config.log_every,
@@ -168,7 +158,7 @@ def make_callbacks(
             num_samples=config.num_samples,
             seed=config.seed,
         ),
-        callbacks_lib.SampleGridWriter(
+        SampleGridWriter(
             run.samples_dir,
             every=config.sample_every,
             num_samples=config.num_samples,
@@ -178,27 +168,24 @@ def make_callbacks(
         callbacks_lib.CheckpointSaver(manager, every=config.checkpoint_every, guard=guard),
     ]
     if config.eval_every:
-        callbacks.insert(-1, make_evaluation_callback(config))
+        callbacks.insert(
+            -1,
+            make_evaluation_callback(
+                data_spec(config),
+                image_size=config.resolved_image_size,
+                every=config.eval_every,
+                num_samples=config.eval_num_samples,
+                stats_path=config.eval_stats,
+                inception_weights=config.inception_weights,
+                inception=config.inception,
+                cache_path=run.real_stats_path,
+                log_dir=run.eval_logs_dir,
+                seed=config.seed,
+            ),
+        )
     if not config.progress_bar:
         callbacks.insert(2, callbacks_lib.ProgressLogger(config.steps, config.batch_size, every=config.log_every))
     return callbacks
-
-
-def make_evaluation_callback(config: TrainConfig):
-    """The `EvaluationCallback` of `config.eval_*` (`keras_sagan.metrics.make_evaluation_callback`)."""
-    run = config.run_directory
-    return _make_evaluation_callback(
-        data_spec(config),
-        image_size=config.resolved_image_size,
-        every=config.eval_every,
-        num_samples=config.eval_num_samples,
-        stats_path=config.eval_stats,
-        inception_weights=config.inception_weights,
-        inception=config.inception,
-        cache_path=run.real_stats_path,
-        log_dir=run.eval_logs_dir,
-        seed=config.seed,
-    )
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -253,7 +240,7 @@ def _train(config: TrainConfig) -> TrainResult:
                 raise
             checkpoint = reading.latest_checkpoint(config.run_directory)
             step = _last_good_step(gan, checkpoint)
-            kind = "multi-worker" if backend.is_tensorflow() else "multi-process"
+            kind = f"multi-{backend.peer_kind()}"
             raise WorkerFailure(
                 f"{kind} training stopped at step {step}: "
                 f"{distributed.describe_failure(err, config.collective_timeout)}; "
@@ -266,7 +253,7 @@ def _train(config: TrainConfig) -> TrainResult:
 def _last_good_step(gan, checkpoint: str | None) -> int:
     """The step of `gan`; where a failed JAX collective left its variables unreadable, the checkpoint's."""
     try:
-        return callbacks_lib.current_step(gan)
+        return current_step(gan)
     except Exception:  # The failed step's outputs re-raise its error when read.
         return (reading.checkpoint_step(checkpoint) or 0) if checkpoint else 0
 
@@ -290,7 +277,7 @@ def _chief_checkpoint(config, manager, chief, step):
 
     On JAX every process may read the folder: each save ends at a barrier after the chief's write.
     """
-    if chief or step == 0 or not backend.is_tensorflow():
+    if chief or step == 0 or backend.every_process_reads_latest_checkpoint():
         return manager.latest_checkpoint
     return reading.checkpoint_path(config.run_directory, step)
 
@@ -313,7 +300,7 @@ def _run(config, strategy, gan, chief):
     restored = opened.path if opened is not None else None
     if restored:
         resume.apply_changes(config, previous, gan, lambda line: print(line, flush=True))
-    initial_step = callbacks_lib.current_step(gan)
+    initial_step = current_step(gan)
     if workers > 1:
         distributed.check_same_step(strategy, initial_step, manager.directory)
 
@@ -329,7 +316,7 @@ def _run(config, strategy, gan, chief):
     # The tf.data position is not checkpointed: a resumed run re-seeds the order. Built (and so
     # checked for missing data) even when no step remains.
     dataset = build_dataset(config, strategy, config.seed + initial_step)
-    if config.strategy != "default" and backend.is_tensorflow():  # keras.distribution shards by itself
+    if config.strategy != "default" and not backend.strategy_splits_batches():
         # Each replica gets its rows of the same global batches (the single-process batches).
         global_batches = dataset
         dataset = distributed.distribute_global_batches(strategy, lambda: global_batches)
@@ -343,11 +330,11 @@ def _run(config, strategy, gan, chief):
         callbacks = make_callbacks(config, manager, chief=chief, agree_to_stop=agree, guard=guard)
         saver = callbacks[-1]
         for rollbacks in range(config.divergence_rollbacks + 1):
-            with contextlib.nullcontext() if backend.is_tensorflow() else strategy.scope():
+            with strategy.scope() if backend.fit_in_strategy_scope() else contextlib.nullcontext():
                 history = gan.fit(
                     dataset,
                     epochs=1,
-                    steps_per_epoch=config.steps - callbacks_lib.current_step(gan),
+                    steps_per_epoch=config.steps - current_step(gan),
                     callbacks=callbacks,
                     shuffle=False,  # The dataset shuffles itself.
                     verbose=1 if config.progress_bar else 0,
@@ -366,20 +353,20 @@ def _run(config, strategy, gan, chief):
         logs = {key: float(values[-1]) for key, values in history.history.items()}
         interrupt = callbacks[1]
         if interrupt.interrupted is not None:
-            step = callbacks_lib.current_step(gan)
+            step = current_step(gan)
             raise TrainingInterrupted(step, _chief_checkpoint(config, manager, chief, step), interrupt.interrupted)
     else:
         print(f"already at step {initial_step} >= steps={config.steps}: nothing to train", flush=True)
 
     export_dir = config.resolved_export_dir if chief else None
     export_path = None
-    step = callbacks_lib.current_step(gan)
+    step = current_step(gan)
     latest = latest_version_path(export_dir) if export_dir else None
     if latest and read_export_step(latest) == step:
         # A rerun of a finished command: the latest version holds this very step's weights.
         export_path = latest
         print(f"the generator of step {step} is already exported to {export_path}", flush=True)
-    elif export_dir and not backend.is_tensorflow():
+    elif export_dir and not backend.exports_saved_model():
         export_path = export_through_tensorflow(config.run_directory.path, export_dir)
     elif export_dir:
         try:
@@ -392,10 +379,10 @@ def _run(config, strategy, gan, chief):
         print(f"exported the generator of step {step} to {export_path}", flush=True)
     return TrainResult(
         gan=gan,
-        step=callbacks_lib.current_step(gan),
+        step=current_step(gan),
         initial_step=initial_step,
         logs=logs,
-        checkpoint=_chief_checkpoint(config, manager, chief, callbacks_lib.current_step(gan)),
+        checkpoint=_chief_checkpoint(config, manager, chief, current_step(gan)),
         export_path=export_path,
         chief=chief,
     )

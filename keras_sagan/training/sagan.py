@@ -17,13 +17,13 @@ from keras_sagan.training.losses import LOSSES
 
 
 def _step_class():
-    """The train-step mixin of the running backend: `GradientTape` (TF), stateless (JAX), autograd (torch)."""
-    name = backend.check_supported()
-    if name == "jax":
+    """The train-step mixin of the running backend's gradients (`backend.train_step_style`)."""
+    style = backend.train_step_style()
+    if style == "stateless":
         from keras_sagan.training.step_jax import JaxStep
 
         return JaxStep
-    if name == "torch":
+    if style == "autograd":
         from keras_sagan.training.step_torch import TorchStep
 
         return TorchStep
@@ -67,11 +67,12 @@ def resolve_jit_compile(jit_compile):
     """
     if jit_compile != "auto" and not isinstance(jit_compile, bool):
         raise ValueError(bad_value("jit_compile", jit_compile, 'True, False or "auto"'))
-    if backend.is_jax():
+    compilation = backend.step_compilation()
+    if compilation == "always":
         if jit_compile is False:
             raise ValueError(bad_value("jit_compile", jit_compile, 'True or "auto" on JAX (its step is always jitted)'))
         return True
-    if backend.is_torch():
+    if compilation == "never":
         if jit_compile is True:
             raise ValueError(bad_value("jit_compile", jit_compile, 'False or "auto" on torch (its step runs eagerly)'))
         return False
@@ -222,7 +223,7 @@ class SAGAN(_step_class(), keras.Model):
             raise ValueError(bad_value("ema_statistics", ema_statistics, f"one of {list(EMA_STATISTICS)}"))
         jit = resolve_jit_compile(jit_compile)
         policy = keras.config.dtype_policy().name
-        if policy == "mixed_float16" and backend.is_jax():
+        if policy == "mixed_float16" and not backend.supports_mixed_float16():
             raise ValueError(bad_value("dtype policy", policy, 'not "mixed_float16" on JAX (use "mixed_bfloat16")'))
 
         g_optimizer = g_optimizer or default_g_optimizer()

@@ -12,7 +12,7 @@ import numpy as np
 
 from keras_sagan.checkpoint import reading
 from keras_sagan.checkpoint.names import state_variables
-from keras_sagan.training import loop
+from keras_sagan.training import builders, loop
 from keras_sagan.training.config import TrainConfig
 
 
@@ -23,7 +23,7 @@ def main(model_dir, steps, state_out=None):
         checkpoint_every=1, keep_checkpoints=2, sample_every=1000, log_every=1, export_dir="", model_dir=model_dir,
     )  # fmt: skip
     if state_out:
-        gan = loop.build_gan(config, loop.make_strategy("default"))
+        gan = builders.build_gan(config, builders.make_strategy("default"))
         opened, _ = reading.open_newest(config.run_directory, use=lambda found: reading.restore_gan(gan, found))
         arrays = {"path": np.array(opened.path)}
         for name, variables in state_variables(gan).items():

@@ -28,7 +28,9 @@ from keras_sagan.checkpoint import reading
 from keras_sagan.checkpoint.manager import CheckpointManager
 from keras_sagan.run_directory import RunDirectory
 from keras_sagan.training import distributed
-from keras_sagan.training.loop import TrainConfig, build_gan, make_strategy, train
+from keras_sagan.training.builders import build_gan, make_strategy
+from keras_sagan.training.config import TrainConfig
+from keras_sagan.training.loop import train
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "train_celeba.py"

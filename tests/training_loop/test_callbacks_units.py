@@ -12,6 +12,15 @@ from PIL import Image
 from keras_sagan.images import make_grid, to_uint8
 from keras_sagan.models import build_discriminator, build_generator
 from keras_sagan.training import callbacks as cb
+from keras_sagan.training.steps import IntervalMeans, current_step
+from keras_sagan.training.tensorboard import (
+    SampleGridWriter,
+    TensorBoardLogger,
+    fixed_noise,
+    generate,
+    spectral_norm_layers,
+    spectral_norms,
+)
 
 
 class StubModel:
@@ -38,26 +47,25 @@ def _drive(callback, model, steps, logs_for_step=lambda step: {}):
 def test_current_step_prefers_the_models_step_property():
     model = StubModel()
     model.g_optimizer.iterations.assign(7)
-    assert cb.current_step(model) == 7  # No `step`: the generator optimizer's iterations.
+    assert current_step(model) == 7  # No `step`: the generator optimizer's iterations.
     model.step = tf.Variable(12, dtype=tf.int64)
-    assert cb.current_step(model) == 12
+    assert current_step(model) == 12
     model.step = 3  # A property may give a plain int.
-    assert cb.current_step(model) == 3
+    assert current_step(model) == 3
 
 
-def test_callbacks_module_serves_every_callback_of_the_run():
-    from keras_sagan import images
-    from keras_sagan.training import steps, tensorboard
+def test_callbacks_and_loop_export_only_what_they_define():
+    from keras_sagan.training import loop
 
-    assert cb.TensorBoardLogger is tensorboard.TensorBoardLogger and cb.SampleGridWriter is tensorboard.SampleGridWriter
-    assert cb.current_step is steps.current_step and cb.StepCallback is steps.StepCallback
-    assert cb.make_grid is images.make_grid
+    for module in (cb, loop):
+        borrowed = [name for name in module.__all__ if getattr(module, name).__module__ != module.__name__]
+        assert borrowed == [], f"{module.__name__}.__all__ re-exports {borrowed}"
 
 
 def test_generate_returns_uint8_numpy_images_and_cycles_labels():
     generator = build_generator("cifar10_32", conv_dim=8, z_dim=16, num_classes=3)
-    z = cb.fixed_noise(4, 16, seed=1)
-    images = cb.generate(generator, z)
+    z = fixed_noise(4, 16, seed=1)
+    images = generate(generator, z)
     assert isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.shape == (4, 32, 32, 3)
     labels = np.array([0, 1, 2, 0], np.int32)
     expected = np.clip(np.round((np.asarray(generator(z, labels, training=False)) + 1.0) * 127.5), 0, 255)
@@ -66,7 +74,7 @@ def test_generate_returns_uint8_numpy_images_and_cycles_labels():
 
 def test_interval_means_undo_the_running_mean():
     values = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-    means = cb.IntervalMeans(["d_loss"])
+    means = IntervalMeans(["d_loss"])
     assert means.update(2, {"d_loss": values[:2].mean()}) == {"d_loss": 1.5}
     np.testing.assert_allclose(means.update(5, {"d_loss": values[:5].mean()})["d_loss"], 4.0)
     np.testing.assert_allclose(means.update(6, {"d_loss": values.mean()})["d_loss"], 6.0)
@@ -75,11 +83,11 @@ def test_interval_means_undo_the_running_mean():
 def test_spectral_norm_paths_are_attribute_paths():
     generator = build_generator("celeba64", image_size=32, conv_dim=8, z_dim=16, attention_variant="sagan")
     discriminator = build_discriminator("celeba64", image_size=32, conv_dim=8)
-    paths = set(cb.spectral_norm_layers(generator))
+    paths = set(spectral_norm_layers(generator))
     assert {"initial/0", "up0/0", "up1/0", "attention_16/query", "attention_8/output_projection"} <= paths
-    assert set(cb.spectral_norm_layers(discriminator)) == {"down0/0", "down1/0", "down2/0"}
-    sigmas = cb.spectral_norms(generator)
-    layer = cb.spectral_norm_layers(generator)["up0/0"]
+    assert set(spectral_norm_layers(discriminator)) == {"down0/0", "down1/0", "down2/0"}
+    sigmas = spectral_norms(generator)
+    layer = spectral_norm_layers(generator)["up0/0"]
     assert sigmas["up0/0"] == pytest.approx(float(layer.spectral_norm()))
     assert all(np.isfinite(s) and s > 0 for s in sigmas.values())
 
@@ -113,10 +121,10 @@ def test_checkpoint_saver_saves_on_the_interval_and_once_at_the_end(tmp_path):
 
 def test_sample_grid_writer_uses_fixed_noise_and_the_sampling_generator(tmp_path):
     generator = build_generator("celeba64", image_size=32, conv_dim=8, z_dim=16)
-    writer = cb.SampleGridWriter(str(tmp_path / "samples"), every=2, num_samples=4, seed=7)
+    writer = SampleGridWriter(str(tmp_path / "samples"), every=2, num_samples=4, seed=7)
     _drive(writer, StubModel(generator), 3)
     assert sorted(os.listdir(tmp_path / "samples")) == ["step_000002.png", "step_000003.png"]
-    expected = make_grid(to_uint8(generator(cb.fixed_noise(4, 16, seed=7), training=False)))  # A tensor: converted.
+    expected = make_grid(to_uint8(generator(fixed_noise(4, 16, seed=7), training=False)))  # A tensor: converted.
     for name in ("step_000002.png", "step_000003.png"):  # Same weights, same noise: same grid.
         with Image.open(tmp_path / "samples" / name) as image:
             np.testing.assert_array_equal(np.asarray(image), expected)
@@ -126,7 +134,7 @@ def test_tensorboard_logger_writes_scalars_sigmas_samples_and_attention(tmp_path
     generator = build_generator("celeba64", image_size=32, conv_dim=8, z_dim=16, attention_variant="sagan")
     model = StubModel(generator)
     model.discriminator = build_discriminator("celeba64", image_size=32, conv_dim=8)
-    logger = cb.TensorBoardLogger(str(tmp_path), global_batch_size=2, scalar_every=2, image_every=2, num_samples=4)
+    logger = TensorBoardLogger(str(tmp_path), global_batch_size=2, scalar_every=2, image_every=2, num_samples=4)
     _drive(logger, model, 2, lambda s: {"d_loss": 1.0, "g_loss": 2.0, "gamma_G16": 0.5})
     events = [
         value

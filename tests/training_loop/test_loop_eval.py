@@ -10,11 +10,12 @@ import pytest
 import tensorflow as tf
 from small_network import SMALL_FEATURES, small_weights_file
 from tensorboard.backend.event_processing import event_accumulator
-from training_loop_helpers import EXAMPLE, NO_GAN, TINY_FLAGS, tiny_config
+from training_loop_helpers import EXAMPLE, NO_GAN, TINY_FLAGS, evaluation_callback, tiny_config
 
 from keras_sagan.metrics import feature_stats
 from keras_sagan.metrics.feature_stats import StatisticsFile
 from keras_sagan.metrics.networks import DOMAIN_NETWORK, file_sha256
+from keras_sagan.run_directory import REAL_STATS_FILENAME
 from keras_sagan.training import loop
 
 
@@ -64,7 +65,7 @@ def test_callback_settings_and_cached_real_statistics(tmp_path, monkeypatch):
     assert (callback.every_n_steps, callback.num_samples, callback.batch_size, callback.seed) == (2, 10, 10, 0)
     assert callback.log_dir == os.path.join(config.model_dir, "logs", "eval")
     assert callback.extractor.weights_sha256 == file_sha256(weights)
-    cache = os.path.join(config.model_dir, loop.REAL_STATS_FILENAME)
+    cache = os.path.join(config.model_dir, REAL_STATS_FILENAME)
     with np.load(cache) as data:
         assert int(data["count"]) == 10 and data["features"].shape == (10, SMALL_FEATURES)
         np.testing.assert_allclose(callback.real_statistics[0], data["mu"])
@@ -72,13 +73,13 @@ def test_callback_settings_and_cached_real_statistics(tmp_path, monkeypatch):
     assert calls == [{"num_samples": 10, "keep_features": 10, "progress": False}]
 
     # A rerun (a resume) reads the cache; other settings or random weights recompute it.
-    again = loop.make_evaluation_callback(config)
+    again = evaluation_callback(config)
     np.testing.assert_array_equal(again.real_statistics[1], callback.real_statistics[1])
     assert len(calls) == 1
-    more = loop.make_evaluation_callback(_config(tmp_path / "run", inception_weights=weights, eval_num_samples=20))
+    more = evaluation_callback(_config(tmp_path / "run", inception_weights=weights, eval_num_samples=20))
     assert len(calls) == 2 and more.real_features_for_kid.shape == (20, SMALL_FEATURES)
-    random = loop.make_evaluation_callback(_config(tmp_path / "run", inception_weights="random", eval_num_samples=20))
-    loop.make_evaluation_callback(_config(tmp_path / "run", inception_weights="random", eval_num_samples=20))
+    random = evaluation_callback(_config(tmp_path / "run", inception_weights="random", eval_num_samples=20))
+    evaluation_callback(_config(tmp_path / "run", inception_weights="random", eval_num_samples=20))
     assert len(calls) == 4 and random.extractor.weights_sha256 == "random"
 
 
@@ -89,49 +90,45 @@ def test_eval_stats_file_replaces_the_computation(tmp_path, monkeypatch):
     with_features = tmp_path / "with_features.npz"
     provenance = {"extractor": {"network": DOMAIN_NETWORK}}
     StatisticsFile(features.mean(0), np.cov(features, rowvar=False), 12, features, provenance).save(with_features)
-    callback = loop.make_evaluation_callback(
-        _config(tmp_path / "run", eval_stats=str(with_features), inception_weights="random")
-    )
+    callback = evaluation_callback(_config(tmp_path / "run", eval_stats=str(with_features), inception_weights="random"))
     np.testing.assert_allclose(callback.real_statistics[0], features.mean(0))
     np.testing.assert_array_equal(callback.real_features_for_kid, features)
     # Without features: FID works, KID is not computed.
     mu_sigma = tmp_path / "mu_sigma.npz"
     StatisticsFile(np.zeros(SMALL_FEATURES), np.eye(SMALL_FEATURES), 12, provenance=provenance).save(mu_sigma)
-    callback = loop.make_evaluation_callback(
-        _config(tmp_path / "run", eval_stats=str(mu_sigma), inception_weights="random")
-    )
+    callback = evaluation_callback(_config(tmp_path / "run", eval_stats=str(mu_sigma), inception_weights="random"))
     assert callback.real_features_for_kid is None
     # keras_sagan's older mu/sigma/count file came from the removed Keras InceptionV3: refused.
     np.savez(mu_sigma, mu=np.zeros(SMALL_FEATURES), sigma=np.eye(SMALL_FEATURES), count=np.int64(12))
     with pytest.raises(ValueError, match=r"mu_sigma.npz': was computed with Keras' InceptionV3, which keras_sagan"):
-        loop.make_evaluation_callback(_config(tmp_path / "run", eval_stats=str(mu_sigma), inception_weights="random"))
+        evaluation_callback(_config(tmp_path / "run", eval_stats=str(mu_sigma), inception_weights="random"))
     # pytorch-fid style (mu and sigma only): the 2015 network's statistics, refused with another network.
     np.savez(mu_sigma, mu=np.zeros(SMALL_FEATURES), sigma=np.eye(SMALL_FEATURES))
     with pytest.raises(ValueError, match=r"mu_sigma.npz': was computed with inception-2015-12-05/pool3, not fashion"):
-        loop.make_evaluation_callback(_config(tmp_path / "run", eval_stats=str(mu_sigma), inception_weights="random"))
-    assert not os.path.exists(tmp_path / "run" / loop.REAL_STATS_FILENAME)
+        evaluation_callback(_config(tmp_path / "run", eval_stats=str(mu_sigma), inception_weights="random"))
+    assert not os.path.exists(tmp_path / "run" / REAL_STATS_FILENAME)
 
 
 def test_missing_or_wrong_files_raise_naming_the_setting(tmp_path, monkeypatch):
     missing = str(tmp_path / "missing.npz")
     with pytest.raises(ValueError, match=f"eval_stats='{missing}': cannot read real statistics"):
-        loop.make_evaluation_callback(_config(tmp_path, eval_stats=missing, inception_weights="random"))
+        evaluation_callback(_config(tmp_path, eval_stats=missing, inception_weights="random"))
     wrong_keys = tmp_path / "wrong_keys.npz"
     np.savez(wrong_keys, mean=np.zeros(3))
     with pytest.raises(ValueError, match=r"wrong_keys.npz': cannot read real statistics: it holds \['mean'\]"):
-        loop.make_evaluation_callback(_config(tmp_path, eval_stats=str(wrong_keys), inception_weights="random"))
+        evaluation_callback(_config(tmp_path, eval_stats=str(wrong_keys), inception_weights="random"))
     wrong_dim = tmp_path / "wrong_dim.npz"
     StatisticsFile(np.zeros(2048), np.eye(2048), 3, provenance={"extractor": {"network": DOMAIN_NETWORK}}).save(
         wrong_dim
     )
     with pytest.raises(ValueError, match=r"holds mu \(2048,\).*the Inception features are 128-d"):
-        loop.make_evaluation_callback(_config(tmp_path, eval_stats=str(wrong_dim), inception_weights="random"))
+        evaluation_callback(_config(tmp_path, eval_stats=str(wrong_dim), inception_weights="random"))
 
     nope = str(tmp_path / "nope.h5")
     with pytest.raises(ValueError, match=f"^domain classifier weights not found: {nope}; "):
-        loop.make_evaluation_callback(_config(tmp_path, inception_weights=nope))
+        evaluation_callback(_config(tmp_path, inception_weights=nope))
     with pytest.raises(ValueError, match=f"^FID Inception weights file not found: '{nope}'; download https://"):
-        loop.make_evaluation_callback(_config(tmp_path, inception="fid", inception_weights=nope))
+        evaluation_callback(_config(tmp_path, inception="fid", inception_weights=nope))
 
 
 @pytest.mark.slow

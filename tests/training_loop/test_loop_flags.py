@@ -10,20 +10,20 @@ import pytest
 import tensorflow as tf
 from small_network import SMALL_FEATURES, small_weights_file
 from tensorflow.python.framework import config as tf_config
-from training_loop_helpers import NO_GAN, TINY_FLAGS
+from training_loop_helpers import NO_GAN, TINY_FLAGS, evaluation_callback
 
 import keras_sagan.data
+from keras_sagan import backend
 from keras_sagan.checkpoint import reading
 from keras_sagan.checkpoint.state_file import read_state
 from keras_sagan.metrics import StatisticsFile
 from keras_sagan.metrics import callback as callback_module
 from keras_sagan.metrics.domain import DomainClassifierExtractor
 from keras_sagan.metrics.networks import DOMAIN_NETWORK
-from keras_sagan.run_directory import RunDirectory
-from keras_sagan.training import callbacks as callbacks_lib
+from keras_sagan.run_directory import REAL_STATS_FILENAME, RunDirectory
+from keras_sagan.training import builders, loop
 from keras_sagan.training import config as config_lib
 from keras_sagan.training import flags as train_flags
-from keras_sagan.training import loop
 from keras_sagan.training.guard import TrainingDiverged
 
 DEFAULT = train_flags.parse(["train"])
@@ -34,13 +34,13 @@ def _parse(args):
 
 
 def _gan(config):
-    return loop.build_gan(config, tf.distribute.get_strategy())
+    return builders.build_gan(config, tf.distribute.get_strategy())
 
 
 def _dataset_kwargs(config, monkeypatch):
     calls = []
     monkeypatch.setattr(keras_sagan.data, "load_dataset", lambda name, **kwargs: calls.append((name, kwargs)))
-    loop.build_dataset(config, tf.distribute.get_strategy(), config.seed)
+    builders.build_dataset(config, tf.distribute.get_strategy(), config.seed)
     ((name, kwargs),) = calls
     return {"name": name, **kwargs}
 
@@ -108,7 +108,7 @@ def _multiworker(config, monkeypatch):
     """The strategy `make_strategy` builds for `config`, with MultiWorkerMirroredStrategy recorded."""
     monkeypatch.delenv("TF_CONFIG", raising=False)
     monkeypatch.setattr(tf.distribute, "MultiWorkerMirroredStrategy", _Recorder)
-    strategy = loop.make_strategy("multiworker", config.collective_timeout)
+    strategy = builders.make_strategy("multiworker", config.collective_timeout)
     resolver = strategy.kwargs["cluster_resolver"]
     assert isinstance(resolver, tf.distribute.cluster_resolver.TFConfigClusterResolver)
     return strategy
@@ -119,7 +119,7 @@ def _tpu(config, monkeypatch):
     initialised = []
     monkeypatch.setattr(tf.tpu.experimental, "initialize_tpu_system", initialised.append)
     monkeypatch.setattr(tf.distribute, "TPUStrategy", _Recorder)
-    strategy = loop.make_strategy(config.strategy)
+    strategy = builders.make_strategy(config.strategy)
     (resolver,) = strategy.args
     return isinstance(resolver, tf.distribute.cluster_resolver.TPUClusterResolver) and initialised == [resolver]
 
@@ -138,14 +138,14 @@ def _multihost(config, monkeypatch):
         raise Recorded
 
     monkeypatch.setattr(jax_backend, "initialize_processes", record)
-    monkeypatch.setattr(loop.backend, "is_jax", lambda: True)  # This suite runs on TensorFlow.
+    monkeypatch.setattr(backend, "_own_module", lambda: jax_backend)  # This suite runs on TensorFlow.
     with pytest.raises(Recorded):
-        loop.make_strategy(config.strategy, config.collective_timeout, loop._processes(config))
+        builders.make_strategy(config.strategy, config.collective_timeout, loop._processes(config))
     return calls[0]
 
 
 def _real_count(config):
-    with np.load(os.path.join(config.model_dir, loop.REAL_STATS_FILENAME)) as data:
+    with np.load(os.path.join(config.model_dir, REAL_STATS_FILENAME)) as data:
         return int(data["count"])
 
 
@@ -156,7 +156,7 @@ def _given_stats(config, monkeypatch):
         "given_stats.npz"
     )
     callback = _evaluation(config, monkeypatch)
-    return callback.real_statistics[0][0] == 7.0 and not os.path.exists(loop.REAL_STATS_FILENAME)
+    return callback.real_statistics[0][0] == 7.0 and not os.path.exists(REAL_STATS_FILENAME)
 
 
 def _given_weights(config, monkeypatch):
@@ -182,7 +182,7 @@ def _given_network(config, monkeypatch):
 
     monkeypatch.setattr(callback_module, "make_extractor", record)
     with pytest.raises(_Stop):
-        loop.make_evaluation_callback(dataclasses.replace(config, inception=DEFAULT.inception, eval_every=2))
+        evaluation_callback(dataclasses.replace(config, inception=DEFAULT.inception, eval_every=2))
     return small_network and asked == ["fid"]
 
 
@@ -228,7 +228,7 @@ CASES = [
      lambda c, m: _during_train(c, m)["generator_policy"] == "mixed_bfloat16"),
     ("--jit_compile=true", "jit_compile", True, lambda c, m: _gan(c).jit_compile is True),
     ("--strategy=mirrored", "strategy", "mirrored",
-     lambda c, m: isinstance(loop.make_strategy(c.strategy), tf.distribute.MirroredStrategy)),
+     lambda c, m: isinstance(builders.make_strategy(c.strategy), tf.distribute.MirroredStrategy)),
     ("--strategy=multiworker", "strategy", "multiworker",
      lambda c, m: _multiworker(c, m).kwargs["communication_options"].timeout_seconds is None),
     ("--strategy=tpu", "strategy", "tpu", _tpu),
@@ -317,13 +317,14 @@ def test_defaults_are_the_readme_demo():
 
 def test_cpu_replicas_cannot_change_a_running_tensorflow():
     found = len(tf.config.list_logical_devices("CPU"))
-    loop.configure_cpu_replicas(found)  # The count in force: accepted.
+    builders.configure_cpu_replicas(found)  # The count in force: accepted.
     with pytest.raises(ValueError, match=f"cpu_replicas={found + 1} needs to be set before"):
-        loop.configure_cpu_replicas(found + 1)
+        builders.configure_cpu_replicas(found + 1)
 
 
-def test_callbacks_module_is_exported():
+def test_the_training_package_serves_the_owners_names():
+    from keras_sagan import images
     from keras_sagan.training import TrainConfig, make_grid, train
 
-    assert TrainConfig is loop.TrainConfig is config_lib.TrainConfig and train is loop.train
-    assert make_grid is callbacks_lib.make_grid
+    assert TrainConfig is config_lib.TrainConfig and train is loop.train
+    assert make_grid is images.make_grid

@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from training_loop_helpers import snapshot, tiny_config, training_variables
 
 from keras_sagan.checkpoint import reading
-from keras_sagan.training import loop
+from keras_sagan.training import builders, loop
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_export_matches_the_sampling_generator(first_run):
 
 def test_restore_brings_every_variable_back_exactly(first_run):
     config, result, trained = first_run
-    fresh = loop.build_gan(config, tf.distribute.get_strategy())
+    fresh = builders.build_gan(config, tf.distribute.get_strategy())
     variables = training_variables(fresh)
     assert set(variables) == set(trained)
     for variable in variables.values():  # Make every value wrong first.

@@ -6,7 +6,8 @@ import types
 
 import numpy as np
 
-from keras_sagan.training.loop import TrainConfig
+from keras_sagan.training import loop
+from keras_sagan.training.config import TrainConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "train_celeba.py"
@@ -45,3 +46,10 @@ def snapshot(gan):
 NO_GAN = types.SimpleNamespace(
     generator=types.SimpleNamespace(get_config=dict), discriminator=types.SimpleNamespace(get_config=dict)
 )
+
+
+def evaluation_callback(config):
+    """The `EvaluationCallback` that `loop.make_callbacks` builds from `config` (`eval_every` > 0)."""
+    callbacks = loop.make_callbacks(config, loop.make_manager(config, NO_GAN))
+    (callback,) = [c for c in callbacks if type(c).__name__ == "EvaluationCallback"]
+    return callback
