@@ -235,6 +235,9 @@ def _train(config: TrainConfig) -> TrainResult:
             result = _run(config, strategy, gan, chief)
             backend.leave_processes()  # A peer that exits from here on is not a failure (backend/jax.py).
             return result
+        except KeyboardInterrupt:  # TrainingInterrupted/ExportInterrupted: every process stopped together.
+            backend.leave_processes()
+            raise
         except Exception as err:
             if not distributed.is_peer_failure(strategy, err):
                 raise

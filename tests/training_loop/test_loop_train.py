@@ -154,3 +154,30 @@ def test_bad_settings_raise_value_errors(tmp_path):
     with pytest.raises(ValueError, match="does not divide across 2 replicas"):
         loop.train(tiny_config(tmp_path, strategy="mirrored", batch_size=5))
     assert not os.path.exists(os.path.join(tmp_path, "checkpoints"))
+
+
+@pytest.mark.parametrize(
+    "ending, goodbye",
+    [("returns", True), ("stopped through the agreement", True), ("crashes", False)],
+)
+def test_the_run_tells_its_peers_when_it_ended_in_order(tmp_path, monkeypatch, ending, goodbye):
+    """`backend.leave_processes` (process 0's peer watch, multi-host JAX): said after a run that returned or stopped
+    together on a signal (`TrainingInterrupted`); not after a crash, which process 0 must see as a dead peer."""
+    calls = []
+    monkeypatch.setattr(loop.backend, "leave_processes", lambda: calls.append("goodbye"))
+
+    def run(config, strategy, gan, chief):
+        if ending == "stopped through the agreement":
+            raise loop.TrainingInterrupted(2, str(tmp_path / "ckpt-2.state.npz"), "peer")
+        if ending == "crashes":
+            raise OSError("disk gone")
+        return "result"
+
+    monkeypatch.setattr(loop, "_run", run)
+    config = tiny_config(tmp_path / "run")
+    if ending == "returns":
+        assert loop.train(config) == "result"
+    else:
+        with pytest.raises(loop.TrainingInterrupted if goodbye else OSError):
+            loop.train(config)
+    assert calls == (["goodbye"] if goodbye else [])
