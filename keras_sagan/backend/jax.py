@@ -213,9 +213,7 @@ def _watch_coordinator(address: str) -> None:
 # in its line) after a peer's liveness connection closed, before the peer watch ends it.
 PEER_GRACE = 5.0
 _GOODBYE = b"bye"
-# Seconds process 0 waits at its exit, after a finished run, for the other processes to end first.
-PEER_EXIT_TIMEOUT = 30.0
-_peer_links = {"stopping": threading.Event(), "connection": None, "finished": False}
+_peer_links = {"stopping": threading.Event(), "connection": None}
 
 
 def _watch_peers(coordinator_address: str, timeout: float) -> None:
@@ -255,15 +253,11 @@ def _watch_peers(coordinator_address: str, timeout: float) -> None:
             connection, _ = listener.accept()
             connection.settimeout(timeout)
             peers[int.from_bytes(_receive_exactly(connection, 4), "big")] = connection
-    all_closed = threading.Event()
     watch = threading.Thread(
-        target=_watch_peer_links,
-        args=(peers, stopping, jax.process_count(), all_closed),
-        name="keras_sagan-peer-watch",
-        daemon=True,
+        target=_watch_peer_links, args=(peers, stopping, jax.process_count()), name="keras_sagan-peer-watch"
     )
+    watch.daemon = True
     watch.start()
-    atexit.register(_wait_for_peers_to_exit, all_closed)  # After JAX's own hook, so it runs before it.
 
 
 def _receive_exactly(connection, size):
@@ -276,34 +270,28 @@ def _receive_exactly(connection, size):
     return data
 
 
-def _watch_peer_links(peers, stopping, count, all_closed=None):
-    """Process 0's watch over `peers` ({process index: connection}) until every connection closed.
-
-    A connection that closes after its goodbye, or while this process is stopping anyway, is let go;
-    one that closes without either ends the process with one line after `PEER_GRACE` seconds.
-    `all_closed` is set when none is left (`_wait_for_peers_to_exit`).
-    """
+def _watch_peer_links(peers, stopping, count):
+    """Process 0's watch over `peers` ({process index: connection}) until `stopping` is set."""
     import selectors
 
     selector = selectors.DefaultSelector()
     for index, connection in peers.items():
         connection.settimeout(None)
         selector.register(connection, selectors.EVENT_READ, index)
-    said_goodbye = set()
-    while peers:
+    while peers and not stopping.is_set():
         for key, _ in selector.select(timeout=0.5):
             try:
                 data = key.fileobj.recv(64)
             except OSError:
                 data = b""
+            if data.startswith(_GOODBYE):
+                selector.unregister(key.fileobj)
+                peers.pop(key.data).close()
+                continue
             if data:
-                if _GOODBYE in data:
-                    said_goodbye.add(key.data)
                 continue
-            selector.unregister(key.fileobj)
-            peers.pop(key.data).close()
-            if key.data in said_goodbye or stopping.wait(PEER_GRACE):
-                continue
+            if stopping.wait(PEER_GRACE):
+                return
             sys.stdout.flush()
             print(
                 f"error: multi-process training stopped: process {key.data} of {count} is gone "
@@ -313,36 +301,17 @@ def _watch_peer_links(peers, stopping, count, all_closed=None):
                 flush=True,
             )
             os._exit(EXIT_PEER_FAILURE)
-    if all_closed is not None:
-        all_closed.set()
-
-
-def _wait_for_peers_to_exit(all_closed, timeout=PEER_EXIT_TIMEOUT):
-    """At process 0's exit after a finished run: waits until every peer process is gone.
-
-    Process 0 hosts the coordination service. With `jax_enable_recoverability` the service does not
-    hold its shutdown for the other processes, and one whose own shutdown call reaches a service
-    that is already gone aborts from C++ (status 134, a stack trace) after a run that succeeded. A
-    peer's connection closes only when the peer process ends, after its shutdown call, so process 0
-    waits for that (bounded) before its own shutdown runs (this hook runs before JAX's: `atexit` is
-    last in, first out).
-    """
-    if _peer_links["finished"]:
-        all_closed.wait(timeout)
 
 
 def leave_processes() -> None:
-    """Tells process 0's peer watch that this process finished its run (every process calls it).
-
-    A peer sends a goodbye and keeps its connection open until it exits; process 0 then waits at its
-    exit for every peer to be gone (`_wait_for_peers_to_exit`).
-    """
+    """Ends this process's part in the peer watch after its run finished (every process calls it)."""
     _peer_links["stopping"].set()
-    _peer_links["finished"] = True
-    connection = _peer_links["connection"]
+    connection = _peer_links.pop("connection", None)
+    _peer_links["connection"] = None
     if connection is not None:
         try:
             connection.sendall(_GOODBYE)
+            connection.close()
         except OSError:
             pass
 
