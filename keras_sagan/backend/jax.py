@@ -306,8 +306,7 @@ def _watch_peer_links(peers, stopping, count):
 def leave_processes() -> None:
     """Ends this process's part in the peer watch after its run finished (every process calls it)."""
     _peer_links["stopping"].set()
-    connection = _peer_links.pop("connection", None)
-    _peer_links["connection"] = None
+    connection, _peer_links["connection"] = _peer_links["connection"], None
     if connection is not None:
         try:
             connection.sendall(_GOODBYE)
