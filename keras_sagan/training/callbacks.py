@@ -143,9 +143,10 @@ class CheckpointSaveError(UsageError):
 class InterruptHandler(keras.callbacks.Callback):
     """Turns SIGINT (Ctrl-C) and SIGTERM during `fit()` into a clean stop after the current step.
 
-    The first signal sets `interrupted` and `model.stop_training` (with `agree`, the next
-    agreement sets it, on every worker at the same step); `fit()` then ends after the running
-    step, and `CheckpointSaver.on_train_end` saves. A second signal raises `KeyboardInterrupt`
+    The first signal sets `interrupted` and nothing else (it may land inside a JAX step, where the
+    model's state must not be touched); the end of the running step sets `model.stop_training`
+    (with `agree`, the next agreement sets it, on every worker at the same step); `fit()` then
+    ends, and `CheckpointSaver.on_train_end` saves. A second signal raises `KeyboardInterrupt`
     at once. The previous handlers are back after training. Handlers can
     only be installed from the main thread; elsewhere this callback does nothing.
 
@@ -173,29 +174,37 @@ class InterruptHandler(keras.callbacks.Callback):
         self.print_fn = print_fn or (lambda line: print(line, flush=True))
         self.agree = agree
         self.interrupted = None
+        self._unsaid = None
         self._previous = {}
 
     def _handle(self, signum, frame):
         if self.interrupted is not None:
             raise KeyboardInterrupt
+        # Only the flag: this runs wherever Python is when the signal lands, also inside fit()'s call
+        # of a JAX step after it consumed the previous state, where `self.model` (which syncs the
+        # model's state on JAX) would attach those deleted buffers to the variables.
+        # `on_train_batch_end` stops fit() after the running step.
         self.interrupted = signal.Signals(signum).name
-        # With several workers only the agreement stops training: a signal landing between this
-        # worker's agreement and fit()'s check of `stop_training` would stop it one step early.
-        if self.model is not None and self.agree is None:
-            self.model.stop_training = True
-        self.print_fn(
-            f"{self.interrupted} received: saving a checkpoint after this step (send it again to abort at once)"
-        )
+        message = f"{self.interrupted} received: saving a checkpoint after this step (send it again to abort at once)"
+        try:
+            self.print_fn(message)
+        except RuntimeError:  # It landed inside a print to the same stream ("reentrant call"): say it after the step.
+            self._unsaid = message
 
     def on_train_begin(self, logs=None):
         self.interrupted = None
+        self._unsaid = None
         if threading.current_thread() is not threading.main_thread():
             return
         for signum in self.signals:
             self._previous[signum] = signal.signal(signum, self._handle)
 
     def on_train_batch_end(self, batch, logs=None):
+        if self._unsaid is not None:
+            message, self._unsaid = self._unsaid, None
+            self.print_fn(message)
         stop = self.interrupted is not None
+        # With several workers only the agreement stops training, so all stop after the same step.
         if self.agree is not None and self.agree(stop) and not stop:
             self.interrupted = "peer"
             self.print_fn("another worker was interrupted: saving a checkpoint after this step")

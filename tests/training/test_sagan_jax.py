@@ -82,3 +82,43 @@ def test_generator_calls_are_jittable_stateless_calls():
         [v.value for v in generator.trainable_variables], [v.value for v in generator.non_trainable_variables], z
     )
     np.testing.assert_allclose(images, generator(z, training=False), atol=1e-6)
+
+
+def test_a_signal_inside_the_train_step_stops_after_it_with_every_variable_readable():
+    """Ctrl-C's handler runs wherever Python is when the signal lands, also inside fit()'s call of the
+    step, after JAX consumed (donated) the previous step's state and before fit() records the new one.
+    It must not touch the model's state there (the `Callback.model` property syncs it on JAX): that
+    attached the consumed buffers to the variables, and every later read failed with "Array has been
+    deleted" (seen on a multi-process run, where the step waits on its peers)."""
+    import os
+    import signal
+
+    from keras_sagan.training.callbacks import InterruptHandler
+
+    gan = _build()
+    gan.compile(**_sgd_pair())
+    lines = []
+    handler = InterruptHandler(print_fn=lines.append)
+    make_train_function = gan.make_train_function
+    calls = []
+
+    def make_signalling_train_function(force=False):
+        make_train_function(force)
+        step = gan.train_function
+
+        def signalling(state, iterator):
+            outputs = step(state, iterator)
+            calls.append(len(calls) + 1)
+            if len(calls) == 2:  # Before the second call returns: the first step's state is consumed.
+                os.kill(os.getpid(), signal.SIGINT)
+            return outputs
+
+        gan.train_function = signalling
+
+    gan.make_train_function = make_signalling_train_function
+    gan.fit(_dataset(_images(16), 4), epochs=1, callbacks=[handler], verbose=0)
+    assert calls == [1, 2] and handler.interrupted == "SIGINT"  # It stopped after the signalled step.
+    assert gan.step == 2
+    for variable in gan.variables:
+        assert np.all(np.isfinite(np.asarray(variable, dtype="float64"))), variable.path
+    assert lines == ["SIGINT received: saving a checkpoint after this step (send it again to abort at once)"]

@@ -160,12 +160,38 @@ def test_interrupt_handler_stops_after_the_step_and_restores_the_handler():
     handler.on_train_begin()
     try:
         os.kill(os.getpid(), signal.SIGINT)
-        assert handler.interrupted == "SIGINT" and model.stop_training
+        # The handler only records it (it may run inside a JAX step); the end of the step stops fit().
+        assert handler.interrupted == "SIGINT" and not model.stop_training
+        handler.on_train_batch_end(0)
+        assert model.stop_training
         with pytest.raises(KeyboardInterrupt):  # A second Ctrl-C aborts at once.
             os.kill(os.getpid(), signal.SIGINT)
     finally:
         handler.on_train_end()
     assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_a_signal_inside_a_print_to_the_same_stream_is_said_after_the_step():
+    lines = []
+
+    def print_fn(line):
+        if not lines:  # What a print interrupted by its own stream's signal handler raises.
+            lines.append(None)
+            raise RuntimeError("reentrant call inside <_io.BufferedWriter name='<stdout>'>")
+        lines.append(line)
+
+    handler = cb.InterruptHandler(print_fn=print_fn)
+    model = StubModel()
+    handler.set_model(model)
+    handler.on_train_begin()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert handler.interrupted == "SIGINT" and lines == [None]
+        handler.on_train_batch_end(0)
+    finally:
+        handler.on_train_end()
+    assert lines == [None, "SIGINT received: saving a checkpoint after this step (send it again to abort at once)"]
+    assert model.stop_training
 
 
 def test_a_batch_that_does_not_advance_the_step_is_not_a_new_step(tmp_path):
