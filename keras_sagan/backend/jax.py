@@ -162,6 +162,11 @@ def initialize_processes(coordinator_address=None, num_processes=None, process_i
 
 # Exit status of a process whose peer failed (the command line's `EXIT_WORKER_FAILURE`).
 EXIT_PEER_FAILURE = 1
+# Seconds process 0 waits at the end of a run for every peer to have shut down (`leave_processes`).
+LEAVE_TIMEOUT = 60.0
+# This process's watches: `stopping` ends them; `connection` is a peer's liveness connection to process 0;
+# `departed` is set on process 0 once every peer said goodbye (or closed while process 0 was leaving too).
+_peer_links = {"stopping": threading.Event(), "connection": None, "departed": threading.Event()}
 
 
 def _watch_coordinator(address: str) -> None:
@@ -171,10 +176,11 @@ def _watch_coordinator(address: str) -> None:
     second after the service is gone, and the survivors' Python never sees it. A daemon thread holds
     a plain TCP connection to the service instead: when it closes, a new connection is tried; refused
     means process 0 is gone (the service only closed an idle connection otherwise, and the thread
-    waits again). It stops at a normal exit, before JAX's own shutdown (atexit runs last-in first).
+    waits again). It stops when the run ended together (`leave_processes`) and at exit, before JAX's
+    own shutdown (atexit runs last-in first).
     """
     host, _, port = address.rpartition(":")
-    stopping = threading.Event()
+    stopping = _peer_links["stopping"]  # Set at a normal end (`leave_processes`) too: process 0 may then go first.
     atexit.register(stopping.set)
 
     def connect():
@@ -213,7 +219,6 @@ def _watch_coordinator(address: str) -> None:
 # in its line) after a peer's liveness connection closed, before the peer watch ends it.
 PEER_GRACE = 5.0
 _GOODBYE = b"bye"
-_peer_links = {"stopping": threading.Event(), "connection": None}
 
 
 def _watch_peers(coordinator_address: str, timeout: float) -> None:
@@ -254,7 +259,9 @@ def _watch_peers(coordinator_address: str, timeout: float) -> None:
             connection.settimeout(timeout)
             peers[int.from_bytes(_receive_exactly(connection, 4), "big")] = connection
     watch = threading.Thread(
-        target=_watch_peer_links, args=(peers, stopping, jax.process_count()), name="keras_sagan-peer-watch"
+        target=_watch_peer_links,
+        args=(peers, stopping, jax.process_count(), _peer_links["departed"]),
+        name="keras_sagan-peer-watch",
     )
     watch.daemon = True
     watch.start()
@@ -270,28 +277,30 @@ def _receive_exactly(connection, size):
     return data
 
 
-def _watch_peer_links(peers, stopping, count):
-    """Process 0's watch over `peers` ({process index: connection}) until `stopping` is set."""
+def _watch_peer_links(peers, stopping, count, departed=None):
+    """Process 0's watch over `peers` ({process index: connection}) until every peer departed.
+
+    A peer departs with a goodbye, or by closing its connection once `stopping` is set (this process
+    leaves too: at the end of the run, or failing with its own line); then `departed` is set.
+    """
     import selectors
 
     selector = selectors.DefaultSelector()
     for index, connection in peers.items():
         connection.settimeout(None)
         selector.register(connection, selectors.EVENT_READ, index)
-    while peers and not stopping.is_set():
+    while peers:
         for key, _ in selector.select(timeout=0.5):
             try:
                 data = key.fileobj.recv(64)
             except OSError:
                 data = b""
-            if data.startswith(_GOODBYE):
+            if data and not data.startswith(_GOODBYE):
+                continue
+            if data or stopping.is_set() or stopping.wait(PEER_GRACE):
                 selector.unregister(key.fileobj)
                 peers.pop(key.data).close()
                 continue
-            if data:
-                continue
-            if stopping.wait(PEER_GRACE):
-                return
             sys.stdout.flush()
             print(
                 f"error: multi-process training stopped: process {key.data} of {count} is gone "
@@ -301,18 +310,35 @@ def _watch_peer_links(peers, stopping, count):
                 flush=True,
             )
             os._exit(EXIT_PEER_FAILURE)
+    if departed is not None:
+        departed.set()
 
 
-def leave_processes() -> None:
-    """Ends this process's part in the peer watch after its run finished (every process calls it)."""
+def leave_processes(timeout: float | None = None) -> None:
+    """Leaves a multi-process run that ended together (every process calls it; a no-op alone).
+
+    With `jax_enable_recoverability` (see `initialize_processes`) JAX's shutdown has no barrier,
+    so a peer's shutdown call that reaches process 0's coordination service after process 0
+    exited aborts the peer from C++. So the peers shut down first, then say goodbye over their
+    liveness connection; process 0 waits for every goodbye (at most `timeout` seconds, default
+    `LEAVE_TIMEOUT`), then shuts down, its service last. The watches stop: nobody's exit from
+    here on is a failure.
+    """
     _peer_links["stopping"].set()
     connection, _peer_links["connection"] = _peer_links["connection"], None
-    if connection is not None:
-        try:
-            connection.sendall(_GOODBYE)
-            connection.close()
-        except OSError:
-            pass
+    if not jax.distributed.is_initialized():
+        return
+    if jax.process_index() != 0:
+        jax.distributed.shutdown()
+        if connection is not None:
+            try:
+                connection.sendall(_GOODBYE)
+                connection.close()
+            except OSError:
+                pass
+        return
+    _peer_links["departed"].wait(LEAVE_TIMEOUT if timeout is None else timeout)
+    jax.distributed.shutdown()
 
 
 def _exit_unless(event, timeout, message):

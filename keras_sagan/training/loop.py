@@ -233,9 +233,9 @@ def _train(config: TrainConfig) -> TrainResult:
         gan = build_gan(config, strategy)
         try:
             result = _run(config, strategy, gan, chief)
-            backend.leave_processes()  # A peer that exits from here on is not a failure (backend/jax.py).
+            backend.leave_processes()  # Multi-host JAX: shut down in order; a peer's exit is no failure now.
             return result
-        except KeyboardInterrupt:  # TrainingInterrupted/ExportInterrupted: every process stopped together.
+        except (TrainingInterrupted, ExportInterrupted):  # Every process stopped together (not a second Ctrl-C).
             backend.leave_processes()
             raise
         except Exception as err:

@@ -158,11 +158,12 @@ def test_bad_settings_raise_value_errors(tmp_path):
 
 @pytest.mark.parametrize(
     "ending, goodbye",
-    [("returns", True), ("stopped through the agreement", True), ("crashes", False)],
+    [("returns", True), ("stopped through the agreement", True), ("crashes", False), ("aborted at once", False)],
 )
 def test_the_run_tells_its_peers_when_it_ended_in_order(tmp_path, monkeypatch, ending, goodbye):
     """`backend.leave_processes` (process 0's peer watch, multi-host JAX): said after a run that returned or stopped
-    together on a signal (`TrainingInterrupted`); not after a crash, which process 0 must see as a dead peer."""
+    together on a signal (`TrainingInterrupted`); not after a crash, which process 0 must see as a dead peer, nor
+    after a second Ctrl-C, which must not wait for the others."""
     calls = []
     monkeypatch.setattr(loop.backend, "leave_processes", lambda: calls.append("goodbye"))
 
@@ -171,6 +172,8 @@ def test_the_run_tells_its_peers_when_it_ended_in_order(tmp_path, monkeypatch, e
             raise loop.TrainingInterrupted(2, str(tmp_path / "ckpt-2.state.npz"), "peer")
         if ending == "crashes":
             raise OSError("disk gone")
+        if ending == "aborted at once":
+            raise KeyboardInterrupt
         return "result"
 
     monkeypatch.setattr(loop, "_run", run)
@@ -178,6 +181,7 @@ def test_the_run_tells_its_peers_when_it_ended_in_order(tmp_path, monkeypatch, e
     if ending == "returns":
         assert loop.train(config) == "result"
     else:
-        with pytest.raises(loop.TrainingInterrupted if goodbye else OSError):
+        expected = {"stopped through the agreement": loop.TrainingInterrupted, "crashes": OSError}
+        with pytest.raises(expected.get(ending, KeyboardInterrupt)):
             loop.train(config)
     assert calls == (["goodbye"] if goodbye else [])
