@@ -283,6 +283,33 @@ def test_processes_leave_in_order_so_no_peer_finds_the_coordinator_gone(tmp_path
         assert "Check failure" not in err and not error_lines(err), err[-3000:]
 
 
+def test_process_0_stops_waiting_for_a_peer_that_never_leaves_after_the_timeout(tmp_path):
+    """`leave_processes(timeout=)`: a peer that never says goodbye (hung, here asleep) holds process 0 back at most
+    `timeout` seconds; then process 0 shuts down and exits normally."""
+    (port,) = free_ports(1)
+    code = (
+        "import os, sys, time\n"
+        "from keras_sagan.backend import jax as jax_backend\n"
+        "index = int(sys.argv[1])\n"
+        f"jax_backend.initialize_processes('127.0.0.1:{port}', 2, index, timeout=120)\n"
+        "if index == 1:\n"
+        "    time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "started = time.monotonic()\n"
+        "jax_backend.leave_processes(timeout=2)\n"
+        "print('waited', time.monotonic() - started, flush=True)\n"
+    )
+    with processes(tmp_path) as procs:
+        for index in range(2):
+            procs.start(f"p{index}", [sys.executable, "-c", code, str(index)], environment(2))
+        codes = procs.wait(["p0"], timeout=START_TIMEOUT)
+        out, err = procs.output("p0")
+    assert codes == {"p0": 0}, err[-3000:]
+    (waited,) = [float(line.split()[1]) for line in out.splitlines() if line.startswith("waited")]
+    assert 2 <= waited < 30, waited
+    assert "Check failure" not in err and not error_lines(err), err[-3000:]
+
+
 @pytest.mark.slow
 def test_a_coordinator_that_never_answers_fails_in_bounded_time_with_one_line(tmp_path):
     (port,) = free_ports(1)  # Nobody listens there.
