@@ -295,9 +295,10 @@ def _watch_peer_links(peers, stopping, count, departed=None):
                 data = key.fileobj.recv(64)
             except OSError:
                 data = b""
-            if data and not data.startswith(_GOODBYE):
+            goodbye = data.startswith(_GOODBYE)
+            if data and not goodbye:
                 continue
-            if data or stopping.is_set() or stopping.wait(PEER_GRACE):
+            if goodbye or stopping.is_set() or stopping.wait(PEER_GRACE):
                 selector.unregister(key.fileobj)
                 peers.pop(key.data).close()
                 continue
@@ -314,14 +315,14 @@ def _watch_peer_links(peers, stopping, count, departed=None):
         departed.set()
 
 
-def leave_processes(timeout: float | None = None) -> None:
+def leave_processes(timeout: float = LEAVE_TIMEOUT) -> None:
     """Leaves a multi-process run that ended together (every process calls it; a no-op alone).
 
     With `jax_enable_recoverability` (see `initialize_processes`) JAX's shutdown has no barrier,
     so a peer's shutdown call that reaches process 0's coordination service after process 0
     exited aborts the peer from C++. So the peers shut down first, then say goodbye over their
-    liveness connection; process 0 waits for every goodbye (at most `timeout` seconds, default
-    `LEAVE_TIMEOUT`), then shuts down, its service last. The watches stop: nobody's exit from
+    liveness connection; process 0 waits for every goodbye (at most `timeout` seconds), then shuts
+    down, its service last. The watches stop: nobody's exit from
     here on is a failure.
     """
     _peer_links["stopping"].set()
@@ -337,7 +338,7 @@ def leave_processes(timeout: float | None = None) -> None:
             except OSError:
                 pass
         return
-    _peer_links["departed"].wait(LEAVE_TIMEOUT if timeout is None else timeout)
+    _peer_links["departed"].wait(timeout)
     jax.distributed.shutdown()
 
 

@@ -249,18 +249,27 @@ def test_the_peer_watch_ends_process_0_in_one_line_when_a_peer_leaves_without_a_
     ], proc.stderr
 
 
+def _start_joined_pair(procs, body):
+    """Starts processes p0 and p1, which join one run on 127.0.0.1, then run `body` (Python source; `index`,
+    `jax_backend`, `os`, `sys` and `time` are there)."""
+    (port,) = free_ports(1)
+    code = (
+        "import os, sys, time\n"
+        "from keras_sagan.backend import jax as jax_backend\n"
+        "index = int(sys.argv[1])\n"
+        f"jax_backend.initialize_processes('127.0.0.1:{port}', 2, index, timeout=120)\n"
+    ) + body
+    for index in range(2):
+        procs.start(f"p{index}", [sys.executable, "-c", code, str(index)], environment(2))
+
+
 def test_processes_leave_in_order_so_no_peer_finds_the_coordinator_gone(tmp_path):
     """`leave_processes` at the end of a run: the peers shut down first, process 0 (whose coordination
     service their shutdown calls reach) last. Process 1 here leaves 3 s after process 0 is ready to:
     had process 0 exited at once, process 1's shutdown would abort from C++ ("Failed to disconnect from
     coordination service"), as it sometimes did at the end of a finished run (JAX has no shutdown
     barrier with recoverability on)."""
-    (port,) = free_ports(1)
-    code = (
-        "import sys, time\n"
-        "from keras_sagan.backend import jax as jax_backend\n"
-        "index = int(sys.argv[1])\n"
-        f"jax_backend.initialize_processes('127.0.0.1:{port}', 2, index, timeout=120)\n"
+    body = (
         "if index == 1:\n"
         "    time.sleep(3)\n"
         "jax_backend.leave_processes()\n"
@@ -269,8 +278,7 @@ def test_processes_leave_in_order_so_no_peer_finds_the_coordinator_gone(tmp_path
         "print('done', flush=True)\n"
     )
     with processes(tmp_path) as procs:
-        for index in range(2):
-            procs.start(f"p{index}", [sys.executable, "-c", code, str(index)], environment(2))
+        _start_joined_pair(procs, body)
         codes = procs.wait(["p0", "p1"], timeout=START_TIMEOUT)
     outputs = {name: procs.output(name) for name in codes}
     assert codes == {"p0": 0, "p1": 0}, {name: err[-3000:] for name, (out, err) in outputs.items()}
@@ -286,12 +294,7 @@ def test_processes_leave_in_order_so_no_peer_finds_the_coordinator_gone(tmp_path
 def test_process_0_stops_waiting_for_a_peer_that_never_leaves_after_the_timeout(tmp_path):
     """`leave_processes(timeout=)`: a peer that never says goodbye (hung, here asleep) holds process 0 back at most
     `timeout` seconds; then process 0 shuts down and exits normally."""
-    (port,) = free_ports(1)
-    code = (
-        "import os, sys, time\n"
-        "from keras_sagan.backend import jax as jax_backend\n"
-        "index = int(sys.argv[1])\n"
-        f"jax_backend.initialize_processes('127.0.0.1:{port}', 2, index, timeout=120)\n"
+    body = (
         "if index == 1:\n"
         "    time.sleep(60)\n"
         "    os._exit(0)\n"
@@ -300,8 +303,7 @@ def test_process_0_stops_waiting_for_a_peer_that_never_leaves_after_the_timeout(
         "print('waited', time.monotonic() - started, flush=True)\n"
     )
     with processes(tmp_path) as procs:
-        for index in range(2):
-            procs.start(f"p{index}", [sys.executable, "-c", code, str(index)], environment(2))
+        _start_joined_pair(procs, body)
         codes = procs.wait(["p0"], timeout=START_TIMEOUT)
         out, err = procs.output("p0")
     assert codes == {"p0": 0}, err[-3000:]
